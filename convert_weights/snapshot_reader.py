@@ -54,6 +54,12 @@ and the list of storage keys), then per key an int64 little-endian element count
 raw little-endian data. Storage types: Float, Double, Half, BFloat16, Long, Int, Short,
 Char, Byte, Bool. numpy has no bfloat16, so **BFloat16 storages are decoded to float32**
 (exactly: the 16 bits become the high half of a float32); every other type keeps its dtype.
+A non-None ``view_metadata`` ``(view_key, offset, size)`` (very old torch) selects a slice.
+
+Class names: a persistent object's meta stores only the bare class name and its module's
+source. The dotted name ('training.triplane.TriPlaneGenerator') comes from the fixtures'
+placeholder source '# source omitted: <module>' or else from a table of EG3D's persistent
+classes (stylegan2/stylegan3 name clashes are settled by which classes the source defines).
 
 State dict: for each module, ``_parameters`` (skipping ``None``), then ``_buffers`` minus
 ``_non_persistent_buffers_set`` (skipping ``None``), then each child of ``_modules`` in
@@ -63,6 +69,7 @@ order, keys joined by dots; this equals torch's ``Module.state_dict()`` for EG3D
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import io
 import math
@@ -75,27 +82,28 @@ from typing import Any, Callable
 import numpy as np
 
 __all__ = [
-    'ALLOWED_GLOBALS',
-    'ALLOWED_STORAGE_GLOBALS',
-    'ModuleRecord',
-    'NetworkSnapshot',
-    'PersistentModule',
-    'SnapshotError',
-    'UnsafePickleError',
-    'load_network',
-    'read_snapshot',
-    'state_dict_of',
+    "ALLOWED_GLOBALS",
+    "ALLOWED_STORAGE_GLOBALS",
+    "ModuleRecord",
+    "NetworkSnapshot",
+    "PersistentModule",
+    "SnapshotError",
+    "UnsafePickleError",
+    "load_network",
+    "read_snapshot",
+    "state_dict_of",
+    "TRIPLANE_GENERATOR",
 ]
 
-TRIPLANE_GENERATOR = 'training.triplane.TriPlaneGenerator'
+TRIPLANE_GENERATOR = "training.triplane.TriPlaneGenerator"
 
 
 class SnapshotError(Exception):
-  """A snapshot file cannot be read; the message names the file and the problem."""
+    """A snapshot file cannot be read; the message names the file and the problem."""
 
 
 class UnsafePickleError(SnapshotError):
-  """The pickle names a global that is not on the allow-list; the message names it."""
+    """The pickle names a global that is not on the allow-list; the message names it."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -104,114 +112,125 @@ class UnsafePickleError(SnapshotError):
 
 
 class ModuleRecord:
-  """Inert record of one pickled torch module; no code of the module is imported or run.
+    """Inert record of one pickled torch module; no code of the module is imported or run.
 
-  Attributes:
-    class_name: dotted class name, e.g. 'training.triplane.TriPlaneGenerator'.
-    persistent: True for EG3D persistent classes (pickled with their source), False for
-      plain class references such as 'torch.nn.modules.container.Sequential'.
-    version: persistence format version (6 in EG3D); None for non-persistent modules.
-    module_src: the stored Python source (never executed); None for non-persistent ones.
-    state: the module's pickled ``__dict__`` (``_parameters``, ``_buffers``, ``_modules``,
-      ``_init_kwargs``, own attributes, ...), tensors already turned into numpy arrays.
-  """
+    Attributes:
+      class_name: dotted class name, e.g. 'training.triplane.TriPlaneGenerator'.
+      persistent: True for EG3D persistent classes (pickled with their source), False for
+        plain class references such as 'torch.nn.modules.container.Sequential'.
+      version: persistence format version (6 in EG3D); None for non-persistent modules.
+      module_src: the stored Python source (never executed); None for non-persistent ones.
+      state: the module's pickled ``__dict__`` (``_parameters``, ``_buffers``, ``_modules``,
+        ``_init_kwargs``, own attributes, ...), tensors already turned into numpy arrays.
+    """
 
-  __slots__ = ('class_name', 'persistent', 'version', 'module_src', 'state')
+    __slots__ = ("class_name", "persistent", "version", "module_src", "state")
 
-  def __init__(self, class_name: str, state: dict, *, persistent: bool,
-               version: int | None = None, module_src: str | None = None):
-    self.class_name = class_name
-    self.persistent = persistent
-    self.version = version
-    self.module_src = module_src
-    self.state = state
+    def __init__(
+        self,
+        class_name: str,
+        state: dict,
+        *,
+        persistent: bool,
+        version: int | None = None,
+        module_src: str | None = None,
+    ):
+        self.class_name = class_name
+        self.persistent = persistent
+        self.version = version
+        self.module_src = module_src
+        self.state = state
 
-  def __setstate__(self, state):
-    if not isinstance(state, dict):
-      raise SnapshotError(f'module {self.class_name}: state is a {type(state).__name__}, '
-                          'expected a dict')
-    self.state = state
+    def __setstate__(self, state):
+        if not isinstance(state, dict):
+            raise SnapshotError(
+                f"module {self.class_name}: state is a {type(state).__name__}, expected a dict"
+            )
+        self.state = state
 
-  def __repr__(self):
-    kind = 'persistent' if self.persistent else 'plain'
-    return f'ModuleRecord({self.class_name!r}, {kind})'
+    def __repr__(self):
+        kind = "persistent" if self.persistent else "plain"
+        return f"ModuleRecord({self.class_name!r}, {kind})"
 
 
 class _InertModule(ModuleRecord):
-  """Base of the stand-ins for non-persistent module classes (created by NEWOBJ + BUILD)."""
+    """Base of the stand-ins for non-persistent module classes (created by NEWOBJ + BUILD)."""
 
-  __slots__ = ()
-  qualified_name = ''
+    __slots__ = ()
+    qualified_name = ""
 
-  def __new__(cls, *args, **kwargs):
-    del args, kwargs
-    obj = object.__new__(cls)
-    ModuleRecord.__init__(obj, cls.qualified_name, {}, persistent=False)
-    return obj
+    def __new__(cls, *args, **kwargs):
+        del args, kwargs
+        obj = object.__new__(cls)
+        ModuleRecord.__init__(obj, cls.qualified_name, {}, persistent=False)
+        return obj
 
-  def __init__(self, *args, **kwargs):
-    del args, kwargs
+    def __init__(self, *args, **kwargs):
+        del args, kwargs
 
 
 def _inert_module_class(qualified_name: str) -> type:
-  return type(qualified_name.rsplit('.', 1)[-1], (_InertModule,),
-              {'__slots__': (), 'qualified_name': qualified_name})
+    return type(
+        qualified_name.rsplit(".", 1)[-1],
+        (_InertModule,),
+        {"__slots__": (), "qualified_name": qualified_name},
+    )
 
 
 class _EasyDict(dict):
-  """Stand-in for dnnlib.util.EasyDict (a dict); converted to a plain dict after loading."""
+    """Stand-in for dnnlib.util.EasyDict (a dict); converted to a plain dict after loading."""
 
-  def __setstate__(self, state):
-    if state:
-      raise SnapshotError('EasyDict with instance attributes is not supported')
+    def __setstate__(self, state):
+        if state:
+            raise SnapshotError("EasyDict with instance attributes is not supported")
 
 
 class _Marker:
-  """An inert, non-callable stand-in for a global that is only ever used as an argument."""
+    """An inert, non-callable stand-in for a global that is only ever used as an argument."""
 
-  __slots__ = ('name', 'payload')
+    __slots__ = ("name", "payload")
 
-  def __init__(self, name: str, payload: Any = None):
-    self.name = name
-    self.payload = payload
+    def __init__(self, name: str, payload: Any = None):
+        self.name = name
+        self.payload = payload
 
-  def __setstate__(self, state):
-    raise SnapshotError(f'refusing to set state on {self.name}')
+    def __setstate__(self, state):
+        raise SnapshotError(f"refusing to set state on {self.name}")
 
-  def __repr__(self):
-    return f'<{self.name}>'
+    def __repr__(self):
+        return f"<{self.name}>"
 
 
 class _SafeCallable:
-  """A vetted function handed to the unpickler; refuses ``__setstate__`` (BUILD)."""
+    """A vetted function handed to the unpickler; refuses ``__setstate__`` (BUILD)."""
 
-  __slots__ = ('name', 'fn')
+    __slots__ = ("name", "fn")
 
-  def __init__(self, name: str, fn: Callable[..., Any]):
-    self.name = name
-    self.fn = fn
+    def __init__(self, name: str, fn: Callable[..., Any]):
+        self.name = name
+        self.fn = fn
 
-  def __call__(self, *args):
-    return self.fn(*args)
+    def __call__(self, *args):
+        return self.fn(*args)
 
-  def __setstate__(self, state):
-    raise SnapshotError(f'refusing to set state on {self.name}')
+    def __setstate__(self, state):
+        raise SnapshotError(f"refusing to set state on {self.name}")
 
-  def __repr__(self):
-    return f'<safe {self.name}>'
+    def __repr__(self):
+        return f"<safe {self.name}>"
 
 
 class _Storage:
-  """A torch storage: a flat numpy array of its elements (bf16 already decoded to f32)."""
+    """A torch storage: a flat numpy array of its elements (bf16 already decoded to f32)."""
 
-  __slots__ = ('torch_type', 'array')
+    __slots__ = ("torch_type", "array")
 
-  def __init__(self, torch_type: str, array: np.ndarray):
-    self.torch_type = torch_type
-    self.array = array
+    def __init__(self, torch_type: str, array: np.ndarray):
+        self.torch_type = torch_type
+        self.array = array
 
-  def __setstate__(self, state):
-    raise SnapshotError('refusing to set state on a torch storage')
+    def __setstate__(self, state):
+        raise SnapshotError("refusing to set state on a torch storage")
 
 
 # ---------------------------------------------------------------------------------------
@@ -222,165 +241,206 @@ class _Storage:
 # class name plus the module's source, so this table (and the placeholder
 # '# source omitted: <module>' of the test fixtures) gives the dotted name.
 _EG3D_PERSISTENT_CLASSES = {
-    'training.triplane': ('TriPlaneGenerator',),
-    'training.networks_stylegan2': (
-        'FullyConnectedLayer', 'Conv2dLayer', 'MappingNetwork', 'SynthesisLayer',
-        'ToRGBLayer', 'SynthesisBlock', 'SynthesisNetwork', 'Generator',
-        'DiscriminatorBlock', 'MinibatchStdLayer', 'DiscriminatorEpilogue', 'Discriminator'),
-    'training.networks_stylegan3': (
-        'FullyConnectedLayer', 'MappingNetwork', 'SynthesisInput', 'SynthesisLayer',
-        'SynthesisNetwork', 'Generator'),
-    'training.superresolution': (
-        'SuperresolutionHybrid2X', 'SuperresolutionHybrid4X', 'SuperresolutionHybrid8X',
-        'SuperresolutionHybrid8XDC', 'SuperresolutionHybridDeepfp32', 'SynthesisBlockNoUp'),
-    'training.dual_discriminator': (
-        'SingleDiscriminator', 'DualDiscriminator', 'DummyDualDiscriminator'),
-    'training.augment': ('AugmentPipe',),
+    "training.triplane": ("TriPlaneGenerator",),
+    "training.networks_stylegan2": (
+        "FullyConnectedLayer",
+        "Conv2dLayer",
+        "MappingNetwork",
+        "SynthesisLayer",
+        "ToRGBLayer",
+        "SynthesisBlock",
+        "SynthesisNetwork",
+        "Generator",
+        "DiscriminatorBlock",
+        "MinibatchStdLayer",
+        "DiscriminatorEpilogue",
+        "Discriminator",
+    ),
+    "training.networks_stylegan3": (
+        "FullyConnectedLayer",
+        "MappingNetwork",
+        "SynthesisInput",
+        "SynthesisLayer",
+        "SynthesisNetwork",
+        "Generator",
+    ),
+    "training.superresolution": (
+        "SuperresolutionHybrid2X",
+        "SuperresolutionHybrid4X",
+        "SuperresolutionHybrid8X",
+        "SuperresolutionHybrid8XDC",
+        "SuperresolutionHybridDeepfp32",
+        "SynthesisBlockNoUp",
+    ),
+    "training.dual_discriminator": (
+        "SingleDiscriminator",
+        "DualDiscriminator",
+        "DummyDualDiscriminator",
+    ),
+    "training.augment": ("AugmentPipe",),
 }
-_PLACEHOLDER_SRC = re.compile(r'#\s*source omitted:\s*([A-Za-z_][\w.]*)\s*')
-_IDENTIFIER = re.compile(r'[A-Za-z_]\w*')
+_PLACEHOLDER_SRC = re.compile(r"#\s*source omitted:\s*([A-Za-z_][\w.]*)\s*")
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
 def _qualify_class_name(class_name: str, module_src: str) -> str:
-  """'TriPlaneGenerator' -> 'training.triplane.TriPlaneGenerator' (bare name if unknown)."""
-  placeholder = _PLACEHOLDER_SRC.fullmatch(module_src)
-  if placeholder:
-    return f'{placeholder.group(1)}.{class_name}'
-  candidates = [m for m, names in _EG3D_PERSISTENT_CLASSES.items() if class_name in names]
-  if len(candidates) > 1:
-    # networks_stylegan2 and networks_stylegan3 share some names: keep the module whose
-    # persistent classes are all defined in the stored source.
-    candidates = [m for m in candidates
-                  if all(f'class {name}(' in module_src for name in _EG3D_PERSISTENT_CLASSES[m])]
-  if len(candidates) == 1:
-    return f'{candidates[0]}.{class_name}'
-  return class_name
+    """'TriPlaneGenerator' -> 'training.triplane.TriPlaneGenerator' (bare name if unknown)."""
+    placeholder = _PLACEHOLDER_SRC.fullmatch(module_src)
+    if placeholder:
+        return f"{placeholder.group(1)}.{class_name}"
+    candidates = [m for m, names in _EG3D_PERSISTENT_CLASSES.items() if class_name in names]
+    if len(candidates) > 1:
+        # networks_stylegan2 and networks_stylegan3 share some names: keep the module whose
+        # persistent classes are all defined in the stored source.
+        candidates = [
+            m
+            for m in candidates
+            if all(f"class {name}(" in module_src for name in _EG3D_PERSISTENT_CLASSES[m])
+        ]
+    if len(candidates) == 1:
+        return f"{candidates[0]}.{class_name}"
+    return class_name
 
 
 # ---------------------------------------------------------------------------------------
 # Legacy torch.save stream inside torch.storage._load_from_bytes.
 # ---------------------------------------------------------------------------------------
 
-_LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
 
 # torch storage type -> (little-endian numpy dtype of the stored bytes, decoding).
 _STORAGE_TYPES = {
-    'FloatStorage': ('<f4', None),
-    'DoubleStorage': ('<f8', None),
-    'HalfStorage': ('<f2', None),
-    'BFloat16Storage': ('<u2', 'bfloat16'),
-    'LongStorage': ('<i8', None),
-    'IntStorage': ('<i4', None),
-    'ShortStorage': ('<i2', None),
-    'CharStorage': ('i1', None),
-    'ByteStorage': ('u1', None),
-    'BoolStorage': ('u1', 'bool'),
+    "FloatStorage": ("<f4", None),
+    "DoubleStorage": ("<f8", None),
+    "HalfStorage": ("<f2", None),
+    "BFloat16Storage": ("<u2", "bfloat16"),
+    "LongStorage": ("<i8", None),
+    "IntStorage": ("<i4", None),
+    "ShortStorage": ("<i2", None),
+    "CharStorage": ("i1", None),
+    "ByteStorage": ("u1", None),
+    "BoolStorage": ("u1", "bool"),
 }
-ALLOWED_STORAGE_GLOBALS: frozenset[str] = frozenset(f'torch.{t}' for t in _STORAGE_TYPES)
+ALLOWED_STORAGE_GLOBALS: frozenset[str] = frozenset(f"torch.{t}" for t in _STORAGE_TYPES)
 
 
 def _decode_storage(raw: np.ndarray, decoding: str | None) -> np.ndarray:
-  if decoding == 'bfloat16':
-    return (raw.astype(np.uint32) << 16).view(np.float32)
-  if decoding == 'bool':
-    return raw != 0
-  return raw.astype(raw.dtype.newbyteorder('='), copy=False)
+    if decoding == "bfloat16":
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    if decoding == "bool":
+        return raw != 0
+    return raw.astype(raw.dtype.newbyteorder("="), copy=False)
 
 
 class _StorageUnpickler(pickle.Unpickler):
-  """Unpickler for the pickles inside a legacy torch.save stream: storage types only."""
+    """Unpickler for the pickles inside a legacy torch.save stream: storage types only."""
 
-  def __init__(self, file, source: str):
-    super().__init__(file)
-    self._source = source
-    self.references: list[tuple] = []
+    def __init__(self, file, source: str):
+        super().__init__(file)
+        self._source = source
+        self.references: list[tuple] = []
 
-  def find_class(self, module, name):
-    full_name = f'{module}.{name}'
-    if full_name in ALLOWED_STORAGE_GLOBALS:
-      return _Marker(full_name, payload=name)
-    raise UnsafePickleError(
-        f'refusing to load global {full_name!r} from {self._source} (inside a torch '
-        'storage byte string): only torch.<Type>Storage names are allowed there')
+    def find_class(self, module, name):
+        full_name = f"{module}.{name}"
+        if full_name in ALLOWED_STORAGE_GLOBALS:
+            return _Marker(full_name, payload=name)
+        raise UnsafePickleError(
+            f"refusing to load global {full_name!r} from {self._source} (inside a torch "
+            "storage byte string): only torch.<Type>Storage names are allowed there"
+        )
 
-  def persistent_load(self, pid):
-    if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == 'storage'):
-      raise SnapshotError(f'{self._source}: unexpected persistent id {pid!r:.80} in a torch '
-                          'storage byte string')
-    storage_type, key, _, numel = pid[1:5]
-    view = pid[5] if len(pid) > 5 else None
-    if not isinstance(storage_type, _Marker):
-      raise SnapshotError(f'{self._source}: storage type {storage_type!r:.80} is not a torch '
-                          'storage class')
-    if not isinstance(key, str) or not _is_count(numel):
-      raise SnapshotError(f'{self._source}: malformed storage id {pid!r:.120}')
-    if view is not None and not (isinstance(view, tuple) and len(view) == 3
-                                 and all(_is_count(v) for v in view[1:])):
-      raise SnapshotError(f'{self._source}: malformed storage view {view!r:.80}')
-    reference = (storage_type.payload, key, numel, view)
-    self.references.append(reference)
-    return reference
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise SnapshotError(
+                f"{self._source}: unexpected persistent id {pid!r:.80} in a torch "
+                "storage byte string"
+            )
+        storage_type, key, _, numel = pid[1:5]
+        view = pid[5] if len(pid) > 5 else None
+        if not isinstance(storage_type, _Marker):
+            raise SnapshotError(
+                f"{self._source}: storage type {storage_type!r:.80} is not a torch storage class"
+            )
+        if not isinstance(key, str) or not _is_count(numel):
+            raise SnapshotError(f"{self._source}: malformed storage id {pid!r:.120}")
+        if view is not None and not (
+            isinstance(view, tuple) and len(view) == 3 and all(_is_count(v) for v in view[1:])
+        ):
+            raise SnapshotError(f"{self._source}: malformed storage view {view!r:.80}")
+        reference = (storage_type.payload, key, numel, view)
+        self.references.append(reference)
+        return reference
 
 
 def _is_count(value) -> bool:
-  return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _load_legacy_storage(data: bytes, source: str) -> _Storage:
-  """Parses the legacy torch.save stream of one storage (the _load_from_bytes argument)."""
-  if not isinstance(data, (bytes, bytearray)):
-    raise SnapshotError(f'{source}: _load_from_bytes got a {type(data).__name__}, '
-                        'expected bytes')
-  stream = io.BytesIO(data)
+    """Parses the legacy torch.save stream of one storage (the _load_from_bytes argument)."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise SnapshotError(
+            f"{source}: _load_from_bytes got a {type(data).__name__}, expected bytes"
+        )
+    stream = io.BytesIO(data)
 
-  def next_pickle():
-    unpickler = _StorageUnpickler(stream, source)
-    try:
-      return unpickler.load(), unpickler.references
-    except SnapshotError:
-      raise
-    except Exception as e:
-      raise SnapshotError(f'{source}: truncated or corrupt torch storage byte string '
-                          f'({type(e).__name__}: {_first_line(e)})') from None
+    def next_pickle():
+        unpickler = _StorageUnpickler(stream, source)
+        try:
+            return unpickler.load(), unpickler.references
+        except SnapshotError:
+            raise
+        except Exception as e:
+            raise SnapshotError(
+                f"{source}: truncated or corrupt torch storage byte string "
+                f"({type(e).__name__}: {_first_line(e)})"
+            ) from None
 
-  magic, _ = next_pickle()
-  if magic != _LEGACY_MAGIC:
-    raise SnapshotError(f'{source}: a torch storage byte string lacks the legacy torch.save '
-                        'magic number')
-  protocol, _ = next_pickle()
-  if protocol != _LEGACY_PROTOCOL:
-    raise SnapshotError(f'{source}: unsupported legacy torch.save protocol {protocol!r:.40}')
-  sys_info, _ = next_pickle()
-  if not isinstance(sys_info, dict):
-    raise SnapshotError(f'{source}: corrupt sys info in a torch storage byte string')
-  result, references = next_pickle()
-  keys, _ = next_pickle()
-  if (not isinstance(result, tuple) or len(references) != 1 or result is not references[0]
-      or not isinstance(keys, list)):
-    raise SnapshotError(f'{source}: a torch storage byte string does not hold one storage')
-  storage_type, key, numel, view = result
-  dtype_str, decoding = _STORAGE_TYPES[storage_type]
-  dtype = np.dtype(dtype_str)
-  arrays = {}
-  for k in keys:
+    magic, _ = next_pickle()
+    if magic != _LEGACY_MAGIC:
+        raise SnapshotError(
+            f"{source}: a torch storage byte string lacks the legacy torch.save magic number"
+        )
+    protocol, _ = next_pickle()
+    if protocol != _LEGACY_PROTOCOL:
+        raise SnapshotError(f"{source}: unsupported legacy torch.save protocol {protocol!r:.40}")
+    sys_info, _ = next_pickle()
+    if not isinstance(sys_info, dict):
+        raise SnapshotError(f"{source}: corrupt sys info in a torch storage byte string")
+    result, references = next_pickle()
+    keys, _ = next_pickle()
+    if (
+        not isinstance(result, tuple)
+        or len(references) != 1
+        or result is not references[0]
+        or not isinstance(keys, list)
+    ):
+        raise SnapshotError(f"{source}: a torch storage byte string does not hold one storage")
+    storage_type, key, numel, view = result
+    if keys != [key]:
+        raise SnapshotError(
+            f"{source}: a torch storage byte string lists storage keys {keys!r:.80}, "
+            f"expected [{key!r:.40}]"
+        )
+    dtype_str, decoding = _STORAGE_TYPES[storage_type]
+    dtype = np.dtype(dtype_str)
     header = stream.read(8)
-    if len(header) != 8:
-      raise SnapshotError(f'{source}: truncated torch storage byte string')
-    (count,) = struct.unpack('<q', header)
-    raw = stream.read(count * dtype.itemsize) if count >= 0 else b''
-    if count < 0 or len(raw) != count * dtype.itemsize:
-      raise SnapshotError(f'{source}: truncated torch storage byte string')
-    arrays[k] = np.frombuffer(raw, dtype=dtype)
-  if key not in arrays or arrays[key].size != numel:
-    raise SnapshotError(f'{source}: storage {key!r:.40} has the wrong size or is missing')
-  array = arrays[key]
-  if view is not None:
-    _, offset, size = view
-    if offset + size > numel:
-      raise SnapshotError(f'{source}: storage view out of bounds')
-    array = array[offset:offset + size]
-  return _Storage(f'torch.{storage_type}', _decode_storage(array, decoding))
+    count = struct.unpack("<q", header)[0] if len(header) == 8 else -1
+    if count != numel:
+        raise SnapshotError(
+            f"{source}: torch storage {key!r:.40} has {count} elements, expected {numel}"
+        )
+    raw = stream.read(numel * dtype.itemsize)
+    if len(raw) != numel * dtype.itemsize:
+        raise SnapshotError(f"{source}: truncated torch storage byte string")
+    array = np.frombuffer(raw, dtype=dtype)
+    if view is not None:
+        _, offset, size = view
+        if offset + size > numel:
+            raise SnapshotError(f"{source}: storage view out of bounds")
+        array = array[offset : offset + size]
+    return _Storage(f"torch.{storage_type}", _decode_storage(array, decoding))
 
 
 # ---------------------------------------------------------------------------------------
@@ -391,158 +451,199 @@ _MAX_TENSOR_ELEMENTS = 2**34
 
 
 def _rebuild_tensor(source: str, storage, storage_offset, size, stride, *unused) -> np.ndarray:
-  """torch._utils._rebuild_tensor_v2 -> an owning, contiguous numpy array."""
-  del unused  # requires_grad, backward_hooks[, metadata]
-  if not isinstance(storage, _Storage):
-    raise SnapshotError(f'{source}: tensor data is a {type(storage).__name__}, not a storage')
-  size, stride = tuple(size), tuple(stride)
-  if (not _is_count(storage_offset) or len(size) != len(stride)
-      or not all(_is_count(v) for v in size + stride)):
-    raise SnapshotError(f'{source}: malformed tensor layout offset={storage_offset!r:.40} '
-                        f'size={size!r:.80} stride={stride!r:.80}')
-  flat = storage.array
-  if math.prod(size) > _MAX_TENSOR_ELEMENTS:
-    raise SnapshotError(f'{source}: implausibly large tensor of size {size}')
-  if 0 in size:
-    return np.zeros(size, dtype=flat.dtype)
-  last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
-  if last >= flat.size:
-    raise SnapshotError(f'{source}: tensor of size {size}, stride {stride}, offset '
-                        f'{storage_offset} reads past its storage of {flat.size} elements')
-  view = np.lib.stride_tricks.as_strided(
-      flat[storage_offset:], shape=size, strides=[s * flat.itemsize for s in stride],
-      writeable=False)
-  return np.array(view, copy=True, order='C')
+    """torch._utils._rebuild_tensor_v2 -> an owning, contiguous numpy array."""
+    del unused  # requires_grad, backward_hooks[, metadata]
+    if not isinstance(storage, _Storage):
+        raise SnapshotError(f"{source}: tensor data is a {type(storage).__name__}, not a storage")
+    size, stride = tuple(size), tuple(stride)
+    if (
+        not _is_count(storage_offset)
+        or len(size) != len(stride)
+        or not all(_is_count(v) for v in size + stride)
+    ):
+        raise SnapshotError(
+            f"{source}: malformed tensor layout offset={storage_offset!r:.40} "
+            f"size={size!r:.80} stride={stride!r:.80}"
+        )
+    flat = storage.array
+    if math.prod(size) > _MAX_TENSOR_ELEMENTS:
+        raise SnapshotError(f"{source}: implausibly large tensor of size {size}")
+    if 0 in size:
+        return np.zeros(size, dtype=flat.dtype)
+    last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= flat.size:
+        raise SnapshotError(
+            f"{source}: tensor of size {size}, stride {stride}, offset "
+            f"{storage_offset} reads past its storage of {flat.size} elements"
+        )
+    view = np.lib.stride_tricks.as_strided(
+        flat[storage_offset:],
+        shape=size,
+        strides=[s * flat.itemsize for s in stride],
+        writeable=False,
+    )
+    return np.array(view, copy=True, order="C")
 
 
 def _rebuild_parameter(source: str, data, *unused) -> np.ndarray:
-  """torch._utils._rebuild_parameter[_with_state] -> the data array itself."""
-  del unused  # requires_grad, backward_hooks[, state]
-  if not isinstance(data, np.ndarray):
-    raise SnapshotError(f'{source}: parameter data is a {type(data).__name__}, not a tensor')
-  return data
+    """torch._utils._rebuild_parameter[_with_state] -> the data array itself."""
+    del unused  # requires_grad, backward_hooks[, state]
+    if not isinstance(data, np.ndarray):
+        raise SnapshotError(f"{source}: parameter data is a {type(data).__name__}, not a tensor")
+    return data
 
 
-_TENSOR_TYPE_GLOBALS = ('torch.Tensor', 'torch._tensor.Tensor', 'torch.nn.parameter.Parameter')
-_REBUILD_FUNCTION_GLOBALS = ('torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter',
-                             'torch._utils._rebuild_parameter_with_state')
+_TENSOR_TYPE_GLOBALS = ("torch.Tensor", "torch._tensor.Tensor", "torch.nn.parameter.Parameter")
+_REBUILD_FUNCTION_GLOBALS = (
+    "torch._utils._rebuild_tensor_v2",
+    "torch._utils._rebuild_parameter",
+    "torch._utils._rebuild_parameter_with_state",
+)
 
 
 def _rebuild_from_type(source: str, func, new_type, args, state=None) -> np.ndarray:
-  """torch._tensor._rebuild_from_type_v2, restricted to the allowed rebuild functions."""
-  del state  # Python attributes set on the tensor object.
-  if not (isinstance(func, _SafeCallable) and func.name in _REBUILD_FUNCTION_GLOBALS):
-    raise UnsafePickleError(f'refusing _rebuild_from_type_v2 of {func!r:.80} from {source}: '
-                            'only the torch tensor rebuild functions are allowed')
-  if not (isinstance(new_type, _Marker) and new_type.name in _TENSOR_TYPE_GLOBALS):
-    raise UnsafePickleError(f'refusing _rebuild_from_type_v2 to type {new_type!r:.80} from '
-                            f'{source}: only torch.Tensor / Parameter are allowed')
-  if not isinstance(args, tuple):
-    raise SnapshotError(f'{source}: malformed _rebuild_from_type_v2 arguments')
-  return func(*args)
+    """torch._tensor._rebuild_from_type_v2, restricted to the allowed rebuild functions."""
+    del state  # Python attributes set on the tensor object.
+    if not (isinstance(func, _SafeCallable) and func.name in _REBUILD_FUNCTION_GLOBALS):
+        raise UnsafePickleError(
+            f"refusing _rebuild_from_type_v2 of {func!r:.80} from {source}: "
+            "only the torch tensor rebuild functions are allowed"
+        )
+    if not (isinstance(new_type, _Marker) and new_type.name in _TENSOR_TYPE_GLOBALS):
+        raise UnsafePickleError(
+            f"refusing _rebuild_from_type_v2 to type {new_type!r:.80} from "
+            f"{source}: only torch.Tensor / Parameter are allowed"
+        )
+    if not isinstance(args, tuple):
+        raise SnapshotError(f"{source}: malformed _rebuild_from_type_v2 arguments")
+    return func(*args)
 
 
 def _reconstruct_persistent(source: str, meta) -> ModuleRecord:
-  """torch_utils.persistence._reconstruct_persistent_obj -> a ModuleRecord (nothing run)."""
-  if not isinstance(meta, dict):
-    raise SnapshotError(f'{source}: persistent object meta is a {type(meta).__name__}')
-  class_name, state = meta.get('class_name'), meta.get('state')
-  module_src, version = meta.get('module_src'), meta.get('version')
-  if (meta.get('type') != 'class' or not isinstance(class_name, str)
-      or not _IDENTIFIER.fullmatch(class_name) or not isinstance(state, dict)
-      or not isinstance(module_src, str) or not _is_count(version)):
-    raise SnapshotError(f'{source}: malformed persistent object meta (class_name='
-                        f'{class_name!r:.60}, type={meta.get("type")!r:.20})')
-  return ModuleRecord(_qualify_class_name(class_name, module_src), state,
-                      persistent=True, version=version, module_src=module_src)
+    """torch_utils.persistence._reconstruct_persistent_obj -> a ModuleRecord (nothing run)."""
+    if not isinstance(meta, dict):
+        raise SnapshotError(f"{source}: persistent object meta is a {type(meta).__name__}")
+    class_name, state = meta.get("class_name"), meta.get("state")
+    module_src, version = meta.get("module_src"), meta.get("version")
+    if (
+        meta.get("type") != "class"
+        or not isinstance(class_name, str)
+        or not _IDENTIFIER.fullmatch(class_name)
+        or not isinstance(state, dict)
+        or not isinstance(module_src, str)
+        or not _is_count(version)
+    ):
+        raise SnapshotError(
+            f"{source}: malformed persistent object meta (class_name="
+            f'{class_name!r:.60}, type={meta.get("type")!r:.20})'
+        )
+    return ModuleRecord(
+        _qualify_class_name(class_name, module_src),
+        state,
+        persistent=True,
+        version=version,
+        module_src=module_src,
+    )
 
 
 def _checked_dtype(source: str, dtype) -> np.dtype:
-  if (not isinstance(dtype, np.dtype) or dtype.kind not in 'biufc' or dtype.hasobject
-      or dtype.fields is not None or dtype.subdtype is not None):
-    raise UnsafePickleError(f'refusing numpy dtype {dtype!r:.60} from {source}: only '
-                            'bool/int/uint/float/complex dtypes are allowed')
-  return dtype
+    if (
+        not isinstance(dtype, np.dtype)
+        or dtype.kind not in "biufc"
+        or dtype.hasobject
+        or dtype.fields is not None
+        or dtype.subdtype is not None
+    ):
+        raise UnsafePickleError(
+            f"refusing numpy dtype {dtype!r:.60} from {source}: only "
+            "bool/int/uint/float/complex dtypes are allowed"
+        )
+    return dtype
 
 
 def _numpy_dtype(source: str, obj, align=False, copy=False) -> np.dtype:
-  """numpy.dtype(type_code, align, copy) for plain numeric type codes; always a copy."""
-  del copy
-  if not isinstance(obj, str):
-    raise UnsafePickleError(f'refusing numpy.dtype({obj!r:.60}) from {source}: only type-code '
-                            'strings are allowed')
-  try:
-    dtype = np.dtype(obj)
-  except TypeError as e:
-    raise SnapshotError(f'{source}: bad numpy dtype {obj!r:.40}: {e}') from None
-  _checked_dtype(source, dtype)
-  return np.dtype(obj, align=bool(align), copy=True)
+    """numpy.dtype(type_code, align, copy) for plain numeric type codes; always a copy."""
+    del copy
+    if not isinstance(obj, str):
+        raise UnsafePickleError(
+            f"refusing numpy.dtype({obj!r:.60}) from {source}: only type-code "
+            "strings are allowed"
+        )
+    try:
+        dtype = np.dtype(obj)
+    except TypeError as e:
+        raise SnapshotError(f"{source}: bad numpy dtype {obj!r:.40}: {e}") from None
+    _checked_dtype(source, dtype)
+    return np.dtype(obj, align=bool(align), copy=True)
 
 
 def _numpy_scalar(source: str, dtype, data=None):
-  """numpy.(_)core.multiarray.scalar(dtype, bytes) -> a numpy scalar."""
-  dtype = _checked_dtype(source, dtype)
-  if isinstance(data, str):  # Protocol-0/1 style: bytes stored as latin-1 text.
-    data = data.encode('latin-1')
-  if not isinstance(data, bytes) or len(data) != dtype.itemsize:
-    raise SnapshotError(f'{source}: malformed numpy scalar of dtype {dtype}')
-  return np.frombuffer(data, dtype=dtype)[0]
+    """numpy.(_)core.multiarray.scalar(dtype, bytes) -> a numpy scalar."""
+    dtype = _checked_dtype(source, dtype)
+    if isinstance(data, str):  # Protocol-0/1 style: bytes stored as latin-1 text.
+        data = data.encode("latin-1")
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise SnapshotError(f"{source}: malformed numpy scalar of dtype {dtype}")
+    return np.frombuffer(data, dtype=dtype)[0]
 
 
 _INERT_MODULE_GLOBALS = (
-    'torch.nn.modules.container.Sequential',
-    'torch.nn.modules.activation.Softplus',
-    'training.triplane.OSGDecoder',
-    'training.volumetric_rendering.renderer.ImportanceRenderer',
-    'training.volumetric_rendering.ray_marcher.MipRayMarcher2',
-    'training.volumetric_rendering.ray_sampler.RaySampler',
+    "torch.nn.modules.container.Sequential",
+    "torch.nn.modules.activation.Softplus",
+    "training.triplane.OSGDecoder",
+    "training.volumetric_rendering.renderer.ImportanceRenderer",
+    "training.volumetric_rendering.ray_marcher.MipRayMarcher2",
+    "training.volumetric_rendering.ray_sampler.RaySampler",
 )
 _INERT_MODULE_CLASSES = {name: _inert_module_class(name) for name in _INERT_MODULE_GLOBALS}
 
 _SAFE_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    'torch_utils.persistence._reconstruct_persistent_obj': _reconstruct_persistent,
-    'torch._utils._rebuild_tensor_v2': _rebuild_tensor,
-    'torch._utils._rebuild_parameter': _rebuild_parameter,
-    'torch._utils._rebuild_parameter_with_state': _rebuild_parameter,
-    'torch._tensor._rebuild_from_type_v2': _rebuild_from_type,
-    'torch.storage._load_from_bytes': lambda source, data: _load_legacy_storage(data, source),
-    'numpy.dtype': _numpy_dtype,
-    'numpy._core.multiarray.scalar': _numpy_scalar,
-    'numpy.core.multiarray.scalar': _numpy_scalar,
+    "torch_utils.persistence._reconstruct_persistent_obj": _reconstruct_persistent,
+    "torch._utils._rebuild_tensor_v2": _rebuild_tensor,
+    "torch._utils._rebuild_parameter": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+    "torch._tensor._rebuild_from_type_v2": _rebuild_from_type,
+    "torch.storage._load_from_bytes": lambda source, data: _load_legacy_storage(data, source),
+    "numpy.dtype": _numpy_dtype,
+    "numpy._core.multiarray.scalar": _numpy_scalar,
+    "numpy.core.multiarray.scalar": _numpy_scalar,
 }
 _SAFE_CLASSES: dict[str, type] = {
-    'dnnlib.util.EasyDict': _EasyDict,
-    'collections.OrderedDict': collections.OrderedDict,
+    "dnnlib.util.EasyDict": _EasyDict,
+    "collections.OrderedDict": collections.OrderedDict,
     **_INERT_MODULE_CLASSES,
 }
 
 ALLOWED_GLOBALS: frozenset[str] = frozenset(
-    [*_SAFE_FUNCTIONS, *_SAFE_CLASSES, *_TENSOR_TYPE_GLOBALS])
+    [*_SAFE_FUNCTIONS, *_SAFE_CLASSES, *_TENSOR_TYPE_GLOBALS]
+)
 
 
 class _SnapshotUnpickler(pickle.Unpickler):
-  """Unpickler whose find_class hands out only the inert stand-ins above."""
+    """Unpickler whose find_class hands out only the inert stand-ins above."""
 
-  def __init__(self, file, source: str):
-    super().__init__(file)
-    self._source = source
-    self._globals: dict[str, Any] = {
-        name: _SafeCallable(name, _bind_source(fn, source))
-        for name, fn in _SAFE_FUNCTIONS.items()}
-    self._globals.update(_SAFE_CLASSES)
-    self._globals.update({name: _Marker(name) for name in _TENSOR_TYPE_GLOBALS})
+    def __init__(self, file, source: str):
+        super().__init__(file)
+        self._source = source
+        self._globals: dict[str, Any] = {
+            name: _SafeCallable(name, _bind_source(fn, source))
+            for name, fn in _SAFE_FUNCTIONS.items()
+        }
+        self._globals.update(_SAFE_CLASSES)
+        self._globals.update({name: _Marker(name) for name in _TENSOR_TYPE_GLOBALS})
 
-  def find_class(self, module, name):
-    full_name = f'{module}.{name}'
-    if full_name in self._globals:
-      return self._globals[full_name]
-    raise UnsafePickleError(
-        f'refusing to load global {full_name!r} from {self._source}: it is not on the '
-        'allow-list of EG3D snapshot globals (convert_weights.snapshot_reader.ALLOWED_GLOBALS)')
+    def find_class(self, module, name):
+        full_name = f"{module}.{name}"
+        if full_name in self._globals:
+            return self._globals[full_name]
+        raise UnsafePickleError(
+            f"refusing to load global {full_name!r} from {self._source}: it is not on the "
+            "allow-list of EG3D snapshot globals (convert_weights.snapshot_reader.ALLOWED_GLOBALS)"
+        )
 
 
 def _bind_source(fn: Callable[..., Any], source: str) -> Callable[..., Any]:
-  return lambda *args: fn(source, *args)
+    return lambda *args: fn(source, *args)
 
 
 # ---------------------------------------------------------------------------------------
@@ -551,73 +652,91 @@ def _bind_source(fn: Callable[..., Any], source: str) -> Callable[..., Any]:
 
 
 def _first_line(error: BaseException) -> str:
-  text = str(error).strip()
-  return text.splitlines()[0][:200] if text else ''
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else ""
 
 
 def _unpickle(path: str | os.PathLike) -> Any:
-  source = os.fspath(path)
-  try:
-    file = open(source, 'rb')
-  except FileNotFoundError:
-    raise SnapshotError(f'{source}: no such file') from None
-  except IsADirectoryError:
-    raise SnapshotError(f'{source}: is a directory, not a snapshot file') from None
-  except OSError as e:
-    raise SnapshotError(f'{source}: cannot open: {e.strerror}') from None
-  with file:
-    header = file.read(2)
-    if len(header) < 2 or header[0] != pickle.PROTO[0] or not 2 <= header[1] <= 5:
-      raise SnapshotError(f'{source}: not a pickle file (no pickle protocol 2-5 header; '
-                          f'it starts with {header!r})')
-    file.seek(0)
+    source = os.fspath(path)
     try:
-      return _SnapshotUnpickler(file, source).load()
-    except SnapshotError:
-      raise
-    except Exception as e:
-      raise SnapshotError(f'{source}: truncated or corrupt pickle ({type(e).__name__}: '
-                          f'{_first_line(e)})') from None
+        file = open(source, "rb")
+    except FileNotFoundError:
+        raise SnapshotError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise SnapshotError(f"{source}: is a directory, not a snapshot file") from None
+    except OSError as e:
+        raise SnapshotError(f"{source}: cannot open: {e.strerror}") from None
+    with file:
+        header = file.read(2)
+        if len(header) < 2 or header[0] != pickle.PROTO[0] or not 2 <= header[1] <= 5:
+            raise SnapshotError(
+                f"{source}: not a pickle file (no pickle protocol 2-5 header; "
+                f"it starts with {header!r})"
+            )
+        file.seek(0)
+        try:
+            return _SnapshotUnpickler(file, source).load()
+        except SnapshotError as e:
+            if source in str(e):
+                raise
+            raise type(e)(f"{source}: {e}") from None
+        except Exception as e:
+            raise SnapshotError(
+                f"{source}: truncated or corrupt pickle ({type(e).__name__}: {_first_line(e)})"
+            ) from None
 
 
 def _plain(value: Any, memo: dict[int, Any] | None = None) -> Any:
-  """EasyDict/OrderedDict -> dict, recursively; lists/tuples/sets rebuilt; others as is."""
-  memo = {} if memo is None else memo
-  if id(value) in memo:
-    return memo[id(value)]
-  if isinstance(value, dict):
-    result = memo[id(value)] = {}
-    result.update((k, _plain(v, memo)) for k, v in value.items())
-    return result
-  if isinstance(value, list):
-    result = memo[id(value)] = []
-    result.extend(_plain(v, memo) for v in value)
-    return result
-  if isinstance(value, tuple):
-    return tuple(_plain(v, memo) for v in value)
-  if isinstance(value, (set, frozenset)):
-    return type(value)(_plain(v, memo) for v in value)
-  return value
+    """EasyDict/OrderedDict -> dict, recursively; lists/tuples/sets rebuilt; others as is."""
+    memo = {} if memo is None else memo
+    if id(value) in memo:
+        return memo[id(value)]
+    if isinstance(value, dict):
+        result = memo[id(value)] = {}
+        result.update((k, _plain(v, memo)) for k, v in value.items())
+        return result
+    if isinstance(value, list):
+        result = memo[id(value)] = []
+        result.extend(_plain(v, memo) for v in value)
+        return result
+    if isinstance(value, tuple):
+        return tuple(_plain(v, memo) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return type(value)(_plain(v, memo) for v in value)
+    return value
+
+
+@contextlib.contextmanager
+def _nesting_guard(source: str):
+    """Turns RecursionError (a hostile, absurdly deep pickle) into a SnapshotError."""
+    try:
+        yield
+    except RecursionError:
+        raise SnapshotError(f"{source}: objects are nested too deeply") from None
 
 
 def read_snapshot(path: str | os.PathLike) -> dict:
-  """Reads the top-level dict of a snapshot pickle, safely (see the module docstring).
+    """Reads the top-level dict of a snapshot pickle, safely (see the module docstring).
 
-  Returns:
-    The pickled dict. Modules (``G``, ``G_ema``, ``D``, ``augment_pipe``) are
-    :class:`ModuleRecord` objects with their raw state (tensors as numpy arrays); other
-    values are plain Python (EasyDicts as dicts). The same pickled object stays the same
-    Python object (e.g. ``G is G_ema`` when the pickle memoized them).
+    Returns:
+      The pickled dict. Modules (``G``, ``G_ema``, ``D``, ``augment_pipe``) are
+      :class:`ModuleRecord` objects with their raw state (tensors as numpy arrays); other
+      values are plain Python (EasyDicts as dicts). The same pickled object stays the same
+      Python object (e.g. ``G is G_ema`` when the pickle memoized them).
 
-  Raises:
-    SnapshotError: the file is missing, not a pickle, truncated/corrupt or not a dict.
-    UnsafePickleError: the pickle names a global outside ``ALLOWED_GLOBALS``.
-  """
-  snapshot = _unpickle(path)
-  if not isinstance(snapshot, dict):
-    raise SnapshotError(f'{os.fspath(path)}: top-level object is a {type(snapshot).__name__}, '
-                        'expected the dict of an EG3D snapshot')
-  return {k: v if isinstance(v, ModuleRecord) else _plain(v) for k, v in snapshot.items()}
+    Raises:
+      SnapshotError: the file is missing, not a pickle, truncated/corrupt or not a dict.
+      UnsafePickleError: the pickle names a global outside ``ALLOWED_GLOBALS``.
+    """
+    source = os.fspath(path)
+    snapshot = _unpickle(source)
+    if not isinstance(snapshot, dict):
+        raise SnapshotError(
+            f"{source}: top-level object is a {type(snapshot).__name__}, "
+            "expected the dict of an EG3D snapshot"
+        )
+    with _nesting_guard(source):
+        return {k: v if isinstance(v, ModuleRecord) else _plain(v) for k, v in snapshot.items()}
 
 
 # ---------------------------------------------------------------------------------------
@@ -625,134 +744,161 @@ def read_snapshot(path: str | os.PathLike) -> dict:
 # ---------------------------------------------------------------------------------------
 
 # Non-underscore entries of a torch Module's __dict__ that belong to torch, not the model.
-_TORCH_MODULE_ATTRIBUTES = frozenset({'training', 'call_super_init', 'dump_patches'})
+_TORCH_MODULE_ATTRIBUTES = frozenset({"training", "call_super_init", "dump_patches"})
 
 
 @dataclasses.dataclass
 class PersistentModule:
-  """What the pickle says about one persistent module; nothing of it was executed.
+    """What the pickle says about one persistent module; nothing of it was executed.
 
-  ``module_src`` is the stored source text (a placeholder in the test fixtures), kept only
-  for identification; it is never compiled.
-  """
+    ``module_src`` is the stored source text (a placeholder in the test fixtures), kept only
+    for identification; it is never compiled.
+    """
 
-  class_name: str
-  init_args: tuple
-  init_kwargs: dict
-  attributes: dict
-  version: int
-  module_src: str = dataclasses.field(default='', repr=False, compare=False)
+    class_name: str
+    init_args: tuple
+    init_kwargs: dict
+    attributes: dict
+    version: int
+    module_src: str = dataclasses.field(default="", repr=False, compare=False)
 
 
 @dataclasses.dataclass
 class NetworkSnapshot:
-  """One network of a snapshot.
+    """One network of a snapshot.
 
-  Attributes:
-    name: the snapshot key it came from ('G_ema', 'G', ...).
-    root: the root module's record.
-    state_dict: exactly torch's ``state_dict()``: keys in torch order, numpy arrays with
-      torch's dtype (bfloat16 decoded to float32), shape and values.
-    modules: dotted module path ('' = root) -> PersistentModule for persistent modules,
-      or the class-name string for plain ones ('decoder' -> 'training.triplane.OSGDecoder').
-  """
+    Attributes:
+      name: the snapshot key it came from ('G_ema', 'G', ...).
+      root: the root module's record.
+      state_dict: exactly torch's ``state_dict()``: keys in torch order, numpy arrays with
+        torch's dtype (bfloat16 decoded to float32), shape and values.
+      modules: dotted module path ('' = root) -> PersistentModule for persistent modules,
+        or the class-name string for plain ones ('decoder' -> 'training.triplane.OSGDecoder').
+    """
 
-  name: str
-  root: PersistentModule
-  state_dict: dict[str, np.ndarray]
-  modules: dict[str, PersistentModule | str]
-
-
-def _persistent_module(record: ModuleRecord) -> PersistentModule:
-  state = record.state
-  init_args = _plain(state.get('_init_args', ()))
-  init_kwargs = _plain(state.get('_init_kwargs', {}))
-  attributes = {k: _plain(v) for k, v in state.items()
-                if isinstance(k, str) and not k.startswith('_')
-                and k not in _TORCH_MODULE_ATTRIBUTES}
-  return PersistentModule(
-      class_name=record.class_name,
-      init_args=tuple(init_args) if isinstance(init_args, (tuple, list)) else (init_args,),
-      init_kwargs=init_kwargs if isinstance(init_kwargs, dict) else {},
-      attributes=attributes, version=record.version, module_src=record.module_src or '')
+    name: str
+    root: PersistentModule
+    state_dict: dict[str, np.ndarray]
+    modules: dict[str, PersistentModule | str]
 
 
-def _walk(record: ModuleRecord, source: str,
-          visit: Callable[[str, ModuleRecord], None] | None = None) -> dict[str, np.ndarray]:
-  """Flattens a module tree into torch's state_dict order; calls visit(path, record)."""
-  state_dict: dict[str, np.ndarray] = {}
-  active: set[int] = set()
-
-  def add(key: str, value, kind: str):
-    if not isinstance(value, np.ndarray):
-      raise SnapshotError(f'{source}: {kind} {key!r} is a {type(value).__name__}, not a tensor')
-    if key in state_dict:
-      raise SnapshotError(f'{source}: duplicate state_dict key {key!r}')
-    state_dict[key] = value
-
-  def walk(module: ModuleRecord, prefix: str):
-    where = prefix or '<root>'
-    if id(module) in active:
-      raise SnapshotError(f'{source}: module {where!r} contains itself')
-    state = module.state
-    parameters, buffers = state.get('_parameters'), state.get('_buffers')
-    children = state.get('_modules')
-    non_persistent = state.get('_non_persistent_buffers_set', set())
-    if not all(isinstance(d, dict) for d in (parameters, buffers, children)) or not isinstance(
-        non_persistent, (set, frozenset)):
-      raise SnapshotError(f'{source}: module {where!r} ({module.class_name}) does not have the '
-                          'state of a torch module')
-    if visit is not None:
-      visit(prefix, module)
-    dot = f'{prefix}.' if prefix else ''
-    for name, value in parameters.items():
-      if value is not None:
-        add(f'{dot}{name}', value, 'parameter')
-    for name, value in buffers.items():
-      if value is not None and name not in non_persistent:
-        add(f'{dot}{name}', value, 'buffer')
-    active.add(id(module))
-    for name, child in children.items():
-      if child is None:
-        continue
-      if not isinstance(child, ModuleRecord):
-        raise SnapshotError(f'{source}: submodule {dot}{name!s} is a {type(child).__name__}, '
-                            'not a module')
-      walk(child, f'{dot}{name}')
-    active.discard(id(module))
-
-  walk(record, '')
-  return state_dict
+def _persistent_module(record: ModuleRecord, path: str, source: str) -> PersistentModule:
+    state = record.state
+    init_args = _plain(state.get("_init_args", ()))
+    init_kwargs = _plain(state.get("_init_kwargs", {}))
+    if not isinstance(init_args, (tuple, list)) or not isinstance(init_kwargs, dict):
+        raise SnapshotError(
+            f"{source}: module {path or '<root>'!r} ({record.class_name}) has malformed "
+            "_init_args/_init_kwargs"
+        )
+    attributes = {
+        k: _plain(v)
+        for k, v in state.items()
+        if isinstance(k, str) and not k.startswith("_") and k not in _TORCH_MODULE_ATTRIBUTES
+    }
+    return PersistentModule(
+        class_name=record.class_name,
+        init_args=tuple(init_args),
+        init_kwargs=init_kwargs,
+        attributes=attributes,
+        version=record.version,
+        module_src=record.module_src or "",
+    )
 
 
-def state_dict_of(record: ModuleRecord, source: str = '<snapshot>') -> dict[str, np.ndarray]:
-  """Torch's ``state_dict()`` of any module record from :func:`read_snapshot` (e.g. D)."""
-  return _walk(record, source)
+def _walk(
+    record: ModuleRecord, source: str, visit: Callable[[str, ModuleRecord], None] | None = None
+) -> dict[str, np.ndarray]:
+    """Flattens a module tree into torch's state_dict order; calls visit(path, record)."""
+    state_dict: dict[str, np.ndarray] = {}
+    active: set[int] = set()
+
+    def add(key: str, value, kind: str):
+        if not isinstance(value, np.ndarray):
+            raise SnapshotError(
+                f"{source}: {kind} {key!r} is a {type(value).__name__}, not a tensor"
+            )
+        if key in state_dict:
+            raise SnapshotError(f"{source}: duplicate state_dict key {key!r}")
+        state_dict[key] = value
+
+    def walk(module: ModuleRecord, prefix: str):
+        where = prefix or "<root>"
+        if id(module) in active:
+            raise SnapshotError(f"{source}: module {where!r} contains itself")
+        state = module.state
+        parameters, buffers = state.get("_parameters"), state.get("_buffers")
+        children = state.get("_modules")
+        non_persistent = state.get("_non_persistent_buffers_set", set())
+        if not all(isinstance(d, dict) for d in (parameters, buffers, children)) or not isinstance(
+            non_persistent, (set, frozenset)
+        ):
+            raise SnapshotError(
+                f"{source}: module {where!r} ({module.class_name}) does not have the "
+                "state of a torch module"
+            )
+        if visit is not None:
+            visit(prefix, module)
+        dot = f"{prefix}." if prefix else ""
+        for name, value in parameters.items():
+            if value is not None:
+                add(f"{dot}{name}", value, "parameter")
+        for name, value in buffers.items():
+            if value is not None and name not in non_persistent:
+                add(f"{dot}{name}", value, "buffer")
+        active.add(id(module))
+        for name, child in children.items():
+            if child is None:
+                continue
+            if not isinstance(child, ModuleRecord):
+                raise SnapshotError(
+                    f"{source}: submodule {dot}{name!s} is a {type(child).__name__}, "
+                    "not a module"
+                )
+            walk(child, f"{dot}{name}")
+        active.discard(id(module))
+
+    walk(record, "")
+    return state_dict
 
 
-def load_network(path: str | os.PathLike, network: str = 'G_ema') -> NetworkSnapshot:
-  """Reads one TriPlaneGenerator ('G_ema' by default, or 'G') from an EG3D snapshot pickle.
+def state_dict_of(record: ModuleRecord, source: str = "<snapshot>") -> dict[str, np.ndarray]:
+    """Torch's ``state_dict()`` of any module record from :func:`read_snapshot` (e.g. D)."""
+    with _nesting_guard(source):
+        return _walk(record, source)
 
-  Raises:
-    SnapshotError: missing/garbage/truncated file, top level not a dict, no such network,
-      or the network is not a training.triplane.TriPlaneGenerator.
-    UnsafePickleError: the pickle names a global outside ``ALLOWED_GLOBALS``.
-  """
-  source = os.fspath(path)
-  snapshot = read_snapshot(path)
-  record = snapshot.get(network)
-  if not isinstance(record, ModuleRecord):
-    present = ', '.join(str(k) for k, v in snapshot.items() if isinstance(v, ModuleRecord))
-    why = '' if network not in snapshot else f' (entry is {type(record).__name__})'
-    raise SnapshotError(f'{source}: snapshot has no network {network!r}{why}; it has: '
-                        f'{present or "no networks"}')
-  if record.class_name != TRIPLANE_GENERATOR:
-    raise SnapshotError(f'{source}: network {network!r} is a {record.class_name}, not a '
-                        f'{TRIPLANE_GENERATOR}')
-  modules: dict[str, PersistentModule | str] = {}
 
-  def visit(prefix: str, module: ModuleRecord):
-    modules[prefix] = _persistent_module(module) if module.persistent else module.class_name
+def load_network(path: str | os.PathLike, network: str = "G_ema") -> NetworkSnapshot:
+    """Reads one TriPlaneGenerator ('G_ema' by default, or 'G') from an EG3D snapshot pickle.
 
-  state_dict = _walk(record, source, visit)
-  return NetworkSnapshot(name=network, root=modules[''], state_dict=state_dict, modules=modules)
+    Raises:
+      SnapshotError: missing/garbage/truncated file, top level not a dict, no such network,
+        or the network is not a training.triplane.TriPlaneGenerator.
+      UnsafePickleError: the pickle names a global outside ``ALLOWED_GLOBALS``.
+    """
+    source = os.fspath(path)
+    snapshot = read_snapshot(path)
+    record = snapshot.get(network)
+    if not isinstance(record, ModuleRecord):
+        present = ", ".join(str(k) for k, v in snapshot.items() if isinstance(v, ModuleRecord))
+        why = "" if network not in snapshot else f" (entry is {type(record).__name__})"
+        raise SnapshotError(
+            f"{source}: snapshot has no network {network!r}{why}; it has: "
+            f'{present or "no networks"}'
+        )
+    if record.class_name != TRIPLANE_GENERATOR:
+        raise SnapshotError(
+            f"{source}: network {network!r} is a {record.class_name}, not a "
+            f"{TRIPLANE_GENERATOR}"
+        )
+    modules: dict[str, PersistentModule | str] = {}
+
+    def visit(prefix: str, module: ModuleRecord):
+        if module.persistent:
+            modules[prefix] = _persistent_module(module, prefix, source)
+        else:
+            modules[prefix] = module.class_name
+
+    with _nesting_guard(source):
+        state_dict = _walk(record, source, visit)
+    return NetworkSnapshot(name=network, root=modules[""], state_dict=state_dict, modules=modules)

@@ -128,7 +128,17 @@ def normalize_channels(f: jax.Array, eps: float = NORMALIZE_EPS) -> jax.Array:
     return f / (norm + eps)
 
 
-def _linear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def feature_difference(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a - b, but exactly 0 (value and gradient) wherever a == b.
+
+    Mathematically just a - b. Under jit, XLA rewrites the normalising division into a
+    multiplication and LLVM may contract `a * r0 - b * r1` into an FMA, which leaves a rounding
+    residue (~1e-8) for identical inputs; the select keeps LPIPS(x, x) == 0 exactly, as in lpips.
+    """
+    return jnp.where(a == b, jnp.zeros_like(a), a - b)
+
+
+def _linear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, ...]:
     """Indices and weights of torch's 1-D linear interpolation with align_corners=False.
 
     Computed in float32 like torch's CPU kernel: src = max(in/out * (dst + 0.5) - 0.5, 0).
@@ -199,7 +209,7 @@ class LPIPS(nn.Module):
       precision: matmul/conv precision; HIGHEST keeps GPUs/TPUs from using TF32/bf16 passes.
     """
 
-    net: str = "alex"
+    net: str
     precision: PrecisionLike = jax.lax.Precision.HIGHEST
 
     def setup(self):
@@ -237,7 +247,7 @@ class LPIPS(nn.Module):
         # differ in the last bit), so identical inputs give exactly 0, as in lpips.
         terms = []
         for k, (f0, f1) in enumerate(zip(self.features(x0), self.features(x1))):
-            diff = jnp.square(normalize_channels(f0) - normalize_channels(f1))
+            diff = jnp.square(feature_difference(normalize_channels(f0), normalize_channels(f1)))
             head_map = getattr(self, f"lin{k}")(diff)  # [N, h, w, 1]
             if spatial:
                 terms.append(resize_bilinear(head_map, x0.shape[1:3])[..., 0])
@@ -269,7 +279,7 @@ def _npz_layout(net: str) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def _torch_shape(flax_path: tuple[str, ...], flax_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The torch layout of a flax leaf: HWIO -> OIHW, head [C, 1] -> [1, C, 1, 1], [3] -> [1, 3, 1, 1]."""
+    """Torch layout of a flax leaf: HWIO -> OIHW; head [C, 1] and buffers [3] -> [1, C, 1, 1]."""
     if flax_path[0] == "buffers":
         return (1, flax_shape[0], 1, 1)
     if flax_path[-1] == "bias":
@@ -312,7 +322,10 @@ def check_lpips_variables(variables: Mapping, net: str) -> None:
     """Raise ValueError unless `variables` has exactly LPIPS(net)'s tree structure and shapes."""
     _check_net(net)
     expected = _variable_shapes(net)
-    want = {jax.tree_util.keystr(p): tuple(s.shape) for p, s in jax.tree_util.tree_leaves_with_path(expected)}
+    want = {
+        jax.tree_util.keystr(p): tuple(s.shape)
+        for p, s in jax.tree_util.tree_leaves_with_path(expected)
+    }
     try:
         got = {
             jax.tree_util.keystr(p): tuple(np.shape(a))
@@ -376,7 +389,9 @@ def load_lpips_params(path: Union[str, os.PathLike], net: str | None = None) -> 
     if net is not None:
         _check_net(net)
         if net != detected:
-            raise ValueError(f"{path} holds LPIPS-{detected} weights, but net={net!r} was requested")
+            raise ValueError(
+                f"{path} holds LPIPS-{detected} weights, but net={net!r} was requested"
+            )
     net = detected
 
     shapes = _variable_shapes(net)
@@ -417,7 +432,10 @@ class LPIPSFn:
         pytree_node=False, default=jax.lax.Precision.HIGHEST
     )
 
-    def __call__(self, x0: jax.Array, x1: jax.Array, spatial: bool = False, per_layer: bool = False):
+    def __call__(
+        self, x0: jax.Array, x1: jax.Array, spatial: bool = False, per_layer: bool = False
+    ):
+        """Same arguments and results as `LPIPS.__call__`."""
         return LPIPS(self.net, self.precision).apply(
             self.variables, x0, x1, spatial=spatial, per_layer=per_layer
         )
@@ -428,7 +446,7 @@ def make_lpips(
     net: str,
     precision: PrecisionLike = jax.lax.Precision.HIGHEST,
 ) -> LPIPSFn:
-    """LPIPS loss callable from a weights npz path or already-loaded variables (checked against net)."""
+    """LPIPSFn from a weights npz path, or from loaded variables (checked to fit LPIPS-`net`)."""
     _check_net(net)
     if isinstance(weights, (str, os.PathLike)):
         variables = load_lpips_params(weights, net)

@@ -62,7 +62,7 @@ def effective_basis(basis: jax.Array, orthogonality: str) -> jax.Array:
 def combine(
     coeffs: jax.Array, rows: jax.Array, offset: jax.Array, num_ws: int, w_dim: int
 ) -> jax.Array:
-    """``coeffs`` [B, k] @ ``rows`` [k, D] + ``offset`` [D] -> [B, num_ws, w_dim] (float32 exact)."""
+    """``coeffs`` [B, k] @ ``rows`` [k, D] + ``offset`` [D] -> [B, num_ws, w_dim] (HIGHEST prec)."""
     flat = jnp.matmul(coeffs, rows, precision=_HIGHEST) + offset
     return flat.reshape(coeffs.shape[0], num_ws, w_dim)
 
@@ -83,10 +83,11 @@ class PersonalizedPrior(nn.Module):
         every forward pass. "penalty": raw rows are used and ``penalty()`` returns
         ``||B Bᵀ - I||_F²`` for the trainer to add to the loss. "none": raw rows, no constraint
         (the paper's Table 4 / Fig. 6 ablation).
-      init: "official": ``basis ~ N(0, 1)`` and ``offset = basis.mean(0)`` of that same draw (each
-        offset entry ~ N(0, 1/k)); the generator's ``w_avg`` is not used. "w_avg": the same basis
-        draw; the offset is created as zeros and must then be set by ``init_offset_from_w_avg``
-        (``init_prior`` does both and refuses to run without ``w_avg``).
+      init_mode: "official": ``basis ~ N(0, 1)`` and ``offset = basis.mean(0)`` of that same draw
+        (each offset entry ~ N(0, 1/k)); the generator's ``w_avg`` is not used. "w_avg": the same
+        basis draw; the offset is created as zeros and must then be set by
+        ``init_offset_from_w_avg`` (``init_prior`` does both and refuses to run without ``w_avg``).
+        (Named ``init_mode`` because ``init`` is ``nn.Module.init``.)
         In "penalty" and "none" modes the stored basis is that draw times ``1/sqrt(D)``: rows start
         with unit norm (nearly orthonormal) so latents have the scale they have in "qr" mode. QR is
         invariant to the scale, so "qr" keeps the official N(0, 1) values.
@@ -96,15 +97,17 @@ class PersonalizedPrior(nn.Module):
     w_dim: int
     k: int = 50
     orthogonality: str = "qr"
-    init: str = "official"
+    init_mode: str = "official"
 
     def setup(self):
         _check_mode(self.orthogonality)
-        if self.init not in INIT_MODES:
-            raise ValueError(f"PersonalizedPrior: init must be one of {INIT_MODES}, got {self.init!r}")
+        if self.init_mode not in INIT_MODES:
+            raise ValueError(
+                f"PersonalizedPrior: init_mode must be one of {INIT_MODES}, got {self.init_mode!r}"
+            )
         dim = self.num_ws * self.w_dim
         if not 0 < self.k <= dim:
-            raise ValueError(f"PersonalizedPrior: need 0 < k <= num_ws*w_dim = {dim}, got k={self.k}")
+            raise ValueError(f"PersonalizedPrior: need 0 < k <= num_ws*w_dim={dim}, got {self.k}")
         draw = {}
 
         def basis_init(rng, shape):
@@ -115,7 +118,7 @@ class PersonalizedPrior(nn.Module):
 
         def offset_init(rng, shape):
             del rng
-            if self.init == "w_avg":
+            if self.init_mode == "w_avg":
                 return jnp.zeros(shape, jnp.float32)
             return jnp.mean(draw["basis"], axis=0)
 
@@ -125,7 +128,7 @@ class PersonalizedPrior(nn.Module):
     def __call__(self, coeffs: jax.Array) -> jax.Array:
         """coeffs [B, k] float32 -> W+ latents [B, num_ws, w_dim]."""
         if coeffs.ndim != 2 or coeffs.shape[1] != self.k:
-            raise ValueError(f"PersonalizedPrior: expected coeffs [B, {self.k}], got {coeffs.shape}")
+            raise ValueError(f"PersonalizedPrior: want coeffs [B, {self.k}], got {coeffs.shape}")
         rows = effective_basis(self.basis, self.orthogonality)
         return combine(coeffs, rows, self.offset, self.num_ws, self.w_dim)
 
@@ -198,17 +201,17 @@ def init_offset_from_w_avg(params: Mapping[str, Any], w_avg: jax.Array) -> dict[
 def init_prior(
     prior: PersonalizedPrior, rng: jax.Array, w_avg: Optional[jax.Array] = None
 ) -> dict[str, Any]:
-    """Initializes a standalone prior honouring ``prior.init``: ``{"params": {basis, offset}}``.
+    """Initializes a standalone prior honouring ``prior.init_mode``; ``{"params": {...}}``.
 
     ``w_avg`` [w_dim] is required in "w_avg" mode and rejected in "official" mode.
     """
     params = dict(prior.init(rng, jnp.zeros((1, prior.k), jnp.float32))["params"])
-    if prior.init == "w_avg":
+    if prior.init_mode == "w_avg":
         if w_avg is None:
-            raise ValueError("init_prior: init='w_avg' needs the generator's w_avg")
+            raise ValueError("init_prior: init_mode='w_avg' needs the generator's w_avg")
         params = init_offset_from_w_avg(params, w_avg)
     elif w_avg is not None:
-        raise ValueError("init_prior: w_avg was given but prior.init is 'official'")
+        raise ValueError("init_prior: w_avg was given but prior.init_mode is 'official'")
     return {"params": params}
 
 

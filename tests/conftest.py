@@ -1,0 +1,44 @@
+"""Shared test set-up: fixture locations and converted fixture generators (converted once per session)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import pytest
+
+# Parity tests need true float32 matmuls/convs (GPUs/TPUs would otherwise use TF32/bf16 passes).
+jax.config.update("jax_default_matmul_precision", "highest")
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+EG3D_FIXTURES = SHARED / "fixtures" / "eg3d"
+LPIPS_FIXTURES = SHARED / "fixtures" / "lpips"
+
+
+def require_fixtures(path: pathlib.Path = EG3D_FIXTURES) -> pathlib.Path:
+    if not path.is_dir():
+        pytest.skip(f"fixtures not found at {path} (they live in ../shared beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def converted_dirs(tmp_path_factory):
+    """{'tiny128': dir, 'small512': dir}: the fixture pickles converted through the CLI entry point."""
+    from convert_weights.__main__ import main
+
+    fixtures = require_fixtures()
+    out = {}
+    root = tmp_path_factory.mktemp("converted")
+    for name in ("tiny128", "small512"):
+        rc = main([str(fixtures / f"{name}.pkl"), str(root / name), "--quiet"])
+        assert rc == 0, f"conversion of {name}.pkl failed"
+        out[name] = root / name
+    return out
+
+
+@pytest.fixture(scope="session")
+def fixture_generators(converted_dirs):
+    import eg3d_flax
+
+    return {name: eg3d_flax.load_generator(path) for name, path in converted_dirs.items()}

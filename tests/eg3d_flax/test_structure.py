@@ -1,0 +1,109 @@
+"""Architecture checks without weights: the Flax tree covers every state_dict entry of the official configs."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import eg3d_flax
+from conftest import EG3D_FIXTURES, require_fixtures
+from eg3d_flax import torch_keys
+from eg3d_flax.checkpoint import variables_template
+from eg3d_flax.config import GeneratorConfig
+
+MANIFESTS = {"ffhq512-128": "manifest_ffhq512-128.json", "tiny128": "manifest_tiny128.json",
+             "small512": "manifest_small512.json"}
+
+
+def _manifest(name):
+    require_fixtures()
+    return json.loads((EG3D_FIXTURES / MANIFESTS[name]).read_text())
+
+
+@pytest.mark.parametrize("name", sorted(MANIFESTS))
+def test_one_flax_leaf_per_state_dict_entry(name):
+    manifest = _manifest(name)
+    config = GeneratorConfig.from_eg3d_kwargs(manifest["init_kwargs"], manifest["neural_rendering_resolution"])
+    assert config == eg3d_flax.preset(name)
+    ours = torch_keys.torch_key_manifest(variables_template(config))
+    ref = {e["key"]: e for e in manifest["state_dict"]}
+    assert sorted(ours) == sorted(ref)
+    for key, (shape, collection) in ours.items():
+        assert list(shape) == ref[key]["shape"], key
+        assert np.prod(shape) == np.prod(ref[key]["shape"]), key
+        assert collection == ("params" if ref[key]["kind"] == "parameter" else "buffers"), key
+    n_params, n_buffers = eg3d_flax.count_parameters(variables_template(config))
+    assert n_params == manifest["total_parameters"]
+    assert n_buffers == manifest["total_buffer_elements"]
+    assert config.num_ws == manifest["num_ws"]
+
+
+def test_released_config_details():
+    cfg = eg3d_flax.preset("ffhq512-128")
+    assert cfg.sr_conv_clamp == 256.0  # sr_num_fp16_res=4 in the released checkpoint
+    assert cfg.neural_rendering_resolution == 128
+    assert eg3d_flax.preset("tiny128").sr_conv_clamp is None
+
+
+def test_key_mapping_roundtrip_and_errors():
+    cfg = eg3d_flax.preset("tiny128")
+    template = variables_template(cfg)
+    rng = np.random.default_rng(0)
+    manifest = torch_keys.torch_key_manifest(template)
+    state = {k: rng.standard_normal(shape).astype(np.float32) for k, (shape, _) in manifest.items()}
+    variables, skipped = torch_keys.state_dict_to_variables({**state, "dataset_label_std": np.zeros(25)}, template)
+    assert skipped == ["dataset_label_std"]
+    back = torch_keys.variables_to_state_dict(variables)
+    assert sorted(back) == sorted(state)
+    for k in state:
+        np.testing.assert_array_equal(back[k], state[k])
+    conv = variables["params"]["backbone"]["synthesis"]["b8"]["conv0"]["weight"]
+    np.testing.assert_array_equal(conv, state["backbone.synthesis.b8.conv0.weight"].transpose(2, 3, 1, 0))
+    missing = dict(state)
+    missing.pop("decoder.net.0.bias")
+    missing["backbone.extra.weight"] = np.zeros(3, np.float32)
+    with pytest.raises(torch_keys.KeyMappingError, match=r"decoder\.net\.0\.bias.*backbone\.extra\.weight"):
+        torch_keys.state_dict_to_variables(missing, template)
+    bad = dict(state)
+    bad["decoder.net.0.weight"] = np.zeros((3, 3), np.float32)
+    with pytest.raises(torch_keys.KeyMappingError, match="shape mismatch"):
+        torch_keys.state_dict_to_variables(bad, template)
+
+
+def test_unsupported_architecture_is_refused():
+    kw = _manifest("tiny128")["init_kwargs"]
+    with pytest.raises(ValueError, match="architecture"):
+        GeneratorConfig.from_eg3d_kwargs({**kw, "architecture": "resnet"}, 64)
+    with pytest.raises(ValueError, match="unsupported TriPlaneGenerator kwargs"):
+        GeneratorConfig.from_eg3d_kwargs({**kw, "mystery_option": 1}, 64)
+
+
+def test_random_tiny_generator_runs_modes_and_bf16():
+    cfg = eg3d_flax.preset("tiny128")
+    G = eg3d_flax.random_generator(cfg, seed=0)
+    z = jax.random.normal(jax.random.PRNGKey(1), (1, 512))
+    c = jnp.asarray(np.load(EG3D_FIXTURES / "tiny128_reference.npz")["c"][:1]) if EG3D_FIXTURES.is_dir() else \
+        jnp.zeros((1, 25)).at[0, jnp.array([0, 5, 10, 15])].set(1.0)
+    ws = G.mapping(z, c)
+    a = G.synthesis(ws, c, neural_rendering_resolution=32)
+    assert a["image"].shape == (1, 128, 128, 3) and a["image_raw"].shape == (1, 32, 32, 3)
+    assert a["image_depth"].shape == (1, 32, 32, 1)
+    assert np.isfinite(np.asarray(a["image"])).all()
+    key = jax.random.PRNGKey(3)
+    b1 = G.synthesis(ws, c, noise_mode="random", deterministic=False, neural_rendering_resolution=32, rng=key)
+    b2 = G.synthesis(ws, c, noise_mode="random", deterministic=False, neural_rendering_resolution=32, rng=key)
+    b3 = G.synthesis(ws, c, noise_mode="random", deterministic=False, neural_rendering_resolution=32,
+                     rng=jax.random.PRNGKey(4))
+    np.testing.assert_array_equal(b1["image"], b2["image"])  # same key, same image
+    assert np.abs(np.asarray(b1["image_depth"]) - np.asarray(b3["image_depth"])).max() > 0
+    with pytest.raises(ValueError, match="rng"):
+        G.synthesis(ws, c, deterministic=False)
+    G16 = eg3d_flax.Generator(cfg.replace(compute_dtype="bfloat16"), G.variables)
+    d = G16.synthesis(ws, c, neural_rendering_resolution=32)
+    assert d["image"].dtype == jnp.float32
+    err = np.abs(np.asarray(d["image"]) - np.asarray(a["image"])).mean()
+    assert 0 < err < 0.1 * np.abs(np.asarray(a["image"])).mean()
