@@ -1,0 +1,191 @@
+"""End-to-end training on a tiny synthetic world: learning, stages, resumption, sharding, failure handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_config(encoder="rgb", **overrides):
+    from configs.common import base_config
+
+    cfg = base_config(encoder, "cpu")
+    cfg.progress_bar = False
+    cfg.generator.neural_rendering_resolution = 32
+    cfg.schedule.total_steps = 30
+    cfg.schedule.generator_tuning_start = 20
+    cfg.log_every = 1
+    cfg.eval_every = 1000
+    cfg.checkpoint.every = 1000
+    cfg.eval.novel_views = 0
+    cfg.eval.basis_images = False
+    cfg.eval.max_frames = 8
+    for key, value in overrides.items():
+        node = cfg
+        *path, last = key.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = value
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A 36-frame world (8 test frames) from a random tiny128 generator, shared by the tests here."""
+    import eg3d_flax
+    from avatar_data.synthetic import make_synthetic_world
+
+    out = tmp_path_factory.mktemp("world") / "world"
+    G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=32), seed=0)
+    make_synthetic_world(G, out, num_frames=36, num_test_frames=8, subspace_dim=4, seed=0, progress=False)
+    return out
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def test_rgb_training_improves_heldout_psnr_by_5db(world, tmp_path):
+    from hfagp.train_lib import train_and_evaluate
+
+    cfg = tiny_config("rgb", **{"data.synthetic.dir": str(world)})
+    final = train_and_evaluate(cfg, str(tmp_path))
+    initial = json.loads((tmp_path / "initial_metrics.json").read_text())
+    gain = final["eval/psnr"] - initial["eval/psnr"]
+    print(f"rgb: held-out PSNR {initial['eval/psnr']:.2f} -> {final['eval/psnr']:.2f} dB")
+    assert gain >= 5.0
+    steps = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [m["step"] for m in steps] == list(range(1, 31))
+    assert all(np.isfinite(m["loss"]) for m in steps)
+    assert (tmp_path / "checkpoints" / "30").is_dir()
+    assert list((tmp_path / "tensorboard").iterdir())
+
+
+@pytest.mark.parametrize("encoder", ["expression", "audio"])
+def test_reenactment_encoders_improve_heldout_psnr(world, tmp_path, encoder):
+    from hfagp.train_lib import train_and_evaluate
+
+    cfg = tiny_config(encoder, **{"data.synthetic.dir": str(world), "schedule.total_steps": 20,
+                                  "schedule.generator_tuning_start": 15})
+    final = train_and_evaluate(cfg, str(tmp_path))
+    initial = json.loads((tmp_path / "initial_metrics.json").read_text())
+    print(f"{encoder}: held-out PSNR {initial['eval/psnr']:.2f} -> {final['eval/psnr']:.2f} dB")
+    assert final["eval/psnr"] > initial["eval/psnr"] + 1.0
+
+
+def test_generator_is_frozen_in_stage_one(world, tmp_path):
+    from hfagp import checkpointing
+    from hfagp.train_lib import build_generator, train_and_evaluate
+
+    cfg = tiny_config("rgb", **{"data.synthetic.dir": str(world), "schedule.total_steps": 4,
+                                "schedule.generator_tuning_start": 2, "checkpoint.every": 2,
+                                "eval.max_frames": 2})
+    train_and_evaluate(cfg, str(tmp_path))
+    import jax
+    import orbax.checkpoint as ocp
+
+    g0 = build_generator(cfg.generator).variables["params"]
+    mngr = ocp.CheckpointManager(tmp_path / "checkpoints", item_names=("state", "data"))
+    changed = {}
+    for step in (2, 4):
+        restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        gen = restored["state"]["params"]["generator"]
+        diffs = jax.tree_util.tree_map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()), gen, g0)
+        changed[step] = max(jax.tree_util.tree_leaves(diffs))
+    assert changed[2] == 0.0      # stage 1: generator untouched
+    assert changed[4] > 0.0       # stage 2: generator tuned
+    assert checkpointing.restore_params_only(tmp_path / "checkpoints")["model"]["prior"]["basis"].shape[0] == 8
+
+
+def _train_cmd(workdir, world, extra=()):
+    return [sys.executable, "train.py", "--config=configs/rgb.py:cpu", f"--workdir={workdir}",
+            f"--config.data.synthetic.dir={world}", "--config.progress_bar=false",
+            "--config.schedule.total_steps=12", "--config.schedule.generator_tuning_start=6",
+            "--config.log_every=1", "--config.checkpoint.every=4", "--config.eval.max_frames=0",
+            "--config.eval_every=1000", *extra]
+
+
+def test_sigkill_then_resume_continues_the_same_trajectory(world, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    ref_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "killed"
+    subprocess.run(_train_cmd(ref_dir, world), cwd=REPO_ROOT, env=env, check=True, capture_output=True)
+    proc = subprocess.Popen(_train_cmd(run_dir, world), cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        logged = read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
+        if (run_dir / "checkpoints" / "4").is_dir() and len(logged) >= 6:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(read_jsonl(run_dir / "metrics.jsonl"))
+    assert killed_at < 12
+    subprocess.run(_train_cmd(run_dir, world), cwd=REPO_ROOT, env=env, check=True, capture_output=True)
+    ref = {m["step"]: m["loss"] for m in read_jsonl(ref_dir / "metrics.jsonl")}
+    resumed = read_jsonl(run_dir / "metrics.jsonl")[killed_at:]
+    assert resumed[0]["step"] <= killed_at + 1  # restarted from the last complete checkpoint
+    assert resumed[-1]["step"] == 12
+    for m in resumed:
+        np.testing.assert_allclose(m["loss"], ref[m["step"]], rtol=1e-5)
+
+
+def test_eight_devices_match_one_device(world, tmp_path):
+    script = (
+        "import json, sys\n"
+        "sys.path[:0] = ['.', 'tests']\n"
+        "from tests.hfagp.test_train import tiny_config\n"
+        "from hfagp.train_lib import train_and_evaluate\n"
+        "cfg = tiny_config('rgb', **{'data.synthetic.dir': sys.argv[1], 'optim.batch_size': 8,\n"
+        "    'schedule.total_steps': 3, 'schedule.generator_tuning_start': 2, 'eval.max_frames': 0})\n"
+        "train_and_evaluate(cfg, sys.argv[2])\n")
+    losses = {}
+    for devices in (1, 8):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+        out = tmp_path / f"d{devices}"
+        subprocess.run([sys.executable, "-c", script, str(world), str(out)], cwd=REPO_ROOT, env=env, check=True,
+                       capture_output=True)
+        losses[devices] = [m["loss"] for m in read_jsonl(out / "metrics.jsonl")]
+    assert len(losses[1]) == 3
+    np.testing.assert_allclose(losses[8], losses[1], rtol=1e-4)
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(world, tmp_path):
+    from hfagp.train_lib import TrainingError, train_and_evaluate
+
+    cfg = tiny_config("rgb", **{"data.synthetic.dir": str(world), "schedule.total_steps": 10,
+                                "checkpoint.every": 2, "debug.nan_at_step": 4, "eval.max_frames": 0})
+    with pytest.raises(TrainingError, match=r"non-finite loss or gradient at step 5.*last good checkpoint is step 4"):
+        train_and_evaluate(cfg, str(tmp_path))
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [2, 4]
+
+
+def test_bad_configs_fail_before_compiling(tmp_path):
+    from hfagp.config_checks import ConfigError
+    from hfagp.train_lib import train_and_evaluate
+
+    with pytest.raises(ConfigError, match="generator.path"):
+        train_and_evaluate(tiny_config("rgb", **{"generator.preset": ""}), str(tmp_path / "a"))
+    with pytest.raises(ConfigError, match="not a converted generator directory"):
+        train_and_evaluate(tiny_config("rgb", **{"generator.path": str(tmp_path)}), str(tmp_path / "b"))
+    with pytest.raises(ConfigError, match="lpips_convert"):
+        train_and_evaluate(tiny_config("rgb", **{"loss.lpips_weight": 1.0}), str(tmp_path / "c"))
+    with pytest.raises(ConfigError, match="data.folder"):
+        train_and_evaluate(tiny_config("rgb", **{"data.source": "folder"}), str(tmp_path / "d"))
+    result = subprocess.run([sys.executable, "train.py", "--config=configs/rgb.py:cpu", f"--workdir={tmp_path}/e",
+                             "--config.model.no_such_knob=1"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and "no_such_knob" in result.stderr
