@@ -27,6 +27,7 @@ def base_config(encoder: str, variant: str) -> ml_collections.ConfigDict:
     c.progress_bar = True
     c.log_every = 50
     c.eval_every = 5000
+    c.compilation_cache_dir = "~/.cache/hfagp_jax/xla"  # persistent XLA cache ("" disables)
 
     c.generator = dict(
         path="",                 # converted generator dir (python -m convert_weights ffhq512-128.pkl DIR)

@@ -56,7 +56,7 @@ def load_world(world_dir: Path) -> tuple[Any, Any, int, frozenset]:
     """Train/test in-memory sources of a synthetic avatar world (see avatar_data.synthetic)."""
     from avatar_data.readers import clip_arrays, read_eg3d_folder
 
-    clip = read_eg3d_folder(world_dir)
+    clip = read_eg3d_folder(world_dir / "frames")
     arrays = clip_arrays(clip)
     n = arrays["image"].shape[0]
     split = json.loads((world_dir / "split.json").read_text())
@@ -98,7 +98,8 @@ def _make_world(syn_cfg, world_dir: Path, generator) -> None:
     print(f"making a synthetic avatar world in {world_dir} ({syn_cfg.frames} frames)", file=sys.stderr)
     make_synthetic_world(
         generator, world_dir, num_frames=syn_cfg.frames, num_test_frames=syn_cfg.test_frames,
-        subspace_dim=syn_cfg.subspace_dim, seed=syn_cfg.seed, perturb_generator=syn_cfg.perturb_generator)
+        subspace_dim=syn_cfg.subspace_dim, seed=syn_cfg.seed, perturb_generator_amount=syn_cfg.perturb_generator,
+        extra_formats=())
 
 
 def _folder_datasets(data_cfg, workdir: str) -> Datasets:

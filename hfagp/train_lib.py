@@ -256,6 +256,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     """Run (or resume) training in `workdir`. Returns the final evaluation metrics."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    if config.compilation_cache_dir and not jax.config.jax_compilation_cache_dir:
+        # Restarts (resume after preemption) then load compiled steps instead of recompiling.
+        jax.config.update("jax_compilation_cache_dir", str(Path(config.compilation_cache_dir).expanduser()))
     if config.distributed.enabled:
         data_lib.initialize_distributed(config.distributed)
     setup = build_setup(config, str(workdir))
@@ -289,9 +292,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
             print(f"resumed from {ckpt.directory} at step {start_step}", file=sys.stderr)
 
     writer = summaries.SummaryWriter(workdir, enabled=is_main)
-    evaluator = summaries.Evaluator(setup, make_render_fn(setup), make_basis_render_fn(setup, cfg.eval.basis_scale),
-                                    replicated, workdir, writer)
-    if start_step == 0:
+    evaluator = None
+    if cfg.eval.max_frames > 0:
+        evaluator = summaries.Evaluator(setup, make_render_fn(setup),
+                                        make_basis_render_fn(setup, cfg.eval.basis_scale), replicated, workdir, writer)
+    if start_step == 0 and evaluator is not None:
         initial = evaluator.evaluate(0, state.params, constants)
         if is_main:
             (workdir / "initial_metrics.json").write_text(json.dumps(initial, indent=2) + "\n")
@@ -329,7 +334,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 writer.scalars(step, {**{f"train/{k}": v for k, v in recent.items() if k != "step"},
                                       "train/steps_per_s": rate})
                 bar.update(step, recent, rate)
-            if step % cfg.eval_every == 0 or step == total:
+            if evaluator is not None and (step % cfg.eval_every == 0 or step == total):
                 final = evaluator.evaluate(step, state.params, constants)
             if step % cfg.checkpoint.every == 0 or step == total or stop.signal is not None:
                 if pending is not None:

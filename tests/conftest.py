@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+import tempfile
 
-import jax
-import pytest
+# Persistent XLA compilation cache shared by the tests and the training subprocesses they start
+# (set before jax is imported): repeated compiles of the same programs become disk loads.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "hfagp-jax-test-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 # Parity tests need true float32 matmuls/convs (GPUs/TPUs would otherwise use TF32/bf16 passes).
 jax.config.update("jax_default_matmul_precision", "highest")
