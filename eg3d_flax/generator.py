@@ -148,8 +148,9 @@ class Generator:
     G.sample(coordinates, ws) -> {'rgb' [B,M,32], 'sigma' [B,M,1]}
     G.params -> the variables {'params': trainable tree, 'buffers': w_avg, noise_const, filters}
 
-    Variables are passed to the jitted functions as arguments (never closed over), so swapping
-    in fine-tuned weights (`G.replace_variables`) does not recompile.
+    Variables are passed to the jitted functions as arguments (never closed over), and the jitted
+    functions are shared by all generators of one config, so swapping in fine-tuned weights
+    (`G.replace_variables`) does not recompile.
     """
 
     def __init__(self, config: GeneratorConfig, variables: dict):
@@ -168,28 +169,9 @@ class Generator:
     def replace_variables(self, variables: dict) -> "Generator":
         return Generator(self.config, variables)
 
-    @functools.cached_property
+    @property
     def _jitted(self):
-        m = self.module
-
-        @functools.partial(jax.jit, static_argnames=("truncation_psi", "truncation_cutoff"))
-        def mapping(variables, z, c, truncation_psi, truncation_cutoff):
-            return m.apply(variables, z, c, truncation_psi, truncation_cutoff, method=m.mapping)
-
-        @functools.partial(jax.jit, static_argnames=("noise_mode", "deterministic", "res", "extra"))
-        def synthesis(variables, ws, c, rng, noise_mode, deterministic, res, extra):
-            rngs = {}
-            if rng is not None:
-                k1, k2 = jax.random.split(rng)
-                rngs = {"noise": k1, "render": k2}
-            return m.apply(variables, ws, c, noise_mode, deterministic, res, extra,
-                           method=m.synthesis, rngs=rngs)
-
-        @jax.jit
-        def sample(variables, coordinates, ws):
-            return m.apply(variables, coordinates, ws, method=m.sample_mixed)
-
-        return mapping, synthesis, sample
+        return _jitted_entry_points(self.config)
 
     def mapping(self, z, c, truncation_psi: float = 1.0, truncation_cutoff: Optional[int] = None):
         return self._jitted[0](self.variables, jnp.asarray(z), jnp.asarray(c),
@@ -209,6 +191,30 @@ class Generator:
 
     def __call__(self, z, c, truncation_psi: float = 1.0, truncation_cutoff: Optional[int] = None, **kwargs):
         return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), c, **kwargs)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_entry_points(config: GeneratorConfig):
+    """Jitted mapping/synthesis/sample for one config, shared by every Generator with that config."""
+    m = TriPlaneGenerator(config)
+
+    @functools.partial(jax.jit, static_argnames=("truncation_psi", "truncation_cutoff"))
+    def mapping(variables, z, c, truncation_psi, truncation_cutoff):
+        return m.apply(variables, z, c, truncation_psi, truncation_cutoff, method=m.mapping)
+
+    @functools.partial(jax.jit, static_argnames=("noise_mode", "deterministic", "res", "extra"))
+    def synthesis(variables, ws, c, rng, noise_mode, deterministic, res, extra):
+        rngs = {}
+        if rng is not None:
+            k1, k2 = jax.random.split(rng)
+            rngs = {"noise": k1, "render": k2}
+        return m.apply(variables, ws, c, noise_mode, deterministic, res, extra, method=m.synthesis, rngs=rngs)
+
+    @jax.jit
+    def sample(variables, coordinates, ws):
+        return m.apply(variables, coordinates, ws, method=m.sample_mixed)
+
+    return mapping, synthesis, sample
 
 
 def random_generator(config: GeneratorConfig, seed: int = 0) -> Generator:

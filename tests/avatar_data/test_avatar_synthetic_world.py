@@ -7,7 +7,6 @@ import pathlib
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from avatar_data import cameras, readers, synthetic
 
@@ -78,7 +77,8 @@ def test_files_shapes_and_metadata(world, truth):
     assert meta["resolution"] == 128 and meta["generator"]["kind"] == "dir"
     assert truth["generator_spec"] == meta["generator"] and truth["perturbation"]["amount"] == PERTURB
     split = json.loads((world / "split.json").read_text())
-    assert split == {"train": list(range(NUM_FRAMES - NUM_TEST)), "test": list(range(NUM_FRAMES - NUM_TEST, NUM_FRAMES))}
+    n_train = NUM_FRAMES - NUM_TEST
+    assert split == {"train": list(range(n_train)), "test": list(range(n_train, NUM_FRAMES))}
 
     num_ws, w_dim = meta["latent"]["num_ws"], meta["latent"]["w_dim"]
     assert truth["w_mean"].shape == (num_ws, w_dim) and truth["basis"].shape == (SUBSPACE_DIM, num_ws, w_dim)
