@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pathlib
 import tempfile
 
 # Persistent XLA compilation cache shared by the tests and the training subprocesses they start
@@ -17,16 +16,7 @@ import pytest  # noqa: E402
 # Parity tests need true float32 matmuls/convs (GPUs/TPUs would otherwise use TF32/bf16 passes).
 jax.config.update("jax_default_matmul_precision", "highest")
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
-EG3D_FIXTURES = SHARED / "fixtures" / "eg3d"
-LPIPS_FIXTURES = SHARED / "fixtures" / "lpips"
-
-
-def require_fixtures(path: pathlib.Path = EG3D_FIXTURES) -> pathlib.Path:
-    if not path.is_dir():
-        pytest.skip(f"fixtures not found at {path} (they live in ../shared beside the repo)")
-    return path
+from shared_fixtures import require_fixtures  # noqa: E402
 
 
 @pytest.fixture(scope="session")

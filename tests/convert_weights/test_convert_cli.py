@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import EG3D_FIXTURES, REPO_ROOT, require_fixtures
+from shared_fixtures import EG3D_FIXTURES, REPO_ROOT, require_fixtures
 
 FULL = EG3D_FIXTURES / "tiny128_full_snapshot.pkl"
 TINY = EG3D_FIXTURES / "tiny128.pkl"

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import EG3D_FIXTURES, REPO_ROOT
+from shared_fixtures import EG3D_FIXTURES, REPO_ROOT
 from convert_weights import torch_zip
 from convert_weights.snapshot_reader import UnsafePickleError
 from convert_weights.torch_zip import TorchZipError, read_torch_zip_state_dict, torch_zip_bytes

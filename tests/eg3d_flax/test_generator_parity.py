@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import EG3D_FIXTURES, require_fixtures
+from shared_fixtures import EG3D_FIXTURES, require_fixtures
 from eg3d_flax import torch_keys
 
 FWD = dict(atol=1e-4, rtol=1e-4)

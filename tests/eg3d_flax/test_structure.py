@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import eg3d_flax
-from conftest import EG3D_FIXTURES, require_fixtures
+from shared_fixtures import EG3D_FIXTURES, require_fixtures
 from eg3d_flax import torch_keys
 from eg3d_flax.checkpoint import variables_template
 from eg3d_flax.config import GeneratorConfig

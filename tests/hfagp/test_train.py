@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from shared_fixtures import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
