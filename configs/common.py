@@ -83,11 +83,11 @@ def cpu_overrides(c: ml_collections.ConfigDict) -> None:
     c.loss.lpips_weight = 0.0   # no LPIPS weights ship with the library; see README
     c.loss.resolution = 128
     c.optim.learning_rate = 1e-3
-    c.schedule.total_steps = 300
-    c.schedule.generator_tuning_start = 200
+    c.schedule.total_steps = 200
+    c.schedule.generator_tuning_start = 150
     c.log_every = 10
-    c.eval_every = 100
-    c.checkpoint.every = 100
+    c.eval_every = 50
+    c.checkpoint.every = 50
     c.eval.max_frames = 8
     c.eval.novel_views = 4
     c.eval.basis_scale = 3.0
