@@ -7,8 +7,10 @@ spread (min/max over --steps timed steps after one warm-up), FLOPs per step from
 and the achieved FLOP/s, XLA's memory analysis (argument/output/temp bytes), peak host RSS, and
 whether the step recompiled after the first call (it must not).
 
-The step is the real `hfagp.train_lib` step (RGB encoder, basis, G.synthesis, L2 loss, backward,
-Adam) on random data, without the input pipeline. The PyTorch baseline is not run by this script
+The step mirrors `hfagp.train_lib`'s (latent, G.synthesis with stochastic rendering, L2 loss,
+backward, Adam; stage 2 also updates G) on random data, without the input pipeline. The latent is
+either W+ codes optimised directly (`--encoder none`, the default: what the PyTorch baseline in
+NOTES.md times) or the official RGB encoder + basis (`--encoder rgb`, ~180 GFLOP more per step at 256). The PyTorch baseline is not run by this script
 unless --torch-eg3d points at a clone of NVlabs/eg3d and torch is installed (not implemented yet:
 the flag only reports that it is skipped).
 """
@@ -30,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def build(config_name: str, batch: int, nrr: int | None):
+def build(config_name: str, batch: int, nrr: int | None, encoder: str):
     import eg3d_flax
     from configs.common import base_config
     from hfagp import losses
@@ -52,7 +54,11 @@ def build(config_name: str, batch: int, nrr: int | None):
     from hfagp.summaries import orbit_cameras
 
     labels = jnp.asarray(orbit_cameras(batch, 10.0))
-    params = init_params(model, G, images[:1], jax.random.PRNGKey(0), "official")
+    if encoder == "none":  # optimise W+ codes directly, like the PyTorch baseline's "Adam on ws + G"
+        ws0 = G.mapping(jnp.asarray(rng.standard_normal((batch, 512)), jnp.float32), labels)
+        params = {"model": {"ws": ws0}, "generator": G.variables["params"]}
+    else:
+        params = init_params(model, G, images[:1], jax.random.PRNGKey(0), "official")
     tx = make_optimizer(cfg.optim, params, generator_start=0, freeze_prior=False, tune_generator=True)
     state = TrainState(step=jnp.zeros([], jnp.int32), params=params, opt_state=tx.init(params),
                        rng=jax.random.PRNGKey(1))
@@ -63,7 +69,7 @@ def build(config_name: str, batch: int, nrr: int | None):
             key = jax.random.fold_in(state.rng, state.step)
 
             def loss_fn(mp, gp):
-                ws = model.apply({"params": mp}, batch["image"])
+                ws = mp["ws"] if encoder == "none" else model.apply({"params": mp}, batch["image"])
                 out = gen.apply({"params": gp, "buffers": buffers}, ws, batch["label"], "const", False, None,
                                 method=gen.synthesis, rngs={"render": key})
                 return losses.reconstruction_loss(out["image"], batch["image"], loss_resolution=res,
@@ -86,8 +92,8 @@ def build(config_name: str, batch: int, nrr: int | None):
     return state, {"image": images, "label": labels}, G.variables["buffers"], step_fn, gcfg
 
 
-def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | None) -> dict:
-    state, batch_data, buffers, step_fn, gcfg = build(config_name, batch, nrr)
+def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | None, encoder: str) -> dict:
+    state, batch_data, buffers, step_fn, gcfg = build(config_name, batch, nrr, encoder)
     fn = step_fn(stage == 2)
     t0 = time.perf_counter()
     lowered = fn.lower(state, batch_data, buffers)
@@ -114,7 +120,7 @@ def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | Non
     cache_after = fn._cache_size() if hasattr(fn, "_cache_size") else None
     med = statistics.median(times)
     return {
-        "config": config_name, "stage": stage, "batch": batch, "backend": jax.default_backend(),
+        "config": config_name, "encoder": encoder, "stage": stage, "batch": batch, "backend": jax.default_backend(),
         "device": str(jax.devices()[0].device_kind), "neural_rendering_resolution": gcfg.neural_rendering_resolution,
         "compile_s": round(compile_s, 2), "step_s_median": round(med, 4), "step_s_min": round(min(times), 4),
         "step_s_max": round(max(times), 4), "flops_per_step": flops,
@@ -132,6 +138,8 @@ def main(argv=None) -> int:
     p.add_argument("--stages", default="1,2")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--neural-rendering-resolution", type=int, default=None)
+    p.add_argument("--encoder", default="none", choices=["none", "rgb"],
+                   help="'none': Adam on W+ codes + G (what the PyTorch baseline times); 'rgb': the official RGB encoder")
     p.add_argument("--torch-eg3d", default=None, help="path to a clone of NVlabs/eg3d for the PyTorch baseline")
     p.add_argument("--out", default=None, help="write results as JSON here")
     args = p.parse_args(argv)
@@ -142,7 +150,7 @@ def main(argv=None) -> int:
     results = []
     for name in args.configs.split(","):
         for stage in (int(s) for s in args.stages.split(",")):
-            r = measure(name, args.batch, stage, args.steps, args.neural_rendering_resolution)
+            r = measure(name, args.batch, stage, args.steps, args.neural_rendering_resolution, args.encoder)
             print(json.dumps(r), flush=True)
             results.append(r)
     if args.out:
