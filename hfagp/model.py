@@ -12,7 +12,6 @@ from typing import Any, Mapping
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from encoders import make_encoder
 from prior.basis import PersonalizedPrior

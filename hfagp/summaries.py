@@ -6,10 +6,9 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -89,7 +88,7 @@ def progress_bar(total: int, start: int, enabled: bool) -> _Bar:
     return _Bar(total, start, enabled)
 
 
-def frontal_camera(config) -> np.ndarray:
+def frontal_camera() -> np.ndarray:
     """EG3D's canonical frontal camera (radius 2.7 looking at the pivot, FFHQ intrinsics) as a [25] label."""
     from avatar_data import cameras
 
@@ -110,7 +109,7 @@ def orbit_cameras(n: int, yaw_range_deg: float = 30.0, pitch_deg: float = 0.0) -
 class Evaluator:
     """Held-out-frame PSNR during training, plus image summaries (reconstructions, novel views, basis)."""
 
-    def __init__(self, setup, render_fn: Callable, basis_fn: Callable, replicated, workdir: Path, writer):
+    def __init__(self, setup, render_fn: Callable, basis_fn: Callable, workdir: Path, writer):
         from avatar_data.pipeline import load_eval_frames
         from hfagp.model import encoder_inputs
 
@@ -161,7 +160,7 @@ class Evaluator:
             self.writer.image(step, "test/novel_views", grid)
             save_png(out_dir / "novel_views.png", grid)
         if self.cfg.eval.basis_images:
-            cams = np.repeat(frontal_camera(self.cfg)[None], 1, 0)
+            cams = frontal_camera()[None]
             basis = np.asarray(self._basis(params, constants, cams))
             grid = image_grid(to_uint8(basis), columns=min(10, len(basis)))
             self.writer.image(step, "basis/each_vector", grid)

@@ -10,9 +10,7 @@ iterator position is checkpointed, so a resumed run repeats an uninterrupted one
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import math
 import signal
 import sys
 import time
@@ -295,7 +293,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     evaluator = None
     if cfg.eval.max_frames > 0:
         evaluator = summaries.Evaluator(setup, make_render_fn(setup),
-                                        make_basis_render_fn(setup, cfg.eval.basis_scale), replicated, workdir, writer)
+                                        make_basis_render_fn(setup, cfg.eval.basis_scale), workdir, writer)
     if start_step == 0 and evaluator is not None:
         initial = evaluator.evaluate(0, state.params, constants)
         if is_main:
@@ -310,7 +308,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     }
     local_batch = cfg.optim.batch_size // jax.process_count()
     bar = summaries.progress_bar(total, start_step, enabled=is_main and cfg.progress_bar)
-    history, pending, last_good = [], None, start_step
+    history, pending = [], None
     t_last, steps_since = time.time(), 0
     final = {}
     with _StopRequest() as stop:
@@ -322,11 +320,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
             step += 1
             # Check the previous step's metrics while this one runs (keeps one step in flight).
             if pending is not None:
-                last_good = _check_finite(pending, history, ckpt)
+                _check_finite(pending, history, ckpt)
             pending = (step, metrics)
             steps_since += 1
             if step % cfg.log_every == 0 or step == total:
-                last_good = _check_finite(pending, history, ckpt)
+                _check_finite(pending, history, ckpt)
                 pending = None
                 rate = steps_since / max(time.time() - t_last, 1e-9)
                 t_last, steps_since = time.time(), 0
@@ -338,7 +336,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 final = evaluator.evaluate(step, state.params, constants)
             if step % cfg.checkpoint.every == 0 or step == total or stop.signal is not None:
                 if pending is not None:
-                    last_good = _check_finite(pending, history, ckpt)
+                    _check_finite(pending, history, ckpt)
                     pending = None
                 ckpt.save(step, state, data_lib.iterator_state(train_iter))
             if stop.signal is not None:
@@ -358,7 +356,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     return final
 
 
-def _check_finite(pending, history: list, ckpt) -> int:
+def _check_finite(pending, history: list, ckpt) -> None:
     step, metrics = pending
     values = _to_host_scalars(metrics)
     if not values.pop("finite", 1.0):
@@ -370,4 +368,3 @@ def _check_finite(pending, history: list, ckpt) -> int:
             f"in {ckpt.directory}; lower the learning rate or check the data, then rerun to resume.")
     history.append({"step": step, **values})
     ckpt.log_metrics(step, values)
-    return step
