@@ -7,9 +7,12 @@ Training: `make_train_iterator` -> an iterator of dicts of numpy arrays, ready f
 * ``expression`` float32 [B, E], ``audio`` float32 [B, 16, 29], ``audio_window`` float32 [B, W, 16, 29]
   when the source has them.
 
-The record order is a seeded shuffle, reshuffled every epoch, repeated (forever by default), after taking
-this process's shard (records ``shard_index::shard_count``; by default ``jax.process_index()`` of
-``jax.process_count()``). ``batch_size`` is per process. Records are read by ``read_threads`` threads and,
+The record order is one seeded shuffle of the whole source, reshuffled every epoch and repeated (forever
+by default), cut into batches of ``batch_size`` (per process); process ``shard_index`` of ``shard_count``
+(by default ``jax.process_index()`` of ``jax.process_count()``) takes batches ``shard_index::shard_count``.
+So global batch g (the per-process batches of step g concatenated in process order) is exactly batch g of
+a single process reading with ``shard_count * batch_size``: any number of processes trains on the same
+sequence of global batches, and the iterator position (a count of batches) is the same in every process. Records are read by ``read_threads`` threads and,
 with ``worker_count > 0``, batches are made in that many worker processes. The iterator's position is
 checkpointable: ``it.get_state()`` / ``it.set_state(state)`` (a JSON-able dict; see `iterator_state`), or
 with orbax through ``grain.checkpoint.CheckpointSave(it)`` / ``CheckpointRestore(it)``.
@@ -100,12 +103,12 @@ def make_train_iterator(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     shard_index, shard_count = _default_shard(shard_index, shard_count)
-    ds = grain.MapDataset.source(data_source)
-    ds = ds[shard_index::shard_count]
-    if len(ds) == 0:
-        raise ValueError(f"shard {shard_index} of {shard_count} of a {len(data_source)}-record source is empty")
-    ds = ds.shuffle(seed=seed).repeat(num_epochs)
+    if len(data_source) < batch_size * shard_count:
+        raise ValueError(f"a {len(data_source)}-record source cannot fill one global batch of "
+                         f"{shard_count} x {batch_size} records")
+    ds = grain.MapDataset.source(data_source).shuffle(seed=seed).repeat(num_epochs)
     ds = ds.map(to_model_inputs).batch(batch_size, drop_remainder=True)
+    ds = ds[shard_index::shard_count]
     it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=prefetch_batches))
     if worker_count > 0:
         _ensure_absl_flags_parsed()

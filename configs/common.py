@@ -15,9 +15,18 @@ OFFICIAL = dict(lpips_weight=1.0, lpips_net="alex", loss_resolution=256, total_s
                 generator_tuning_start=50_000, batch_size=2, k=50, learning_rate=3e-4)
 
 
+ENCODER_DEFAULTS = {
+    "rgb": {"input_size": 256, "nonlinear": False},
+    "expression": {"nonlinear": False},
+    "audio": {"nonlinear": False, "temporal_smoothing": False},
+}
+
+
 def base_config(encoder: str, variant: str) -> ml_collections.ConfigDict:
     if variant not in ("paper", "official", "cpu"):
         raise ValueError(f"config variant must be 'paper', 'official' or 'cpu', got {variant!r}")
+    if encoder not in ENCODER_DEFAULTS:
+        raise ValueError(f"encoder must be one of {sorted(ENCODER_DEFAULTS)}, got {encoder!r}")
     c = ml_collections.ConfigDict()
     c.paper = dict(PAPER)
     c.official = dict(OFFICIAL)
@@ -48,7 +57,10 @@ def base_config(encoder: str, variant: str) -> ml_collections.ConfigDict:
         orthogonality="qr",      # 'qr' (official) | 'penalty' | 'none' (paper ablation)
         orthogonality_penalty_weight=1.0,   # used by 'penalty' only
         prior_init="official",   # 'official' (offset = basis mean) | 'w_avg' (offset = generator w_avg)
-        encoder_kwargs={},
+        # Encoder options (see encoders/): nonlinear=False is the official "MLP" (linear layers with no
+        # activation between them); True puts a leaky ReLU between the layers. Audio: temporal_smoothing
+        # is AD-NeRF's attention over 8 neighbouring windows (off in the official code).
+        encoder_kwargs=dict(ENCODER_DEFAULTS[encoder]),
         shared_prior_from="",    # workdir of a run whose basis is reused frozen ("shared between modalities")
     )
     c.loss = dict(lpips_weight=values["lpips_weight"], lpips_net=values["lpips_net"], lpips_weights="",
@@ -78,8 +90,8 @@ def cpu_overrides(c: ml_collections.ConfigDict) -> None:
     c.data.synthetic.frames = 60
     c.data.synthetic.test_frames = 8
     c.model.k = 8
-    c.model.encoder_kwargs = ({"input_size": 32, "channel_base": 512, "channel_max": 64}
-                              if c.model.encoder == "rgb" else {})
+    if c.model.encoder == "rgb":
+        c.model.encoder_kwargs = {"input_size": 32, "channel_base": 512, "channel_max": 64, "nonlinear": False}
     c.loss.lpips_weight = 0.0   # no LPIPS weights ship with the library; see README
     c.loss.resolution = 128
     c.optim.learning_rate = 1e-3

@@ -39,3 +39,58 @@ def fixture_generators(converted_dirs):
     import eg3d_flax
 
     return {name: eg3d_flax.load_generator(path) for name, path in converted_dirs.items()}
+
+
+def train_tiny_run(root, encoder: str = "rgb", steps: int = 12, tuning_start: int = 8, world=None):
+    """Train a tiny run (random tiny128 generator, 32x32 neural rendering, k=8;
+    the same step programs as tests/hfagp/test_train.py, so the persistent XLA cache serves both) into `root`/<encoder>.
+
+    `world`: an existing synthetic world dir; if None one with 16 frames (4 test) is made in `root`.
+    Returns the workdir. Used by the inference, evaluation and rendering tests.
+    """
+    from pathlib import Path
+
+    import eg3d_flax
+    from avatar_data.synthetic import make_synthetic_world
+    from configs.common import base_config
+    from hfagp.train_lib import train_and_evaluate
+
+    root = Path(root)
+    if world is None:
+        world = root / "world"
+        if not (world / "world.json").is_file():
+            G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=32), seed=0)
+            make_synthetic_world(G, world, num_frames=16, num_test_frames=4, subspace_dim=4, seed=0, progress=False)
+    cfg = base_config(encoder, "cpu")
+    cfg.progress_bar = False
+    cfg.data.synthetic.dir = str(world)
+    cfg.schedule.total_steps = steps
+    cfg.schedule.generator_tuning_start = tuning_start
+    cfg.log_every = steps
+    cfg.eval_every = 10 ** 6
+    cfg.eval.max_frames = 0
+    cfg.checkpoint.every = 10 ** 6
+    workdir = root / encoder
+    train_and_evaluate(cfg, str(workdir))
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_run_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("tiny_runs")
+
+
+@pytest.fixture(scope="session")
+def tiny_rgb_run(tiny_run_root):
+    """Workdir of a 12-step RGB run on a 16-frame synthetic world (stage 2 from step 8)."""
+    return train_tiny_run(tiny_run_root, "rgb")
+
+
+@pytest.fixture(scope="session")
+def tiny_expression_run(tiny_run_root):
+    return train_tiny_run(tiny_run_root, "expression")
+
+
+@pytest.fixture(scope="session")
+def tiny_audio_run(tiny_run_root):
+    return train_tiny_run(tiny_run_root, "audio")

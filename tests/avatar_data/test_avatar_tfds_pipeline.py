@@ -125,6 +125,13 @@ def test_train_iterator_shuffles_repeats_shards_and_checkpoints(tmp_path, video)
         seen.append({int(b["frame_index"][0]) for b in it})
     assert seen[0].isdisjoint(seen[1]) and seen[0] | seen[1] == set(range(7))
 
+    # Two processes with batch 2 each see exactly the global batches of one process with batch 4.
+    single = pipeline.make_train_iterator(train, 4, seed=2, shard_index=0, shard_count=1)
+    shards = [pipeline.make_train_iterator(train, 2, seed=2, shard_index=i, shard_count=2) for i in range(2)]
+    for _ in range(6):
+        expected = next(single)["frame_index"].tolist()
+        assert next(shards[0])["frame_index"].tolist() + next(shards[1])["frame_index"].tolist() == expected
+
     # Checkpoint the position, continue elsewhere from the saved state.
     it = pipeline.make_train_iterator(train, 2, seed=3, shard_index=0, shard_count=1)
     for _ in range(5):
