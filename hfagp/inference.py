@@ -2,7 +2,8 @@
 
 Everything after training (`hfagp.evaluate`, `hfagp.render`, `hfagp.pti`) goes through this module.
 A workdir written by `train.py` holds `config.json` and `checkpoints/<step>/`; together with the
-generator the config names (a converted directory, or a random preset rebuilt from its seed) that is
+generator the config names (a converted directory; runs on a random preset keep theirs in
+`<workdir>/generator/`) that is
 all that is needed: no dataset is required to drive the avatar from coefficient or audio files.
 
     avatar = load_trained("runs/rgb")
@@ -41,6 +42,9 @@ def load_config(workdir) -> ml_collections.ConfigDict:
         values = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise RunNotFoundError(f"{path} is not valid JSON: {e}") from e
+    missing = [key for key in ("generator", "model", "data", "loss") if not isinstance(values.get(key), dict)]
+    if missing:
+        raise RunNotFoundError(f"{path} is not a training config: it lacks the sections {missing}")
     return ml_collections.ConfigDict(values)
 
 
@@ -145,18 +149,22 @@ def load_trained(workdir, step: Optional[int] = None, generator_path: Optional[s
     """Load a run: its config, its checkpoint (latest complete, or `step`) and its generator.
 
     generator_path: where the converted generator is now, if it moved since training (the config
-    records the path used then). A random-preset run rebuilds its generator from the preset seed.
+    records the path used then). A random-preset run loads `<workdir>/generator/` (or, for runs
+    made before that was written, rebuilds the generator from the preset seed).
     """
-    from hfagp.train_lib import build_generator
+    from hfagp.train_lib import RANDOM_GENERATOR_DIR, build_generator
 
     workdir = Path(workdir)
     config = load_config(workdir)
     if generator_path:
         config.generator.path = str(generator_path)
+    elif not config.generator.path and (workdir / RANDOM_GENERATOR_DIR / "generator.json").is_file():
+        config.generator.path = str(workdir / RANDOM_GENERATOR_DIR)  # the run's saved random-preset generator
     step, params = restore_params(workdir, step)
     base = build_generator(config.generator)
-    expected = jax.tree_util.tree_structure(base.variables["params"])
-    if jax.tree_util.tree_structure(params["generator"]) != expected:
+    shapes = lambda tree: sorted((jax.tree_util.keystr(path), np.shape(leaf))
+                                 for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0])
+    if shapes(params["generator"]) != shapes(base.variables["params"]):
         raise RunNotFoundError(
             f"{workdir}: the checkpoint's generator weights do not match the generator the config names "
             f"({config.generator.path or config.generator.preset}); pass the right one with generator_path")

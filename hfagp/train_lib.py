@@ -74,6 +74,19 @@ def build_generator(gen_cfg) -> eg3d_flax.Generator:
     return eg3d_flax.random_generator(config, seed=gen_cfg.preset_seed)
 
 
+RANDOM_GENERATOR_DIR = "generator"
+
+
+def save_random_generator(generator: eg3d_flax.Generator, config, workdir: Path) -> None:
+    """A run on a random preset keeps its (initial) generator in `<workdir>/generator/`, so that inference
+    (`hfagp.inference.load_trained`) loads it instead of re-running the random initialisation."""
+    out = Path(workdir) / RANDOM_GENERATOR_DIR
+    if config.generator.path or (out / "generator.json").is_file():
+        return
+    eg3d_flax.save_generator(generator, out, metadata={"preset": config.generator.preset,
+                                                         "preset_seed": config.generator.preset_seed})
+
+
 def _with_overrides(G: eg3d_flax.Generator, overrides: dict) -> eg3d_flax.Generator:
     return eg3d_flax.Generator(G.config.replace(**overrides), G.variables)
 
@@ -269,6 +282,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         raise TrainingError(f"optim.batch_size={cfg.optim.batch_size} is not divisible by the {mesh.size} devices")
     if is_main:
         (workdir / "config.json").write_text(cfg.to_json_best_effort(indent=2) + "\n")
+        save_random_generator(setup.generator, cfg, workdir)
 
     state = create_train_state(setup)
     state = jax.device_put(state, replicated)

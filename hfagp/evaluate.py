@@ -1,0 +1,513 @@
+"""Evaluate a trained run: ``python -m hfagp.evaluate WORKDIR [--split test] [--baseline pti] ...``.
+
+Protocol (paper Tables 1-3): each frame of the split is rendered at its own camera from the run's
+encoder + personalized prior + tuned generator ("same" view) and compared with the frame: PSNR, SSIM
+and, when LPIPS weights are given, LPIPS (`hfagp.metrics`; renders are clipped to [-1, 1] first, no
+uint8 rounding). On a synthetic world (`hfagp.inference.world_dir`) also:
+
+* novel views: test frames that have ground-truth renders in ``<world>/novel_views`` (views.json maps
+  ``(frame_index, view_index)`` to a file and its camera, the yaw/pitch offsets from frontal) are
+  rendered at those cameras from the same driving signal ("novel<v>" views);
+* subspace recovery: principal angles between the learned effective basis (rows of
+  `TrainedAvatar.basis_matrix`, W+ flattened row-major to num_ws*w_dim) and the hidden basis of
+  ``ground_truth.npz`` ([d, num_ws, w_dim], W+, flattened the same way). A hidden basis stored in W
+  ([d, w_dim]) would be lifted to W+ by repeating it on every layer (the W+ image of a W direction).
+
+``--baseline pti`` also runs `hfagp.pti.pti_reconstruct` per frame from the run's *base* generator
+(the untuned one the config names), on the same frames and views, as method "pti".
+
+Outputs in ``--out`` (default ``WORKDIR/eval/step_<N>``): ``per_frame.csv`` (one row per frame x view x
+method: frame_index, method, view, view_kind, psnr, ssim[, lpips]), ``summary.json`` (means per method
+and view kind and per view, principal angles, timing, configuration) and ``comparisons/frame_<i>.png``
+(rows: views; columns: ground truth, this method[, pti]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hfagp import metrics
+from hfagp.inference import TrainedAvatar, batched, load_split, load_trained, world_dir
+
+METHOD = "hfagp"
+SAME_VIEW = "same"
+ERROR_PREFIX = "hfagp.evaluate: error:"
+
+
+@dataclasses.dataclass
+class NovelViews:
+    """Ground-truth novel views of the evaluated frames.
+
+    images [N, V, R, R, 3] in [-1, 1] and cameras [N, V, 25]; rows of frames without novel views
+    (``available[i]`` False) hold zeros and the frame's own camera. views: per view index
+    {'name': 'novel<v>', 'yaw_offset_deg', 'pitch_offset_deg'}.
+    """
+
+    images: np.ndarray
+    cameras: np.ndarray
+    available: np.ndarray
+    views: list
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"), np.float32) / 127.5 - 1.0
+
+
+def load_novel_views(world: Path, frame_index: np.ndarray, own_cameras: np.ndarray) -> Optional[NovelViews]:
+    """The world's ground-truth novel views for `frame_index` [N] (None if the world has none for them)."""
+    folder = Path(world) / "novel_views"
+    index_path, labels_path = folder / "views.json", folder / "dataset.json"
+    if not index_path.is_file():
+        return None
+    entries = json.loads(index_path.read_text())["views"]
+    if not entries:
+        return None
+    labels = {name: np.asarray(label, np.float32) for name, label in json.loads(labels_path.read_text())["labels"]}
+    by_frame: dict[int, dict[int, dict]] = {}
+    offsets: dict[int, tuple[float, float]] = {}
+    for e in entries:
+        by_frame.setdefault(int(e["frame_index"]), {})[int(e["view_index"])] = e
+        offsets[int(e["view_index"])] = (float(e["yaw_offset_deg"]), float(e["pitch_offset_deg"]))
+    num_views = len(offsets)
+    if sorted(offsets) != list(range(num_views)):
+        raise ValueError(f"{index_path}: view indices {sorted(offsets)} are not 0..{num_views - 1}")
+    available = np.array([int(f) in by_frame for f in frame_index])
+    if not available.any():
+        return None
+    images, cams = None, np.repeat(np.asarray(own_cameras, np.float32)[:, None], num_views, axis=1)
+    for i, f in enumerate(frame_index):
+        views = by_frame.get(int(f))
+        if views is None:
+            continue
+        if sorted(views) != list(range(num_views)):
+            raise ValueError(f"{index_path}: frame {int(f)} has views {sorted(views)}, expected 0..{num_views - 1}")
+        for v, e in views.items():
+            if e["name"] not in labels:
+                raise ValueError(f"{labels_path}: no camera for novel view {e['name']!r} (frame {int(f)})")
+            image = _read_image(folder / e["name"])
+            if images is None:
+                images = np.zeros((len(frame_index), num_views) + image.shape, np.float32)
+            images[i, v] = image
+            cams[i, v] = labels[e["name"]]
+    views = [{"name": f"novel{v}", "yaw_offset_deg": offsets[v][0], "pitch_offset_deg": offsets[v][1]}
+             for v in range(num_views)]
+    return NovelViews(images, cams, available, views)
+
+
+def hidden_subspace_rows(basis: np.ndarray, num_ws: int, w_dim: int) -> np.ndarray:
+    """The hidden basis as W+ rows [d, num_ws*w_dim]: [d, num_ws, w_dim] flattened, or [d, w_dim] (W) lifted
+    by repeating each direction on every layer."""
+    basis = np.asarray(basis, np.float64)
+    if basis.ndim == 3 and basis.shape[1:] == (num_ws, w_dim):
+        return basis.reshape(basis.shape[0], -1)
+    if basis.ndim == 2 and basis.shape[1] == w_dim:
+        return np.tile(basis, (1, num_ws))
+    if basis.ndim == 2 and basis.shape[1] == num_ws * w_dim:
+        return basis
+    raise ValueError(f"hidden basis of shape {basis.shape} fits neither W+ [d, {num_ws}, {w_dim}] nor W [d, {w_dim}]")
+
+
+def subspace_report(avatar: TrainedAvatar, world: Path) -> dict:
+    """Principal angles (degrees) between the learned basis and the world's hidden subspace."""
+    path = Path(world) / "ground_truth.npz"
+    if not path.is_file():
+        return {"available": False, "reason": f"{path} is missing"}
+    with np.load(path) as gt:
+        hidden_basis = gt["basis"]
+    cfg = avatar.generator.config
+    learned = avatar.basis_matrix()
+    hidden = hidden_subspace_rows(hidden_basis, cfg.num_ws, cfg.w_dim)
+    angles = metrics.principal_angles(learned, hidden)
+    return {
+        "available": True,
+        "space": f"W+ flattened row-major: num_ws*w_dim = {cfg.num_ws}*{cfg.w_dim} = {cfg.num_ws * cfg.w_dim}",
+        "hidden_layout": "W+" if np.ndim(hidden_basis) == 3 or hidden_basis.shape[1] != cfg.w_dim else
+                         "W, lifted to W+ by repeating on every layer",
+        "learned_k": int(learned.shape[0]),
+        "hidden_dim": int(hidden.shape[0]),
+        "principal_angles_deg": [float(a) for a in angles],
+        "mean_deg": float(angles.mean()),
+        "max_deg": float(angles.max()),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Rendering and scoring.
+
+
+class RenderTimer:
+    """Wall time of every rendered batch (all of one shape: the first call includes compilation)."""
+
+    def __init__(self):
+        self.times: list[float] = []
+        self.batch_size = 0
+
+    def wrap(self, fn: Callable) -> Callable:
+        def timed(*args):
+            t0 = time.perf_counter()
+            out = jax.device_get(fn(*args))
+            self.times.append(time.perf_counter() - t0)
+            self.batch_size = len(args[0])
+            return out
+        return timed
+
+    def report(self, num_images: int) -> dict:
+        """Totals, and frames/s over the batches after the first (padding counted as work done)."""
+        total = float(sum(self.times))
+        out = {"seconds": total, "images": int(num_images), "batches": len(self.times),
+               "first_batch_s": float(self.times[0]) if self.times else 0.0}
+        if len(self.times) > 1:
+            out["frames_per_s"] = self.batch_size * (len(self.times) - 1) / sum(self.times[1:])
+            out["frames_per_s_includes_compilation"] = False
+        elif total > 0:
+            out["frames_per_s"] = num_images / total
+            out["frames_per_s_includes_compilation"] = True
+        return out
+
+
+def render_avatar(avatar: TrainedAvatar, inputs: np.ndarray, cameras: np.ndarray, batch_size: int,
+                  desc: str, progress: bool = True, timer: Optional[RenderTimer] = None) -> np.ndarray:
+    """Encoder inputs [M, ...] at cameras [M, 25] -> images [M, R, R, 3] clipped to [-1, 1]."""
+    fn = lambda x, c: jnp.clip(avatar.render(x, c)["image"], -1.0, 1.0)
+    images = batched(timer.wrap(fn) if timer else fn, [inputs, cameras], batch_size, desc=desc, progress=progress)
+    return np.asarray(images, np.float32)
+
+
+@jax.jit
+def _psnr_ssim(pred, target):
+    return {"psnr": metrics.psnr(pred, target), "ssim": metrics.ssim(pred, target)}
+
+
+def score(pred: np.ndarray, target: np.ndarray, batch_size: int,
+          lpips_metric: Optional[Callable] = None) -> dict[str, np.ndarray]:
+    """Per-image {'psnr', 'ssim'[, 'lpips']} [M] (float64) of images [M, R, R, 3] in [-1, 1]."""
+    if pred.shape != target.shape:
+        raise ValueError(f"rendered images {pred.shape} and ground truth {target.shape} differ in shape "
+                         "(does the generator's output resolution match the dataset's?)")
+    fn = _psnr_ssim if lpips_metric is None else (
+        lambda p, t: {**_psnr_ssim(p, t), "lpips": lpips_metric(p, t)})
+    out = batched(fn, [pred, target], batch_size, progress=False)
+    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def _rows(method: str, frame_index: np.ndarray, view: str, scores: dict) -> list[dict]:
+    kind = "same" if view == SAME_VIEW else "novel"
+    return [{"frame_index": int(f), "method": method, "view": view, "view_kind": kind,
+             **{k: float(v[i]) for k, v in scores.items()}} for i, f in enumerate(frame_index)]
+
+
+def _finite(x: float) -> Optional[float]:
+    return float(x) if math.isfinite(x) else None
+
+
+def summarize_rows(rows: Sequence[dict], metric_names: Sequence[str]) -> tuple[dict, dict]:
+    """(means per method and view kind, means per method and view) of the per-frame rows."""
+    def means(selected):
+        out = {"count": len(selected)}
+        for m in metric_names:
+            out[m] = _finite(metrics.mean_or_nan([r[m] for r in selected]))
+        return out
+
+    by_kind, by_view = {}, {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        by_kind[method] = {f"{kind}_view": means([r for r in mine if r["view_kind"] == kind])
+                           for kind in dict.fromkeys(r["view_kind"] for r in mine)}
+        by_view[method] = {v: means([r for r in mine if r["view"] == v])
+                           for v in dict.fromkeys(r["view"] for r in mine)}
+    return by_kind, by_view
+
+
+def write_csv(path: Path, rows: Sequence[dict], metric_names: Sequence[str]) -> None:
+    fields = ["frame_index", "method", "view", "view_kind", *metric_names]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (repr(r[k]) if isinstance(r[k], float) else r[k]) for k in fields})
+
+
+def save_comparisons(out_dir: Path, frame_index: np.ndarray, columns: list[np.ndarray], count: int) -> list[str]:
+    """PNG per frame: rows = views, columns = the given [N, V, R, R, 3] stacks (ground truth first)."""
+    from hfagp.summaries import image_grid, save_png, to_uint8
+
+    names = []
+    for i in range(min(count, len(frame_index))):
+        cells = np.stack([c[i] for c in columns], axis=1)          # [V, M, R, R, 3]
+        grid = image_grid(to_uint8(cells.reshape((-1,) + cells.shape[2:])), columns=len(columns))
+        name = f"comparisons/frame_{int(frame_index[i]):05d}.png"
+        save_png(out_dir / name, grid)
+        names.append(name)
+    return names
+
+
+# ----------------------------------------------------------------------------------------------------
+# The whole evaluation.
+
+
+def evaluate(
+    avatar: TrainedAvatar,
+    frames: dict,
+    out_dir,
+    *,
+    split: str = "test",
+    batch_size: int = 4,
+    lpips_weights: Optional[str] = None,
+    lpips_net: str = "alex",
+    baseline: Optional[str] = None,
+    pti_config=None,
+    num_images: int = 4,
+    progress: bool = True,
+) -> dict:
+    """Score `avatar` on `frames` (`load_split`'s dict) and write the outputs into `out_dir`; returns the summary."""
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = np.asarray(frames["image"], np.float32)
+    cams = np.asarray(frames["label"], np.float32)
+    frame_index = np.asarray(frames["frame_index"])
+    n = len(images)
+    if n == 0:
+        raise ValueError(f"the {split} split has no frames to evaluate")
+    inputs = np.asarray(frames[avatar.input_key], np.float32)
+    res = avatar.generator.config.img_resolution
+    if images.shape[1:] != (res, res, 3):
+        raise ValueError(f"the {split} frames are {images.shape[1:]} but the generator renders [{res}, {res}, 3]")
+    if baseline not in (None, "pti"):
+        raise ValueError(f"unknown baseline {baseline!r}; known: pti")
+
+    lpips_metric = lpips_info = None
+    if lpips_weights:
+        lpips_metric = metrics.make_lpips_metric(lpips_weights, lpips_net)
+        lpips_info = {"enabled": True, "net": lpips_net, "weights": str(Path(lpips_weights).absolute())}
+    else:
+        lpips_info = {"enabled": False, "note": "LPIPS not reported: no --lpips-weights given (no weights ship "
+                                                "with the project; make them with python -m hfagp.lpips_convert)"}
+    metric_names = ["psnr", "ssim"] + (["lpips"] if lpips_metric else [])
+
+    world = world_dir(avatar)
+    novel = load_novel_views(world, frame_index, cams) if world is not None else None
+    novel_idx = np.flatnonzero(novel.available) if novel is not None else np.zeros(0, int)
+    num_views = len(novel.views) if novel is not None else 0
+
+    rows, timing = [], {}
+    # The method, same view.
+    timer = RenderTimer()
+    pred_same = render_avatar(avatar, inputs, cams, batch_size, "render same view", progress, timer)
+    t0 = time.perf_counter()
+    rows += _rows(METHOD, frame_index, SAME_VIEW, score(pred_same, images, batch_size, lpips_metric))
+    timing["metrics_s"] = time.perf_counter() - t0
+    # The method, novel views (every view of every frame that has them, one flat batch stream).
+    pred_novel = np.zeros((n, num_views) + images.shape[1:], np.float32)
+    if len(novel_idx):
+        flat_inputs = np.repeat(inputs[novel_idx], num_views, axis=0)
+        flat_cams = novel.cameras[novel_idx].reshape(-1, cams.shape[-1])
+        flat = render_avatar(avatar, flat_inputs, flat_cams, batch_size, "render novel views", progress, timer)
+        pred_novel[novel_idx] = flat.reshape((len(novel_idx), num_views) + images.shape[1:])
+        t0 = time.perf_counter()
+        for v, view in enumerate(novel.views):
+            s = score(pred_novel[novel_idx, v], novel.images[novel_idx, v], batch_size, lpips_metric)
+            rows += _rows(METHOD, frame_index[novel_idx], view["name"], s)
+        timing["metrics_s"] += time.perf_counter() - t0
+
+    timing["render"] = timer.report(n + len(novel_idx) * num_views)
+
+    # The PTI baseline on the same frames and views.
+    pti_summary, pti_images = None, None
+    if baseline == "pti":
+        pti_images, pti_summary, timing["pti"] = _run_pti(
+            avatar, images, cams, novel, lpips_weights, lpips_net, pti_config, progress)
+        rows += _rows("pti", frame_index, SAME_VIEW, score(pti_images[:, 0], images, batch_size, lpips_metric))
+        if len(novel_idx):
+            for v, view in enumerate(novel.views):
+                s = score(pti_images[novel_idx, v + 1], novel.images[novel_idx, v], batch_size, lpips_metric)
+                rows += _rows("pti", frame_index[novel_idx], view["name"], s)
+
+    # Sort rows: frame, then method, then view (same first).
+    view_order = {SAME_VIEW: -1, **{v["name"]: i for i, v in enumerate(novel.views if novel else [])}}
+    method_order = {METHOD: 0, "pti": 1}
+    rows.sort(key=lambda r: (r["frame_index"], method_order[r["method"]], view_order[r["view"]]))
+    write_csv(out_dir / "per_frame.csv", rows, metric_names)
+    by_kind, by_view = summarize_rows(rows, metric_names)
+
+    gt_cols = [np.concatenate([images[:, None], novel.images], 1) if novel else images[:, None]]
+    pred_cols = [np.concatenate([pred_same[:, None], pred_novel], 1)]
+    if pti_images is not None:
+        pred_cols.append(pti_images)
+    show = novel_idx if len(novel_idx) else np.arange(n)
+    pngs = save_comparisons(out_dir, frame_index[show], [c[show] for c in gt_cols + pred_cols], num_images)
+
+    subspace = subspace_report(avatar, world) if world is not None else {
+        "available": False, "reason": "not a synthetic world: no hidden subspace to compare with"}
+    timing["total_s"] = time.perf_counter() - t_start
+    gcfg = avatar.generator.config
+    summary = {
+        "workdir": str(Path(avatar.workdir).absolute()),
+        "step": int(avatar.step),
+        "split": split,
+        "num_frames": int(n),
+        "frame_indices": [int(f) for f in frame_index],
+        "methods": list(by_kind),
+        "metrics": by_kind,
+        "metrics_per_view": by_view,
+        "metric_definitions": {
+            "psnr": "dB, data range 1 on (x+1)/2 images; renders clipped to [-1,1]",
+            "ssim": "Wang et al., 11x11 Gaussian window sigma 1.5, K1=0.01, K2=0.03, valid region, mean over "
+                    "channels (= skimage structural_similarity gaussian_weights=True, use_sample_covariance=False)",
+            "lpips": f"LPIPS-{lpips_net} (hfagp.lpips)" if lpips_metric else None,
+        },
+        "lpips": lpips_info,
+        "novel_views": ({"available": True, "num_frames": int(len(novel_idx)), "views": novel.views,
+                         "world": str(world)} if len(novel_idx) else
+                        {"available": False, "reason": "not a synthetic world" if world is None else
+                         f"{world}/novel_views has no views of these frames"}),
+        "subspace": subspace,
+        "pti": pti_summary,
+        "images": pngs,
+        "timing": _round(timing),
+        "config": {
+            "encoder": avatar.encoder_kind,
+            "input_key": avatar.input_key,
+            "k": avatar.k,
+            "orthogonality": avatar.config.model.orthogonality,
+            "generator": avatar.config.generator.path or f"preset {avatar.config.generator.preset} "
+                                                         f"(seed {avatar.config.generator.preset_seed})",
+            "resolution": int(gcfg.img_resolution),
+            "neural_rendering_resolution": int(gcfg.neural_rendering_resolution),
+            "data_source": avatar.config.data.source,
+            "trained_steps": int(avatar.config.schedule.total_steps),
+            "batch_size": int(batch_size),
+            "devices": [str(d) for d in jax.devices()],
+        },
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _round(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _round(v) for k, v in x.items()}
+    if isinstance(x, float):
+        return round(x, 4) if math.isfinite(x) else None
+    return x
+
+
+def _run_pti(avatar: TrainedAvatar, images, cams, novel: Optional[NovelViews], lpips_weights, lpips_net,
+             config, progress: bool):
+    """PTI per frame from the base generator; returns (renders [N, 1+V, R, R, 3], summary, timing)."""
+    from hfagp import pti
+    from hfagp.lpips import make_lpips
+    from hfagp.train_lib import build_generator
+
+    config = config if config is not None else pti.PTIConfig()
+    base = build_generator(avatar.config.generator)
+    render_cams = cams[:, None] if novel is None else np.concatenate([cams[:, None], novel.cameras], 1)
+    lpips_fn = make_lpips(lpips_weights, lpips_net) if lpips_weights else None
+    t0 = time.perf_counter()
+    out = pti.pti_reconstruct(base, images, cams, render_cams, config=config, lpips_fn=lpips_fn, progress=progress)
+    seconds = time.perf_counter() - t0
+    out = np.clip(np.asarray(out, np.float32), -1.0, 1.0)
+    if out.shape != render_cams.shape[:2] + images.shape[1:]:
+        raise ValueError(f"pti_reconstruct returned {out.shape}, expected {render_cams.shape[:2] + images.shape[1:]}")
+    summary = {"config": dataclasses.asdict(config), "generator": "base (untuned) generator of the run's config",
+               "lpips_loss": lpips_fn is not None}
+    return out, summary, {"seconds": seconds, "frames": len(images), "seconds_per_frame": seconds / len(images)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# CLI.
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{ERROR_PREFIX} {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m hfagp.evaluate",
+                description="Same-view (and, on a synthetic world, novel-view) PSNR/SSIM/LPIPS of a trained run, "
+                            "optionally beside a PTI baseline.")
+    p.add_argument("workdir", help="a training workdir (config.json + checkpoints/)")
+    p.add_argument("--split", default="test", choices=("test", "train"))
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.add_argument("--out", default=None, help="output directory (default WORKDIR/eval/step_<N>)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of the split")
+    p.add_argument("--lpips-weights", default=None, help="LPIPS npz (python -m hfagp.lpips_convert); "
+                                                         "without it LPIPS is not reported")
+    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"))
+    p.add_argument("--baseline", default=None, choices=("pti",), help="also run this baseline on the same frames")
+    p.add_argument("--pti-config", default="official", choices=("official", "cpu_test"),
+                   help="PTI hyperparameters: the official PTI values, or a few steps for smoke runs on a CPU")
+    p.add_argument("--pti-w-steps", type=int, default=None, help="PTI latent-inversion steps per frame")
+    p.add_argument("--pti-g-steps", type=int, default=None, help="PTI generator-tuning steps per frame")
+    p.add_argument("--pti-lpips-weight", type=float, default=None,
+                   help="weight of PTI's LPIPS loss (needs --lpips-weights; 0: L2 only)")
+    p.add_argument("--generator", default=None, help="the converted generator's path, if it moved since training")
+    p.add_argument("--num-images", type=int, default=4, help="how many side-by-side PNGs to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _use_compilation_cache(workdir) -> None:
+    """The run's persistent XLA cache (config.compilation_cache_dir), as train.py uses it."""
+    from hfagp.inference import load_config
+
+    cache = load_config(workdir).get("compilation_cache_dir", "")
+    if cache and not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(Path(cache).expanduser()))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from hfagp.inference import RunNotFoundError
+
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1 or (args.max_frames is not None and args.max_frames < 1):
+        print(f"{ERROR_PREFIX} --batch-size and --max-frames must be >= 1", file=sys.stderr)
+        return 2
+    overrides = {k: v for k, v in (("w_steps", args.pti_w_steps), ("g_steps", args.pti_g_steps),
+                                   ("lpips_weight", args.pti_lpips_weight)) if v is not None}
+    try:
+        pti_config = None
+        if args.baseline == "pti":
+            from hfagp.pti import PTIConfig
+
+            base = PTIConfig.cpu_test() if args.pti_config == "cpu_test" else PTIConfig()
+            pti_config = dataclasses.replace(base, **overrides)
+        t0 = time.perf_counter()
+        _use_compilation_cache(args.workdir)
+        avatar = load_trained(args.workdir, step=args.step, generator_path=args.generator)
+        frames = load_split(avatar, args.split, args.max_frames)
+        load_s = time.perf_counter() - t0
+        out = Path(args.out) if args.out else Path(args.workdir) / "eval" / f"step_{avatar.step}"
+        summary = evaluate(avatar, frames, out, split=args.split, batch_size=args.batch_size,
+                           lpips_weights=args.lpips_weights, lpips_net=args.lpips_net, baseline=args.baseline,
+                           pti_config=pti_config, num_images=args.num_images, progress=not args.quiet)
+    except (RunNotFoundError, ValueError, OSError, KeyError) as e:
+        print(f"{ERROR_PREFIX} {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"out": str(out.absolute()), "step": summary["step"], "split": args.split,
+                      "num_frames": summary["num_frames"], "load_s": round(load_s, 3),
+                      "metrics": summary["metrics"], "subspace_mean_deg": summary["subspace"].get("mean_deg"),
+                      "timing": summary["timing"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
