@@ -142,6 +142,48 @@ class GeneratorConfig:
             avg_camera_pivot=tuple(float(v) for v in rk.get("avg_camera_pivot", (0, 0, 0.2))),
         )
 
+    def to_eg3d_kwargs(self) -> tuple[dict, int]:
+        """The inverse of `from_eg3d_kwargs`: (`TriPlaneGenerator` init kwargs, `neural_rendering_resolution`).
+
+        The kwargs are the plain-dict form `train.py --cfg=ffhq --gen_pose_cond=True` builds, including
+        the rendering options that only EG3D's GAN training reads (`gpc_reg_prob`, `density_reg`, ...)
+        at their train.py defaults; for the presets they equal the fixture manifests' `init_kwargs`.
+        `compute_dtype` has no EG3D counterpart and is not carried. The backbone's `num_fp16_res` is 0.
+        """
+        if (self.plane_resolution, self.plane_channels) != (256, 32):
+            raise ValueError("EG3D's TriPlaneGenerator hard-codes 3x32-channel 256x256 planes; got "
+                             f"plane_resolution={self.plane_resolution}, plane_channels={self.plane_channels}")
+        r = self.render
+        rendering_kwargs = {
+            "image_resolution": self.img_resolution, "disparity_space_sampling": r.disparity_space_sampling,
+            "clamp_mode": r.clamp_mode, "superresolution_module": f"training.superresolution.{self.sr_module}",
+            "c_gen_conditioning_zero": self.c_gen_conditioning_zero, "gpc_reg_prob": 0.5, "c_scale": self.c_scale,
+            "superresolution_noise_mode": self.superresolution_noise_mode, "density_reg": 0.25,
+            "density_reg_p_dist": 0.004, "reg_type": "l1", "decoder_lr_mul": self.decoder_lr_mul,
+            "sr_antialias": self.sr_antialias, "depth_resolution": r.depth_resolution,
+            "depth_resolution_importance": r.depth_resolution_importance, "ray_start": r.ray_start,
+            "ray_end": r.ray_end, "box_warp": r.box_warp, "avg_camera_radius": self.avg_camera_radius,
+            "avg_camera_pivot": list(self.avg_camera_pivot),
+        }
+        if r.white_back:
+            rendering_kwargs["white_back"] = True
+        if r.density_noise:
+            rendering_kwargs["density_noise"] = r.density_noise
+        mapping_kwargs = {"num_layers": self.mapping_layers}
+        if self.mapping_lr_multiplier != 0.01:  # MappingNetwork's default
+            mapping_kwargs["lr_multiplier"] = self.mapping_lr_multiplier
+        init_kwargs = {
+            "z_dim": self.z_dim, "w_dim": self.w_dim, "mapping_kwargs": mapping_kwargs,
+            "channel_base": self.channel_base, "channel_max": self.channel_max,
+            "fused_modconv_default": "inference_only", "rendering_kwargs": rendering_kwargs,
+            "num_fp16_res": 0, "sr_num_fp16_res": self.sr_num_fp16_res,
+            "sr_kwargs": {"channel_base": self.channel_base, "channel_max": self.channel_max,
+                          "fused_modconv_default": "inference_only"},
+            "conv_clamp": self.backbone_conv_clamp, "c_dim": self.c_dim,
+            "img_resolution": self.img_resolution, "img_channels": self.img_channels,
+        }
+        return init_kwargs, self.neural_rendering_resolution
+
 
 _FFHQ_RENDER = RenderOptions(depth_resolution=48, depth_resolution_importance=48)
 

@@ -41,11 +41,13 @@ def fixture_generators(converted_dirs):
     return {name: eg3d_flax.load_generator(path) for name, path in converted_dirs.items()}
 
 
-def train_tiny_run(root, encoder: str = "rgb", steps: int = 12, tuning_start: int = 8, world=None):
+def train_tiny_run(root, encoder: str = "rgb", steps: int = 12, tuning_start=None, world=None):
     """Train a tiny run (random tiny128 generator, 32x32 neural rendering, k=8;
     the same step programs as tests/hfagp/test_train.py, so the persistent XLA cache serves both) into `root`/<encoder>.
 
     `world`: an existing synthetic world dir; if None one with 16 frames (4 test) is made in `root`.
+    tuning_start: first generator-tuning step (default: 8 for RGB; expression/audio runs stay in stage 1,
+    as in test_train.py, which saves a compilation).
     Returns the workdir. Used by the inference, evaluation and rendering tests.
     """
     from pathlib import Path
@@ -65,6 +67,8 @@ def train_tiny_run(root, encoder: str = "rgb", steps: int = 12, tuning_start: in
     cfg.progress_bar = False
     cfg.data.synthetic.dir = str(world)
     cfg.schedule.total_steps = steps
+    if tuning_start is None:
+        tuning_start = 8 if encoder == "rgb" else steps
     cfg.schedule.generator_tuning_start = tuning_start
     cfg.log_every = steps
     cfg.eval_every = 10 ** 6
@@ -82,7 +86,8 @@ def tiny_run_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_rgb_run(tiny_run_root):
-    """Workdir of a 12-step RGB run on a 16-frame synthetic world (stage 2 from step 8)."""
+    """Workdir of a 12-step RGB run on a 16-frame synthetic world (stage 2 from step 8). The expression and
+    audio runs below share its world and train stage 1 only."""
     return train_tiny_run(tiny_run_root, "rgb")
 
 

@@ -1,0 +1,117 @@
+"""The PyTorch-baseline plumbing of benchmarks/step_throughput.py and benchmarks/torch_step.py (no torch needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+NO_PINNING = ["--threads", "100000"]  # more threads than CPUs: the benchmark leaves this process's affinity alone
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def step_throughput():
+    return _load("step_throughput")
+
+
+@pytest.fixture(scope="module")
+def torch_step():
+    return _load("torch_step")
+
+
+def _fake_measure(config_name, batch, stage, steps, nrr, encoder, conv_gflops=None):
+    result = {"config": config_name, "encoder": encoder, "stage": stage, "batch": batch, "compile_s": 1.0,
+              "step_s_median": 0.5, "step_s_min": 0.4, "step_s_max": 0.6, "flops_per_step": 2e9,
+              "flop_floor_s": 2e9 / (conv_gflops * 1e9), "params_optimised": 10}
+    return result, {"config": config_name, "init_kwargs": {}, "labels": []}
+
+
+@pytest.fixture
+def fast_jax(step_throughput, monkeypatch):
+    """Replaces the JAX measurements (the slow part) so only the CLI flow runs."""
+    monkeypatch.setattr(step_throughput, "measure", _fake_measure)
+    monkeypatch.setattr(step_throughput, "conv_rate_gflops", lambda **_: 50.0)
+
+
+def test_no_torch_path_skips_and_still_reports_jax(step_throughput, fast_jax, capsys, tmp_path):
+    out = tmp_path / "bench.json"
+    assert step_throughput.main(["--configs", "tiny128", "--stages", "1", "--out", str(out)] + NO_PINNING) == 0
+    captured = capsys.readouterr()
+    assert "PyTorch baseline: skipped: no --torch-eg3d given" in captured.err
+    results = json.loads(out.read_text())
+    assert [(r["config"], r["stage"], r["torch_skipped"]) for r in results] == [
+        ("tiny128", 1, "no --torch-eg3d given")]
+    table_row = [ln for ln in captured.out.splitlines() if ln.startswith("| tiny128 | 1 |")]
+    assert len(table_row) == 1 and "0.500" in table_row[0] and "0.04" in table_row[0]  # JAX step and floor
+
+
+def test_not_an_eg3d_clone_skips_with_one_line(step_throughput, fast_jax, capsys, tmp_path):
+    assert step_throughput.main(["--configs", "tiny128", "--stages", "2", "--torch-eg3d", str(tmp_path)]
+                                + NO_PINNING) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("PyTorch baseline:")]
+    assert lines == [f"PyTorch baseline: skipped: {tmp_path} is not a clone of NVlabs/eg3d "
+                     "(no training/triplane.py in it or in its eg3d/ folder)"]
+
+
+def test_torch_step_rejects_non_clone(torch_step, capsys, tmp_path):
+    assert torch_step.main([str(tmp_path / "missing"), "--config", "tiny128"]) == torch_step.SKIP_EXIT
+    assert "is not a directory" in capsys.readouterr().err
+    assert torch_step.main([str(tmp_path), "--config", "tiny128"]) == torch_step.SKIP_EXIT
+    assert "is not a clone of NVlabs/eg3d" in capsys.readouterr().err
+
+
+def test_torch_step_names_missing_parts_of_a_partial_clone(torch_step, capsys, tmp_path):
+    (tmp_path / "eg3d" / "training").mkdir(parents=True)
+    (tmp_path / "eg3d" / "training" / "triplane.py").write_text("")
+    assert torch_step.main([str(tmp_path), "--check"]) == torch_step.SKIP_EXIT
+    err = capsys.readouterr().err
+    assert err.startswith("skipped: ") and "torch_utils/ops/bias_act.py" in err and "dnnlib/util.py" in err
+
+
+def test_interpreter_without_torch_is_a_skip(step_throughput, tmp_path):
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is importable here")
+    clone = tmp_path / "eg3d"
+    for marker in ("training/triplane.py", "torch_utils/ops/bias_act.py", "dnnlib/util.py"):
+        (clone / marker).parent.mkdir(parents=True, exist_ok=True)
+        (clone / marker).write_text("")
+    ok, msg = step_throughput.torch_preflight(str(tmp_path), sys.executable)
+    assert not ok and msg.startswith(f"torch is not importable by {sys.executable}")
+
+
+def test_missing_interpreter_is_a_skip(step_throughput, tmp_path):
+    ok, msg = step_throughput.torch_preflight(str(tmp_path), str(tmp_path / "no-python"))
+    assert not ok and "cannot run --torch-python" in msg
+
+
+def test_ratio_floor_and_target_with_a_torch_result(step_throughput, fast_jax, monkeypatch, capsys, tmp_path):
+    calls = []
+
+    def fake_run_torch(eg3d_path, python, spec, *, batch, stage, steps, encoder, threads, conv_rate):
+        calls.append((spec["config"], stage, threads, conv_rate))
+        return {"step_s_median": 2.5 if stage == 1 else 1.5, "step_s_min": 1.0, "step_s_max": 3.0,
+                "flops_per_step_counted": 5e9, "params_optimised": 10}
+
+    monkeypatch.setattr(step_throughput, "torch_preflight", lambda path, python: (True, "ok: torch"))
+    monkeypatch.setattr(step_throughput, "run_torch", fake_run_torch)
+    out = tmp_path / "bench.json"
+    argv = ["--configs", "tiny128", "--torch-eg3d", str(tmp_path), "--out", str(out)] + NO_PINNING
+    assert step_throughput.main(argv) == 0
+    assert calls == [("tiny128", 1, 100000, True), ("tiny128", 2, 100000, False)]
+    results = json.loads(out.read_text())
+    assert [r["speedup_vs_torch"] for r in results] == [5.0, 3.0]
+    assert results[0]["torch"]["flop_floor_s"] == pytest.approx(0.1)
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| tiny128 |")]
+    assert "5.00x | 4.0x: met |" in rows[0] and "3.00x | 4.0x: NOT met |" in rows[1]
