@@ -81,8 +81,8 @@ def save_random_generator(generator: eg3d_flax.Generator, config, workdir: Path)
     """A run on a random preset keeps its (initial) generator in `<workdir>/generator/`, so that inference
     (`hfagp.inference.load_trained`) loads it instead of re-running the random initialisation."""
     out = Path(workdir) / RANDOM_GENERATOR_DIR
-    if config.generator.path or (out / "generator.json").is_file():
-        return
+    if config.generator.path or (out / "generator.json").is_file() or jax.process_count() > 1:
+        return  # (multi-process: orbax saves are collective; inference then rebuilds from the preset seed)
     eg3d_flax.save_generator(generator, out, metadata={"preset": config.generator.preset,
                                                          "preset_seed": config.generator.preset_seed})
 
@@ -234,6 +234,21 @@ def create_train_state(setup: Setup) -> TrainState:
                       rng=train_key)
 
 
+def wait_for_all_processes(name: str, timeout_s: int = 3600) -> None:
+    """A barrier on jax.distributed's coordination service (no-op in a single process).
+
+    CPU collectives (gloo) give up after ~30 s when one process is still compiling, so every
+    process waits here after long local work (set-up, compilation) before the next collective."""
+    if jax.process_count() == 1:
+        return
+    from jax._src import distributed  # the coordination-service client; no public barrier API in jax 0.10
+
+    client = distributed.global_state.client
+    if client is None:
+        return
+    client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)
+
+
 class _StopRequest:
     """SIGTERM/SIGINT set a flag; the loop checkpoints and exits at the next step boundary."""
 
@@ -285,6 +300,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         save_random_generator(setup.generator, cfg, workdir)
 
     state = create_train_state(setup)
+    # Processes reach here at different times (set-up, random init); meet before the first collective.
+    wait_for_all_processes("train_state_created")
     state = jax.device_put(state, replicated)
     constants = {"generator_buffers": setup.generator.variables["buffers"]}
     if setup.lpips_fn is not None:
@@ -320,6 +337,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
                         out_shardings=(replicated, replicated), donate_argnums=(0,))
         for stage2 in (False, True)
     }
+    compiled = {}
     local_batch = cfg.optim.batch_size // jax.process_count()
     bar = summaries.progress_bar(total, start_step, enabled=is_main and cfg.progress_bar)
     history, pending = [], None
@@ -330,7 +348,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
         while step < total:
             batch_np = next(train_iter)
             batch = data_lib.device_batch(batch_np, batch_sharding, local_batch, cfg)
-            state, metrics = jit_step[step >= tune_start](state, batch, constants)
+            stage2 = step >= tune_start
+            if stage2 not in compiled:  # compile ahead of the first call, then start together
+                compiled[stage2] = jit_step[stage2].lower(state, batch, constants).compile()
+                wait_for_all_processes(f"compiled_stage{1 + stage2}")
+            state, metrics = compiled[stage2](state, batch, constants)
             step += 1
             # Check the previous step's metrics while this one runs (keeps one step in flight).
             if pending is not None:

@@ -183,3 +183,38 @@ def test_bad_configs_fail_before_compiling(tmp_path):
     result = subprocess.run([sys.executable, "train.py", "--config=configs/rgb.py:cpu", f"--workdir={tmp_path}/e",
                              "--config.model.no_such_knob=1"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and "no_such_knob" in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_with_jax_distributed_match_one_process(world, tmp_path):
+    """Two train.py processes on localhost (jax.distributed, gloo CPU collectives, one device each) give the
+    losses of one process with the same global batch, through both stages and a checkpoint."""
+    common = ["--config=configs/rgb.py:cpu", "--config.progress_bar=false", f"--config.data.synthetic.dir={world}",
+              "--config.schedule.total_steps=4", "--config.schedule.generator_tuning_start=2",
+              "--config.log_every=1", "--config.eval.max_frames=0", "--config.checkpoint.every=2"]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    single = tmp_path / "single"
+    subprocess.run([sys.executable, "train.py", f"--workdir={single}", *common], cwd=REPO_ROOT, env=env,
+                   check=True, capture_output=True, timeout=600)
+    multi = tmp_path / "multi"
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "train.py", f"--workdir={multi}", *common, "--config.distributed.enabled=true",
+         f"--config.distributed.coordinator_address=localhost:{port}", "--config.distributed.num_processes=2",
+         f"--config.distributed.process_id={i}", "--config.distributed.cpu_collectives=true"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    ref = [m["loss"] for m in read_jsonl(single / "metrics.jsonl")]
+    got = [m["loss"] for m in read_jsonl(multi / "metrics.jsonl")]
+    assert len(ref) == 4 and len(got) == 4
+    np.testing.assert_allclose(got, ref, rtol=1e-4)
+    assert sorted(int(p.name) for p in (multi / "checkpoints").iterdir() if p.name.isdigit()) == [2, 4]
