@@ -106,6 +106,11 @@ def orbit_cameras(n: int, yaw_range_deg: float = 30.0, pitch_deg: float = 0.0) -
     return np.stack([cameras.eg3d_label(cameras.lookat_cam2world(y, pitch), intr) for y in yaws]).astype(np.float32)
 
 
+def _local_copy(array: jax.Array) -> np.ndarray:
+    """Host copy of a replicated array (also when it spans several processes)."""
+    return np.asarray(array.addressable_data(0))
+
+
 class Evaluator:
     """Held-out-frame PSNR during training, plus image summaries (reconstructions, novel views, basis)."""
 
@@ -123,9 +128,16 @@ class Evaluator:
         self.images = np.asarray(frames["image"], np.float32)
         self.labels = np.asarray(frames["label"], np.float32)
         self.batch = max(1, min(cfg.eval.batch_size, len(self.images)))
-        self._render = jax.jit(render_fn)
-        self._basis = jax.jit(basis_fn)
+        # Inputs are replicated over the mesh (in multi-process runs every process renders the same frames).
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        self._replicated = NamedSharding(setup.mesh, PartitionSpec())
+        self._render = jax.jit(render_fn, out_shardings=self._replicated)
+        self._basis = jax.jit(basis_fn, out_shardings=self._replicated)
         self.is_main = jax.process_index() == 0
+
+    def _put(self, *arrays):
+        return jax.device_put(arrays, self._replicated)
 
     def _render_all(self, params, constants, inputs, labels) -> np.ndarray:
         out = []
@@ -136,7 +148,7 @@ class Evaluator:
             if pad:  # fixed shapes: no recompilation for the last batch
                 x = np.concatenate([x, np.repeat(x[-1:], pad, 0)])
                 c = np.concatenate([c, np.repeat(c[-1:], pad, 0)])
-            out.append(np.asarray(self._render(params, constants, x, c))[: b - pad])
+            out.append(_local_copy(self._render(params, constants, *self._put(x, c)))[: b - pad])
         return np.concatenate(out)
 
     def evaluate(self, step: int, params, constants) -> dict:
@@ -161,7 +173,7 @@ class Evaluator:
             save_png(out_dir / "novel_views.png", grid)
         if self.cfg.eval.basis_images:
             cams = frontal_camera()[None]
-            basis = np.asarray(self._basis(params, constants, cams))
+            basis = _local_copy(self._basis(params, constants, *self._put(cams)))
             grid = image_grid(to_uint8(basis), columns=min(10, len(basis)))
             self.writer.image(step, "basis/each_vector", grid)
             save_png(out_dir / "basis.png", grid)

@@ -198,7 +198,8 @@ def test_two_processes_with_jax_distributed_match_one_process(world, tmp_path):
     losses of one process with the same global batch, through both stages and a checkpoint."""
     common = ["--config=configs/rgb.py:cpu", "--config.progress_bar=false", f"--config.data.synthetic.dir={world}",
               "--config.schedule.total_steps=4", "--config.schedule.generator_tuning_start=2",
-              "--config.log_every=1", "--config.eval.max_frames=0", "--config.checkpoint.every=2"]
+              "--config.log_every=1", "--config.eval.max_frames=2", "--config.eval.novel_views=0",
+              "--config.eval.basis_images=false", "--config.eval_every=4", "--config.checkpoint.every=2"]
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     single = tmp_path / "single"
     subprocess.run([sys.executable, "train.py", f"--workdir={single}", *common], cwd=REPO_ROOT, env=env,
@@ -218,3 +219,5 @@ def test_two_processes_with_jax_distributed_match_one_process(world, tmp_path):
     assert len(ref) == 4 and len(got) == 4
     np.testing.assert_allclose(got, ref, rtol=1e-4)
     assert sorted(int(p.name) for p in (multi / "checkpoints").iterdir() if p.name.isdigit()) == [2, 4]
+    evals = [json.loads((d / "final_metrics.json").read_text())["eval/psnr"] for d in (single, multi)]
+    np.testing.assert_allclose(evals[1], evals[0], rtol=1e-4)  # in-training evaluation across processes
