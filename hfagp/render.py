@@ -189,17 +189,21 @@ def frame_latents(avatar: TrainedAvatar, split: str = "test", frame: int = 0) ->
     return np.asarray(avatar.latents(inputs[frame:frame + 1]))
 
 
+def _load_npy(path: Path, what: str) -> np.ndarray:
+    """An array from a .npy file (pickles refused); errors name `what`."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as e:
+        raise ValueError(f"{path}: not a .npy array file ({e})") from e
+
+
 def latents_from_file(avatar: TrainedAvatar, path: PathLike) -> np.ndarray:
     """W+ [1, num_ws, w_dim] from a .npy holding W+ latents ([num_ws, w_dim] or [1, num_ws, w_dim]) or
     prior coefficients ([k] or [1, k])."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"latent file {path} does not exist")
-    try:
-        value = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise ValueError(f"{path}: not a .npy array file ({e})") from e
-    value = np.asarray(value, np.float32)
+    value = np.asarray(_load_npy(path, f"latent file {path}"), np.float32)
     num_ws, w_dim, k = avatar.generator.config.num_ws, avatar.generator.config.w_dim, avatar.k
     if not np.all(np.isfinite(value)):
         raise ValueError(f"{path}: non-finite values (NaN/inf)")
@@ -233,12 +237,7 @@ def load_driving_signal(avatar: TrainedAvatar, path: PathLike, kind: str) -> np.
                          f"{avatar.encoder_kind!r} encoder; a {kind} file needs a run trained with the "
                          f"{kind!r} encoder")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{flag}: {path} does not exist")
-    try:
-        signal = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise ValueError(f"{path}: not a .npy array file ({e})") from e
+    signal = _load_npy(path, f"{flag}: {path}")
     if not np.issubdtype(signal.dtype, np.number):
         raise ValueError(f"{path}: expected numbers, got dtype {signal.dtype}")
     signal = np.asarray(signal, np.float32)
