@@ -23,7 +23,7 @@ from eg3d_flax import rendering
 from eg3d_flax.config import GeneratorConfig
 from eg3d_flax.layers import MappingNetwork, SynthesisNetwork
 from eg3d_flax.superresolution import SuperResolution
-from eg3d_flax.triplane import OSGDecoder, sample_from_planes
+from eg3d_flax.triplane import OSGDecoder, sample_mean_from_planes
 
 
 class StyleGAN2Backbone(nn.Module):
@@ -82,7 +82,7 @@ class TriPlaneGenerator(nn.Module):
         return self.decode_points(planes, coordinates)
 
     def decode_points(self, planes, coordinates):
-        feats = sample_from_planes(planes, coordinates, self.config.render.box_warp)
+        feats = sample_mean_from_planes(planes, coordinates, self.config.render.box_warp)
         return self.decoder(feats)
 
     def synthesis(

@@ -95,11 +95,160 @@ def upfirdn2d(
     return out
 
 
+def _upfirdn1d(x: jax.Array, taps: jax.Array, axis: int, up: int, pad0: int, pad1: int) -> jax.Array:
+    """1-D upfirdn along `axis` (down=1): zero-insert by `up` (1 or 2), pad/crop, correlate with `taps`.
+
+    `taps` are already flipped/scaled as the correlation needs. For up=2 it is evaluated per output
+    parity (polyphase): each phase only touches the taps that land on real samples, so no multiply
+    is spent on inserted zeros and nothing of the zero-stuffed signal is materialised.
+    """
+    k = taps.shape[0]
+    n_in = x.shape[axis]
+    n_out = n_in * up + pad0 + pad1 - k + 1
+
+    def shifted(start: int, length: int) -> jax.Array:
+        """x[start : start+length] along axis, zeros outside [0, n_in)."""
+        lo, hi = max(0, -start), max(0, start + length - n_in)
+        pads = [(0, 0)] * x.ndim
+        pads[axis] = (lo, hi)
+        xp = jnp.pad(x, pads) if lo or hi else x
+        return jax.lax.slice_in_dim(xp, start + lo, start + lo + length, axis=axis)
+
+    if up == 1:
+        out = None
+        for t in range(k):
+            term = shifted(t - pad0, n_out) * taps[t]
+            out = term if out is None else out + term
+        return out
+    if up != 2:
+        raise ValueError(f"_upfirdn1d supports up=1 or 2, got {up}")
+    phases = []
+    for ph in range(2):
+        length = (n_out - ph + 1) // 2
+        out = None
+        for t in range(k):
+            if (ph + t - pad0) % 2:
+                continue  # this tap falls on an inserted zero
+            term = shifted((ph + t - pad0) // 2, length) * taps[t]
+            out = term if out is None else out + term
+        phases.append(out)
+    if phases[1].shape[axis] < phases[0].shape[axis]:
+        pads = [(0, 0)] * x.ndim
+        pads[axis] = (0, 1)
+        phases[1] = jnp.pad(phases[1], pads)
+    y = jnp.stack(phases, axis=axis + 1)
+    shape = list(x.shape)
+    shape[axis] = 2 * phases[0].shape[axis]
+    return jax.lax.slice_in_dim(y.reshape(shape), 0, n_out, axis=axis)
+
+
+def _upfirdn1d_adjoint(g: jax.Array, taps: jax.Array, axis: int, up: int, pad0: int, n_in: int) -> jax.Array:
+    """The transpose of `_upfirdn1d` (same taps): dx[s] = sum_t taps[t] * g[up*s + pad0 - t], zeros outside.
+
+    For up=2 the cotangent is split into its two parities by a reshape (no strided slicing), and
+    each tap reads one parity at a fixed shift: a 2x-decimating correlation.
+    """
+    k = taps.shape[0]
+
+    def shifted(x, start, length):
+        lo, hi = max(0, -start), max(0, start + length - x.shape[axis])
+        pads = [(0, 0)] * x.ndim
+        pads[axis] = (lo, hi)
+        xp = jnp.pad(x, pads) if lo or hi else x
+        return jax.lax.slice_in_dim(xp, start + lo, start + lo + length, axis=axis)
+
+    if up == 1:
+        parity = (g, g)
+        offset = lambda t: pad0 - t  # noqa: E731
+    elif up == 2:
+        if g.shape[axis] % 2:
+            pads = [(0, 0)] * g.ndim
+            pads[axis] = (0, 1)
+            g = jnp.pad(g, pads)
+        shape = list(g.shape)
+        shape[axis: axis + 1] = [g.shape[axis] // 2, 2]
+        g2 = g.reshape(shape)
+        parity = tuple(jax.lax.index_in_dim(g2, q, axis=axis + 1, keepdims=False) for q in range(2))
+        offset = lambda t: (pad0 - t - (pad0 - t) % 2) // 2  # noqa: E731
+    else:
+        raise ValueError(f"_upfirdn1d_adjoint supports up=1 or 2, got {up}")
+    out = None
+    for t in range(k):
+        src = parity[(pad0 - t) % 2] if up == 2 else g
+        term = shifted(src, offset(t), n_in) * taps[t]
+        out = term if out is None else out + term
+    return out
+
+
+def separable_taps(f: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(vertical, horizontal) 1-D factors of a rank-1 2-D filter: f == outer(fy, fx).
+
+    Exact for separable filters such as StyleGAN's outer([1,3,3,1], [1,3,3,1]) / 64; the
+    checkpoint converter refuses non-separable `resample_filter` buffers, which this relies on.
+    """
+    fy = jnp.sum(f, axis=1)
+    fx = jnp.sum(f, axis=0) / jnp.sum(f)
+    return fy, fx
+
+
+def _upfirdn2d_separable_impl(x, f, up, padding, gain):
+    px0, px1, py0, py1 = padding
+    fy, fx = separable_taps(f.astype(x.dtype))
+    fy, fx = fy[::-1] * gain, fx[::-1]  # correlation form of the reference's true convolution
+    x = jax.lax.optimization_barrier(_upfirdn1d(x, fy, axis=1, up=up, pad0=py0, pad1=py1))
+    return jax.lax.optimization_barrier(_upfirdn1d(x, fx, axis=2, up=up, pad0=px0, pad1=px1))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _upfirdn2d_separable(x, f, up, padding, gain):
+    return _upfirdn2d_separable_impl(x, f, up, padding, gain)
+
+
+def _upfirdn2d_separable_fwd(x, f, up, padding, gain):
+    return _upfirdn2d_separable_impl(x, f, up, padding, gain), (f, x.shape)
+
+
+def _upfirdn2d_separable_bwd(up, padding, gain, res, g):
+    f, shape = res
+    px0, _, py0, _ = padding
+    fy, fx = separable_taps(f.astype(g.dtype))
+    fy, fx = fy[::-1] * gain, fx[::-1]
+    g = jax.lax.optimization_barrier(_upfirdn1d_adjoint(g, fx, axis=2, up=up, pad0=px0, n_in=shape[2]))
+    g = jax.lax.optimization_barrier(_upfirdn1d_adjoint(g, fy, axis=1, up=up, pad0=py0, n_in=shape[1]))
+    return g, jnp.zeros_like(f)
+
+
+_upfirdn2d_separable.defvjp(_upfirdn2d_separable_fwd, _upfirdn2d_separable_bwd)
+
+
+def upfirdn2d_separable(
+    x: jax.Array,
+    f: jax.Array,
+    up: int = 1,
+    padding: Sequence[int] = (0, 0, 0, 0),
+    gain: float = 1.0,
+) -> jax.Array:
+    """`upfirdn2d` (down=1) for a separable (rank-1) filter `f` [k,k]: the same values, faster.
+
+    Forward: two 1-D passes (2k instead of k*k multiply-adds per output; for up=2 polyphase, a
+    quarter of those again). Backward: the explicit adjoint, also as two 1-D passes (autodiff of
+    either form let XLA split the taps into separately materialised full-size arrays: 16 of them
+    for the 256x256x96 tri-plane image, ~0.6 s of a 2.7 s tiny128 step).
+    Each pass is put behind an optimisation barrier: without it XLA fuses chains of these (the
+    skip architecture's upsampled image, block after block) into one expression that recomputes
+    every earlier level per tap; a 6-level chain at 96 channels took 0.52 s instead of 0.07 s.
+    No gradient flows to `f` (a fixed buffer).
+    """
+    return _upfirdn2d_separable(x, f, int(up), tuple(int(p) for p in padding), float(gain))
+
+
 def upsample2d(x: jax.Array, f: jax.Array, up: int = 2) -> jax.Array:
-    """2x FIR upsampling with the reference's default padding and gain up**2. [N,H,W,C] -> [N,2H,2W,C]."""
+    """2x FIR upsampling with the reference's default padding and gain up**2. [N,H,W,C] -> [N,2H,2W,C].
+
+    `f` must be separable (StyleGAN's resample filters are)."""
     fw = f.shape[-1]
     p0, p1 = (fw + up - 1) // 2, (fw - up) // 2
-    return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up**2)
+    return upfirdn2d_separable(x, f, up=up, padding=(p0, p1, p0, p1), gain=up**2)
 
 
 def _correlate(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
@@ -193,7 +342,7 @@ def conv2d_up2(x: jax.Array, w: jax.Array, f: jax.Array, padding: int) -> jax.Ar
     if (kh, kw) == (3, 3) and pxt == 0 and pyt == 0:
         y = conv_transpose2d_stride2_k3(x, w)
         # drop the trailing zero row/col by reducing the high padding by one
-        return upfirdn2d(y, f, padding=(px0, px1 - 1, py0, py1 - 1), gain=up**2)
+        return upfirdn2d_separable(y, f, padding=(px0, px1 - 1, py0, py1 - 1), gain=up**2)
     # General case: conv_transpose2d == dilated-input correlation with the flipped kernel.
     y = jax.lax.conv_general_dilated(
         x,
@@ -203,7 +352,7 @@ def conv2d_up2(x: jax.Array, w: jax.Array, f: jax.Array, padding: int) -> jax.Ar
         lhs_dilation=(up, up),
         dimension_numbers=CONV_DIMENSIONS,
     )
-    return upfirdn2d(y, f, padding=(px0 + pxt, px1 - pxt, py0 + pyt, py1 - pyt), gain=up**2)
+    return upfirdn2d_separable(y, f, padding=(px0 + pxt, px1 - pxt, py0 + pyt, py1 - pyt), gain=up**2)
 
 
 def modulated_conv2d(
