@@ -106,6 +106,12 @@ def convert_snapshot(
         variables, skipped = torch_keys.state_dict_to_variables(snap.state_dict, template, dtype=np_dtype)
     except torch_keys.KeyMappingError as e:
         raise ConversionError(f"{input_path}: {e}") from e
+    from eg3d_flax.checkpoint import non_separable_filters
+
+    bad = non_separable_filters(variables)
+    if bad:
+        raise ConversionError(f"{input_path}: unsupported resample_filter (not a separable 2-D FIR filter, "
+                              f"which this port's up-sampling relies on): {bad[:3]}")
     n_params = int(sum(np.size(x) for x in jax.tree_util.tree_leaves(variables["params"])))
     n_buffers = int(sum(np.size(x) for x in jax.tree_util.tree_leaves(variables["buffers"])))
     log(f"[3/4] mapped {len(snap.state_dict) - len(skipped)} tensors: {n_params:,} parameters, "

@@ -38,6 +38,24 @@ def variables_template(config: GeneratorConfig) -> Any:
     return jax.eval_shape(lambda k: init_variables(config, k), jax.random.PRNGKey(0))
 
 
+def non_separable_filters(variables: dict, rtol: float = 1e-5) -> list[str]:
+    """Paths of `resample_filter` buffers that are not rank-1 (outer products of 1-D taps).
+
+    The port's FIR up-sampling runs as two 1-D passes (`ops.upfirdn2d_separable`), which is exact
+    only for separable filters; every StyleGAN2/EG3D checkpoint uses outer([1,3,3,1])/64.
+    """
+    bad = []
+    flat = jax.tree_util.tree_flatten_with_path(variables.get("buffers", {}))[0]
+    for path, leaf in flat:
+        keys = [getattr(k, "key", str(k)) for k in path]
+        if keys[-1] != "resample_filter":
+            continue
+        s = np.linalg.svd(np.asarray(leaf, np.float64), compute_uv=False)
+        if s.size > 1 and s[1] > rtol * s[0]:
+            bad.append("/".join(map(str, keys)))
+    return bad
+
+
 def _json_default(obj):
     """numpy scalars/arrays in metadata (e.g. checkpoint kwargs) -> plain JSON values."""
     if hasattr(obj, "tolist"):
@@ -186,6 +204,9 @@ def load_generator(path: os.PathLike, dtype=None, config_overrides: Optional[dic
         variables = ocp.StandardCheckpointer().restore(path / VARIABLES_DIR, target)
     except Exception as e:  # orbax raises several types for tree/shape mismatches
         raise GeneratorCheckpointError(f"{path}: variables do not match the stored config: {e}") from e
+    bad = non_separable_filters(variables)
+    if bad:
+        raise GeneratorCheckpointError(f"{path}: resample_filter buffers are not separable (rank-1): {bad[:3]}")
     variables = _cast_params(variables, np.dtype(dtype or np.float32))
     variables = jax.tree_util.tree_map(jnp.asarray, variables)
     return Generator(config, variables)
