@@ -82,7 +82,7 @@ def conv_rate_gflops(batch: int, size: int, channels: int, reps: int = 5) -> flo
     return 2.0 * batch * size * size * channels * channels * 9 / best / 1e9
 
 
-def build(config_name: str, batch: int, nrr: int | None, encoder: str):
+def build(config_name: str, batch: int, nrr: int | None, encoder: str, stage: int = 2, remat: str = "none"):
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -98,7 +98,7 @@ def build(config_name: str, batch: int, nrr: int | None, encoder: str):
 
     cfg = base_config("rgb", "paper")
     cfg.loss.lpips_weight = 0.0
-    gcfg = eg3d_flax.preset(config_name)
+    gcfg = eg3d_flax.preset(config_name, remat=remat)
     if nrr:
         gcfg = gcfg.replace(neural_rendering_resolution=nrr)
     cfg.loss.resolution = gcfg.img_resolution
@@ -114,7 +114,9 @@ def build(config_name: str, batch: int, nrr: int | None, encoder: str):
         params = {"model": {"ws": ws0}, "generator": G.variables["params"]}
     else:
         params = init_params(model, G, images[:1], jax.random.PRNGKey(0), "official")
-    tx = make_optimizer(cfg.optim, params, generator_start=0, freeze_prior=False, tune_generator=True)
+    # As in training: stage 1 routes the generator to set_to_zero (no Adam moments, nothing computed
+    # for it), stage 2 gives it Adam; the PyTorch side likewise has no optimizer state for a frozen G.
+    tx = make_optimizer(cfg.optim, params, generator_start=0, freeze_prior=False, tune_generator=stage == 2)
     state = TrainState(step=jnp.zeros([], jnp.int32), params=params, opt_state=tx.init(params),
                        rng=jax.random.PRNGKey(1))
     gen = G.module
@@ -166,7 +168,7 @@ def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | Non
     import jax
 
     load_before = os.getloadavg()[0]
-    state, batch_data, buffers, step_fn, gcfg, torch_spec, counts = build(config_name, batch, nrr, encoder)
+    state, batch_data, buffers, step_fn, gcfg, torch_spec, counts = build(config_name, batch, nrr, encoder, stage, remat)
     fn = step_fn(stage == 2)
     t0 = time.perf_counter()
     lowered = fn.lower(state, batch_data, buffers)

@@ -43,6 +43,7 @@ def base_config(encoder: str, variant: str) -> ml_collections.ConfigDict:
         preset="",               # or a preset with random weights ('tiny128', 'small512'; tests/CPU only)
         preset_seed=0,
         compute_dtype="float32", # 'bfloat16' for the backbone/SR convs on GPU/TPU
+        remat="none",            # 'renderer' | 'full': recompute activations in backward (less memory)
         neural_rendering_resolution=0,   # 0: the checkpoint's (128 for ffhq512-128)
         render_deterministic=False,      # official training renders with stratified jitter + random u
     )

@@ -15,6 +15,12 @@ from eg3d_flax.rendering import RenderOptions
 from eg3d_flax.superresolution import SR_SPECS
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+# Rematerialisation (jax.checkpoint) policies: what the backward pass recomputes instead of storing.
+#   none      store every activation (fastest; the default)
+#   renderer  recompute each tri-plane sampling + OSG-decoder pass (its per-sample features and
+#             hidden activations are the largest saved tensors at 128x128 neural rendering)
+#   full      also recompute every StyleGAN2 synthesis / super-resolution block from its inputs
+REMAT_POLICIES = ("none", "renderer", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +49,7 @@ class GeneratorConfig:
     avg_camera_radius: float = 2.7
     avg_camera_pivot: tuple = (0.0, 0.0, 0.2)
     compute_dtype: str = "float32"
+    remat: str = "none"  # one of REMAT_POLICIES; changes memory and speed, never the values
 
     # Fixed by EG3D's TriPlaneGenerator: a 256x256, 3x32-channel tri-plane backbone.
     plane_resolution: int = 256
@@ -56,6 +63,8 @@ class GeneratorConfig:
                              f"but img_resolution is {self.img_resolution}")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}")
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"remat must be one of {REMAT_POLICIES}, got {self.remat!r}")
 
     @property
     def sr_conv_clamp(self) -> Optional[float]:
@@ -148,7 +157,8 @@ class GeneratorConfig:
         The kwargs are the plain-dict form `train.py --cfg=ffhq --gen_pose_cond=True` builds, including
         the rendering options that only EG3D's GAN training reads (`gpc_reg_prob`, `density_reg`, ...)
         at their train.py defaults; for the presets they equal the fixture manifests' `init_kwargs`.
-        `compute_dtype` has no EG3D counterpart and is not carried. The backbone's `num_fp16_res` is 0.
+        `compute_dtype` and `remat` have no EG3D counterpart and are not carried. The backbone's
+        `num_fp16_res` is 0.
         """
         if (self.plane_resolution, self.plane_channels) != (256, 32):
             raise ValueError("EG3D's TriPlaneGenerator hard-codes 3x32-channel 256x256 planes; got "

@@ -36,7 +36,7 @@ class StyleGAN2Backbone(nn.Module):
         self.synthesis = SynthesisNetwork(
             w_dim=cfg.w_dim, img_resolution=cfg.plane_resolution, img_channels=3 * cfg.plane_channels,
             channel_base=cfg.channel_base, channel_max=cfg.channel_max, conv_clamp=cfg.backbone_conv_clamp,
-            compute_dtype=jnp.dtype(cfg.compute_dtype))
+            compute_dtype=jnp.dtype(cfg.compute_dtype), remat=cfg.remat == "full")
         self.mapping = MappingNetwork(
             z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, num_ws=cfg.num_ws,
             num_layers=cfg.mapping_layers, lr_multiplier=cfg.mapping_lr_multiplier)
@@ -57,7 +57,7 @@ class TriPlaneGenerator(nn.Module):
         self.superresolution = SuperResolution(
             kind=cfg.sr_module, channels=cfg.plane_channels, img_resolution=cfg.img_resolution,
             sr_antialias=cfg.sr_antialias, conv_clamp=cfg.sr_conv_clamp,
-            compute_dtype=jnp.dtype(cfg.compute_dtype))
+            compute_dtype=jnp.dtype(cfg.compute_dtype), remat=cfg.remat == "full")
         self.decoder = OSGDecoder(n_features=cfg.plane_channels, output_dim=cfg.plane_channels,
                                   lr_multiplier=cfg.decoder_lr_mul)
 
@@ -104,8 +104,11 @@ class TriPlaneGenerator(nn.Module):
         origins, directions = rendering.rays_from_cameras(c, res)
         planes = self.planes(ws, noise_mode)
         key = None if deterministic else self.make_rng("render")
-        feats, depth, _ = rendering.render_rays(
-            lambda pts: self.decode_points(planes, pts), origins, directions, cfg.render, key)
+        if cfg.remat == "none":
+            decode = functools.partial(self.decode_points, planes)
+        else:  # recompute sampling + decoder in the backward pass instead of storing per-sample activations
+            decode = functools.partial(nn.remat(TriPlaneGenerator.decode_points), self, planes)
+        feats, depth, _ = rendering.render_rays(decode, origins, directions, cfg.render, key)
         b = ws.shape[0]
         feature_image = feats.reshape(b, res, res, feats.shape[-1])
         depth_image = depth.reshape(b, res, res, 1)

@@ -202,6 +202,11 @@ class SynthesisBlock(nn.Module):
         return x, img
 
 
+def remat_block():
+    """SynthesisBlock under `nn.remat` (same parameter tree); `noise_mode` stays a static argument."""
+    return nn.remat(SynthesisBlock, static_argnums=(4,))
+
+
 def block_resolutions(img_resolution: int) -> list[int]:
     return [2**i for i in range(2, int(math.log2(img_resolution)) + 1)]
 
@@ -225,15 +230,17 @@ class SynthesisNetwork(nn.Module):
     channel_max: int = 512
     conv_clamp: Optional[float] = None
     compute_dtype: jnp.dtype = jnp.float32
+    remat: bool = False  # recompute each block's activations in the backward pass (jax.checkpoint)
 
     @nn.compact
     def __call__(self, ws, noise_mode: str = "const"):
+        block_cls = remat_block() if self.remat else SynthesisBlock
         x = img = None
         w_idx = 0
         for res in block_resolutions(self.img_resolution):
             in_ch = block_channels(res // 2, self.channel_base, self.channel_max) if res > 4 else 0
             out_ch = block_channels(res, self.channel_base, self.channel_max)
-            block = SynthesisBlock(
+            block = block_cls(
                 in_ch, out_ch, self.w_dim, res, self.img_channels, conv_clamp=self.conv_clamp,
                 compute_dtype=self.compute_dtype, name=f"b{res}",
             )

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from eg3d_flax import ops
-from eg3d_flax.layers import SynthesisBlock
+from eg3d_flax.layers import SynthesisBlock, remat_block
 
 # class name -> (input_resolution, output_resolution, (block0 channels, block1 channels),
 #                block0 upsamples?, resize only when smaller?, has own resample_filter buffer?)
@@ -39,6 +39,7 @@ class SuperResolution(nn.Module):
     sr_antialias: bool = True
     conv_clamp: Optional[float] = None
     compute_dtype: jnp.dtype = jnp.float32
+    remat: bool = False  # recompute each block's activations in the backward pass (jax.checkpoint)
 
     @nn.compact
     def __call__(self, rgb: jax.Array, x: jax.Array, ws: jax.Array, noise_mode: str = "none"):
@@ -56,7 +57,8 @@ class SuperResolution(nn.Module):
             rgb = ops.resize_bilinear(rgb, in_res, self.sr_antialias)
         common = dict(w_dim=512, img_channels=3, conv_clamp=self.conv_clamp, compute_dtype=self.compute_dtype)
         res0 = out_res // 2 if up0 else in_res
-        x, rgb = SynthesisBlock(self.channels, c0, resolution=res0, upsample=up0, name="block0", **common)(
+        block_cls = remat_block() if self.remat else SynthesisBlock
+        x, rgb = block_cls(self.channels, c0, resolution=res0, upsample=up0, name="block0", **common)(
             x, rgb, ws, noise_mode)
-        x, rgb = SynthesisBlock(c0, c1, resolution=out_res, name="block1", **common)(x, rgb, ws, noise_mode)
+        x, rgb = block_cls(c0, c1, resolution=out_res, name="block1", **common)(x, rgb, ws, noise_mode)
         return rgb

@@ -60,7 +60,7 @@ class Setup:
 
 
 def build_generator(gen_cfg) -> eg3d_flax.Generator:
-    overrides = {"compute_dtype": gen_cfg.compute_dtype}
+    overrides = {"compute_dtype": gen_cfg.compute_dtype, "remat": gen_cfg.get("remat", "none")}
     if gen_cfg.neural_rendering_resolution:
         overrides["neural_rendering_resolution"] = int(gen_cfg.neural_rendering_resolution)
     if gen_cfg.path:
