@@ -163,8 +163,9 @@ def build(config_name: str, batch: int, nrr: int | None, encoder: str, stage: in
 
 
 def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | None, encoder: str,
-            conv_gflops: float | None = None) -> tuple[dict, dict]:
-    """Times the JAX step; returns (result, the spec for the PyTorch side)."""
+            conv_gflops: float | None = None, remat: str = "none") -> tuple[dict, dict]:
+    """Times the JAX step; returns (result, the spec for the PyTorch side). steps=0: compile only
+    (FLOPs and XLA's memory analysis, e.g. for a config too slow to run here)."""
     import jax
 
     load_before = os.getloadavg()[0]
@@ -183,6 +184,14 @@ def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | Non
         for k in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
                   "generated_code_size_in_bytes"):
             mem_info[k] = int(getattr(mem, k, 0))
+    if steps == 0:
+        return {"config": config_name, "encoder": encoder, "stage": stage, "batch": batch, "remat": remat,
+                "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
+                "neural_rendering_resolution": gcfg.neural_rendering_resolution,
+                "params_optimised": counts["model"] + (counts["generator"] if stage == 2 else 0),
+                "compile_s": round(compile_s, 2), "step_s_median": None, "step_s_min": None, "step_s_max": None,
+                "flops_per_step": flops, "memory_analysis": mem_info,
+                "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}, torch_spec
     state, loss = fn(state, batch_data, buffers)  # warm-up (first call)
     jax.block_until_ready(loss)
     cache_before = fn._cache_size() if hasattr(fn, "_cache_size") else None
@@ -195,7 +204,8 @@ def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | Non
     cache_after = fn._cache_size() if hasattr(fn, "_cache_size") else None
     med = statistics.median(times)
     result = {
-        "config": config_name, "encoder": encoder, "stage": stage, "batch": batch, "backend": jax.default_backend(),
+        "config": config_name, "encoder": encoder, "stage": stage, "batch": batch, "remat": remat,
+        "backend": jax.default_backend(),
         "device": str(jax.devices()[0].device_kind), "neural_rendering_resolution": gcfg.neural_rendering_resolution,
         "params_optimised": counts["model"] + (counts["generator"] if stage == 2 else 0),
         "compile_s": round(compile_s, 2), "step_s_median": round(med, 4), "step_s_min": round(min(times), 4),
@@ -267,19 +277,23 @@ def _fmt(v, spec=".2f"):
 
 
 def markdown_table(results: list[dict]) -> str:
-    rows = ["| config | stage | batch | compile s | JAX step s (median) | min-max | GFLOP/step (XLA) | JAX floor s "
-            "| PyTorch step s (median) | min-max | GFLOP/step (torch) | PyTorch floor s | speedup torch/jax "
-            "| target |",
-            "| --- " * 14 + "|"]
+    rows = ["| config | stage | batch | remat | compile s | JAX step s (median) | min-max | GFLOP/step (XLA) | JAX floor s "
+            "| device memory (XLA: args + temp) | PyTorch step s (median) | min-max | GFLOP/step (torch) "
+            "| PyTorch floor s | speedup torch/jax | target |",
+            "| --- " * 16 + "|"]
     for r in results:
         t = r.get("torch") or {}
         speed = r.get("speedup_vs_torch")
         target = TARGET_SPEEDUP.get(r["config"])
         verdict = "—" if speed is None or target is None else f"{target}x: {'met' if speed >= target else 'NOT met'}"
+        mem = r.get("memory_analysis") or {}
+        dev_mem = (mem.get("argument_size_in_bytes", 0) + mem.get("temp_size_in_bytes", 0)) / 2**30 if mem else None
+        timed = r.get("step_s_median") is not None
         rows.append(
-            f"| {r['config']} | {r['stage']} | {r['batch']} | {r['compile_s']} | {r['step_s_median']:.3f} | "
-            f"{r['step_s_min']:.2f}-{r['step_s_max']:.2f} | {r['flops_per_step'] / 1e9:.1f} | "
-            f"{_fmt(r.get('flop_floor_s'))} | {_fmt(t.get('step_s_median'), '.3f')} | "
+            f"| {r['config']} | {r['stage']} | {r['batch']} | {r.get('remat', 'none')} | {r['compile_s']} | "
+            + (f"{r['step_s_median']:.3f} | {r['step_s_min']:.2f}-{r['step_s_max']:.2f}" if timed else "— | —")
+            + f" | {r['flops_per_step'] / 1e9:.1f} | {_fmt(r.get('flop_floor_s'))} | "
+            f"{'—' if dev_mem is None else f'{dev_mem:.2f} GiB'} | {_fmt(t.get('step_s_median'), '.3f')} | "
             + (f"{t['step_s_min']:.2f}-{t['step_s_max']:.2f}" if t.get("step_s_min") is not None else "—")
             + f" | {_fmt(t.get('flops_per_step_counted') and t['flops_per_step_counted'] / 1e9, '.1f')} | "
             f"{_fmt(t.get('flop_floor_s'))} | {_fmt(speed)}{'x' if speed is not None else ''} | {verdict} |")
@@ -291,7 +305,9 @@ def main(argv=None) -> int:
     p.add_argument("--configs", default="tiny128", help="comma-separated presets: tiny128,small512,ffhq512-128")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--stages", default="1,2")
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up; 0: compile only")
+    p.add_argument("--remat", default="none", choices=["none", "renderer", "full"],
+                   help="the generator's rematerialisation policy (GeneratorConfig.remat)")
     p.add_argument("--neural-rendering-resolution", type=int, default=None)
     p.add_argument("--encoder", default="none", choices=["none", "rgb"],
                    help="'none': Adam on W+ codes + G (what the PyTorch baseline times); 'rgb': the official RGB encoder")
@@ -314,11 +330,11 @@ def main(argv=None) -> int:
     for name in args.configs.split(","):
         for stage in (int(s) for s in args.stages.split(",")):
             r, spec = measure(name, args.batch, stage, args.steps, args.neural_rendering_resolution, args.encoder,
-                              conv_gflops)
+                              conv_gflops, remat=args.remat)
             r["conv_gflops"] = round(conv_gflops, 1)
             if torch_skipped:
                 r["torch_skipped"] = torch_skipped
-            if torch_enabled:
+            if torch_enabled and args.steps > 0:
                 release_memory()
                 t = run_torch(args.torch_eg3d, args.torch_python, spec, batch=args.batch, stage=stage,
                               steps=args.steps, encoder=args.encoder, threads=args.threads, conv_rate=first_torch)

@@ -30,7 +30,7 @@ def torch_step():
     return _load("torch_step")
 
 
-def _fake_measure(config_name, batch, stage, steps, nrr, encoder, conv_gflops=None):
+def _fake_measure(config_name, batch, stage, steps, nrr, encoder, conv_gflops=None, remat="none"):
     result = {"config": config_name, "encoder": encoder, "stage": stage, "batch": batch, "compile_s": 1.0,
               "step_s_median": 0.5, "step_s_min": 0.4, "step_s_max": 0.6, "flops_per_step": 2e9,
               "flop_floor_s": 2e9 / (conv_gflops * 1e9), "params_optimised": 10}
@@ -115,3 +115,21 @@ def test_ratio_floor_and_target_with_a_torch_result(step_throughput, fast_jax, m
     assert results[0]["torch"]["flop_floor_s"] == pytest.approx(0.1)
     rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| tiny128 |")]
     assert "5.00x | 4.0x: met |" in rows[0] and "3.00x | 4.0x: NOT met |" in rows[1]
+
+
+def test_render_throughput_reports_images_per_second(tmp_path, capsys):
+    """The rendering benchmark runs end to end on the tiny config: one entry per batch size, no recompiles."""
+    render_throughput = _load("render_throughput")
+    out = tmp_path / "render.json"
+    assert render_throughput.main(["--configs", "tiny128", "--batches", "1,2", "--reps", "1", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert [r["batch"] for r in results] == [1, 2]
+    for r in results:
+        assert r["img_resolution"] == 128 and r["finite"] and not r["recompiled"]
+        assert r["images_per_s"] > 0 and r["flops_per_batch"] > 0
+        assert r["memory_analysis"]["temp_size_in_bytes"] > 0
+    assert "| tiny128 | float32 | 2 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        render_throughput.main(["--batches", "0"])
+    with pytest.raises(SystemExit):
+        render_throughput.main(["--generator", str(tmp_path / "missing")])
