@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from step_throughput import xla_cost  # noqa: E402  (a sibling script, not a package)
 
 
 def build(config_name: str | None, generator_path: str | None, dtype: str):
@@ -57,12 +60,7 @@ def measure(G, label: str, batch: int, reps: int) -> dict:
     t0 = time.perf_counter()
     compiled = render.lower(G.variables, ws, cameras).compile()
     compile_s = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-    mem = compiled.memory_analysis()
-    mem_info = {k: int(getattr(mem, k, 0)) for k in ("argument_size_in_bytes", "output_size_in_bytes",
-                                                     "temp_size_in_bytes")} if mem is not None else {}
+    flops, mem_info = xla_cost(compiled)
     jax.block_until_ready(render(G.variables, ws, cameras))  # warm-up through the jit cache
     cache_before = render._cache_size()
     times = []

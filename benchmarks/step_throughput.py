@@ -82,6 +82,16 @@ def conv_rate_gflops(batch: int, size: int, channels: int, reps: int = 5) -> flo
     return 2.0 * batch * size * size * channels * channels * 9 / best / 1e9
 
 
+def xla_cost(compiled) -> tuple[float, dict]:
+    """(FLOPs from XLA's cost analysis, or nan; XLA's memory analysis as {field: bytes}) of a compiled function."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+    mem = compiled.memory_analysis()
+    fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "generated_code_size_in_bytes")
+    return flops, ({k: int(getattr(mem, k, 0)) for k in fields} if mem is not None else {})
+
+
 def build(config_name: str, batch: int, nrr: int | None, encoder: str, stage: int = 2, remat: str = "none"):
     import jax
     import jax.numpy as jnp
@@ -175,15 +185,7 @@ def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | Non
     lowered = fn.lower(state, batch_data, buffers)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-    mem = compiled.memory_analysis()
-    mem_info = {}
-    if mem is not None:
-        for k in ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
-                  "generated_code_size_in_bytes"):
-            mem_info[k] = int(getattr(mem, k, 0))
+    flops, mem_info = xla_cost(compiled)
     if steps == 0:
         return {"config": config_name, "encoder": encoder, "stage": stage, "batch": batch, "remat": remat,
                 "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),

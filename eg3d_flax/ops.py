@@ -158,8 +158,7 @@ def _upfirdn1d_adjoint(g: jax.Array, taps: jax.Array, axis: int, up: int, pad0: 
         return jax.lax.slice_in_dim(xp, start + lo, start + lo + length, axis=axis)
 
     if up == 1:
-        parity = (g, g)
-        offset = lambda t: pad0 - t  # noqa: E731
+        parity = (g,)
     elif up == 2:
         if g.shape[axis] % 2:
             pads = [(0, 0)] * g.ndim
@@ -169,13 +168,11 @@ def _upfirdn1d_adjoint(g: jax.Array, taps: jax.Array, axis: int, up: int, pad0: 
         shape[axis: axis + 1] = [g.shape[axis] // 2, 2]
         g2 = g.reshape(shape)
         parity = tuple(jax.lax.index_in_dim(g2, q, axis=axis + 1, keepdims=False) for q in range(2))
-        offset = lambda t: (pad0 - t - (pad0 - t) % 2) // 2  # noqa: E731
     else:
         raise ValueError(f"_upfirdn1d_adjoint supports up=1 or 2, got {up}")
     out = None
-    for t in range(k):
-        src = parity[(pad0 - t) % 2] if up == 2 else g
-        term = shifted(src, offset(t), n_in) * taps[t]
+    for t in range(k):  # g[up*s + pad0 - t] == parity[(pad0 - t) % up][s + (pad0 - t) // up]
+        term = shifted(parity[(pad0 - t) % up], (pad0 - t) // up, n_in) * taps[t]
         out = term if out is None else out + term
     return out
 
