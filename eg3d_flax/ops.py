@@ -263,18 +263,51 @@ def _conv2d_fwd(x, w, padding):
     return _correlate(x, w, padding), (x, w)
 
 
+# Bytes of one chunk's im2col block in `conv2d_weight_grad`: small enough to stay in cache.
+WGRAD_CHUNK_BYTES = 2_500_000
+
+
+def conv2d_weight_grad(x: jax.Array, g: jax.Array, kh: int, kw: int, padding: int) -> jax.Array:
+    """Weight gradient of `conv2d`: dW[ky,kx,i,o] = sum_{n,y,x} xp[n,y+ky,x+kx,i] g[n,y,x,o].
+
+    x: [N,H,W,I], g: [N,h,w,O] (the output's cotangent). Returns [kh,kw,I,O] (float32).
+    Loops over blocks of output rows: each block's im2col matrix [rows*w, kh*kw*I] is built in
+    cache and contracted with the block's cotangent in one GEMM with a [O, kh*kw*I] result. The
+    alternative, kh*kw GEMMs over shifted full-size copies of x, streams the activation through
+    memory 2*kh*kw times and runs at a third of the speed on large images (docs/benchmarks.md).
+    Small activations (whole im2col within one block) take that direct route.
+    """
+    n, _, _, cin = x.shape
+    _, h, w, cout = g.shape
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    contract_rows = (((0,), (0,)), ((), ()))
+    row_bytes = w * kh * kw * cin * 4
+    if kh * kw == 1 or n * h * row_bytes <= WGRAD_CHUNK_BYTES:
+        g2 = g.reshape(-1, cout)
+        taps = [jax.lax.dot_general(xp[:, ky: ky + h, kx: kx + w].reshape(-1, cin), g2, contract_rows,
+                                    preferred_element_type=jnp.float32)
+                for ky in range(kh) for kx in range(kw)]
+        return jnp.stack(taps).reshape(kh, kw, cin, cout)
+    rows = max(d for d in range(1, h + 1) if h % d == 0 and (d == 1 or d * row_bytes <= WGRAD_CHUNK_BYTES))
+    blocks_per_image = h // rows
+
+    def accumulate(block, acc):
+        img, row0 = block // blocks_per_image, (block % blocks_per_image) * rows
+        xs = jax.lax.dynamic_slice(xp, (img, row0, 0, 0), (1, rows + kh - 1, xp.shape[2], cin))[0]
+        gs = jax.lax.dynamic_slice(g, (img, row0, 0, 0), (1, rows, w, cout))[0].reshape(-1, cout)
+        col = jnp.concatenate([xs[ky: ky + rows, kx: kx + w] for ky in range(kh) for kx in range(kw)], axis=-1)
+        return acc + jax.lax.dot_general(gs, col.reshape(-1, kh * kw * cin), contract_rows,
+                                         preferred_element_type=jnp.float32)
+
+    acc = jax.lax.fori_loop(0, n * blocks_per_image, accumulate, jnp.zeros((cout, kh * kw * cin), jnp.float32))
+    return acc.reshape(cout, kh, kw, cin).transpose(1, 2, 3, 0)
+
+
 def _conv2d_bwd(padding, res, g):
     x, w = res
     _, vjp_x = jax.vjp(lambda x_: _correlate(x_, w, padding), x)
     (dx,) = vjp_x(g)
-    kh, kw = w.shape[0], w.shape[1]
-    h, wd = g.shape[1], g.shape[2]
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    g2 = g.reshape(-1, g.shape[-1])
-    taps = [jnp.dot(xp[:, ky: ky + h, kx: kx + wd].reshape(-1, x.shape[-1]).T, g2,
-                    preferred_element_type=jnp.float32)
-            for ky in range(kh) for kx in range(kw)]
-    dw = jnp.stack(taps).reshape(kh, kw, x.shape[-1], g.shape[-1])
+    dw = conv2d_weight_grad(x, g, w.shape[0], w.shape[1], padding)
     return dx, dw.astype(w.dtype)
 
 
@@ -284,9 +317,9 @@ _conv2d_gemm_wgrad.defvjp(_conv2d_fwd, _conv2d_bwd)
 def conv2d(x: jax.Array, w: jax.Array, padding: int = 0) -> jax.Array:
     """Cross-correlation (torch `conv2d` semantics). x: [N,H,W,I], w: [kh,kw,I,O].
 
-    On CPU the weight gradient is computed as kh*kw GEMMs over shifted inputs: XLA:CPU's own
-    weight-gradient convolution is ~15x slower than the forward conv (measured at 128x128x64),
-    the GEMM form ~2x. Other backends use XLA's convolution gradients (cuDNN/TPU kernels).
+    On CPU the weight gradient is `conv2d_weight_grad` (blocked im2col GEMMs): XLA:CPU's own
+    weight-gradient convolution is ~15x slower than the forward conv (measured at 128x128x64).
+    Other backends use XLA's convolution gradients (cuDNN/TPU kernels).
     """
     if jax.default_backend() == "cpu":
         return _conv2d_gemm_wgrad(x, w, padding)

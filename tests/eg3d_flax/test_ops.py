@@ -58,15 +58,21 @@ def test_polyphase_up_conv_equals_transposed_conv_then_fir():
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_conv_gradient_path_matches_autodiff():
+@pytest.mark.parametrize("chunk_bytes", [None, 1, 3000])  # direct GEMMs; one row per block; several rows
+@pytest.mark.parametrize("kh,kw,padding", [(3, 3, 1), (2, 2, 0), (2, 1, 0), (1, 1, 0)])
+def test_conv_gradient_path_matches_autodiff(monkeypatch, chunk_bytes, kh, kw, padding):
+    if chunk_bytes is not None:
+        monkeypatch.setattr(ops, "WGRAD_CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(2)
-    x = jnp.asarray(rng.standard_normal((2, 9, 9, 5)), jnp.float32)
-    w = jnp.asarray(rng.standard_normal((3, 3, 5, 4)), jnp.float32)
-    g = jnp.asarray(rng.standard_normal((2, 9, 9, 4)), jnp.float32)
-    ours = jax.grad(lambda x, w: jnp.sum(ops.conv2d(x, w, 1) * g), argnums=(0, 1))(x, w)
-    plain = jax.grad(lambda x, w: jnp.sum(ops._correlate(x, w, 1) * g), argnums=(0, 1))(x, w)
+    x = jnp.asarray(rng.standard_normal((2, 9, 8, 5)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((kh, kw, 5, 4)), jnp.float32)
+    g = jnp.asarray(rng.standard_normal((2, 10 - kh + 2 * padding, 9 - kw + 2 * padding, 4)), jnp.float32)
+    ours = jax.grad(lambda x, w: jnp.sum(ops.conv2d(x, w, padding) * g), argnums=(0, 1))(x, w)
+    plain = jax.grad(lambda x, w: jnp.sum(ops._correlate(x, w, padding) * g), argnums=(0, 1))(x, w)
     for a, b in zip(ours, plain):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+    blocked = ops.conv2d_weight_grad(x, g, kh, kw, padding)
+    np.testing.assert_allclose(blocked, plain[1], atol=1e-4, rtol=1e-4)
 
 
 def test_modulated_conv_equals_grouped_per_sample_weights():
