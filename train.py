@@ -31,4 +31,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from hfagp.host import reexec_with_huge_pages
+
+    reexec_with_huge_pages()  # glibc malloc + transparent huge pages: ~25% faster CPU steps (hfagp/host.py)
     app.run(main)

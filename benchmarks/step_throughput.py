@@ -48,6 +48,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hfagp.host import huge_pages_requested  # noqa: E402  (no JAX import)
+
 TORCH_STEP = Path(__file__).resolve().with_name("torch_step.py")
 # The targets: JAX step at least this many times faster than PyTorch EG3D's (CPU, 2 threads).
 TARGET_SPEEDUP = {"tiny128": 4.0, "small512": 1.3, "ffhq512-128": 1.3}
@@ -320,6 +322,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="write results as JSON here")
     args = p.parse_args(argv)
     print(f"threads: {limit_cpus(args.threads)}", file=sys.stderr)
+    huge_pages = huge_pages_requested()
+    print(f"host memory: glibc malloc {'with' if huge_pages else 'without'} transparent huge pages "
+          f"(both sides; hfagp/host.py)", file=sys.stderr)
     if args.torch_eg3d is None:
         ok, msg = False, "no --torch-eg3d given"
     else:
@@ -334,6 +339,7 @@ def main(argv=None) -> int:
             r, spec = measure(name, args.batch, stage, args.steps, args.neural_rendering_resolution, args.encoder,
                               conv_gflops, remat=args.remat)
             r["conv_gflops"] = round(conv_gflops, 1)
+            r["malloc_huge_pages"] = huge_pages
             if torch_skipped:
                 r["torch_skipped"] = torch_skipped
             if torch_enabled and args.steps > 0:
@@ -364,4 +370,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from hfagp.host import reexec_with_huge_pages
+
+    reexec_with_huge_pages()  # before JAX starts; the PyTorch child inherits the same setting
     sys.exit(main())

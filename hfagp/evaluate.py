@@ -510,4 +510,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+    from hfagp.host import reexec_with_huge_pages
+
+    reexec_with_huge_pages()
     sys.exit(main())
