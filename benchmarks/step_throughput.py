@@ -22,8 +22,14 @@ interpreter without torch prints one "skipped: ..." line and the JAX numbers are
 
 FLOP floor: the machine's convolution rate is measured once (a jitted 3x3 conv, [2,128,128,128] NHWC,
 128->128 channels, best of 5) and each side's FLOPs per step divided by it is printed beside its step
-time (JAX: XLA's count, which includes the zero taps of padded/polyphase convolutions; PyTorch:
-`torch.utils.flop_counter`'s count of convolutions and matmuls).
+time (JAX: XLA's count of the step traced with XLA's own convolution gradients, which includes the zero
+taps of padded/polyphase convolutions; the CPU step runs its weight gradients in a loop whose body XLA's
+cost analysis would count once, see `counted_flops`; PyTorch: `torch.utils.flop_counter`'s count of
+convolutions and matmuls).
+
+Host memory: run as a script, the benchmark restarts itself with glibc's huge-page malloc tunable where
+that helps (`hfagp/host.py`), and the PyTorch child inherits it, so both sides run with the same setting;
+`HFAGP_NO_HUGE_PAGES=1` measures both without. The JSON records it as `malloc_huge_pages`.
 
 Threads: `--threads N` (default 2) gives the PyTorch side `torch.set_num_threads(N)` (and
 OMP/MKL_NUM_THREADS). XLA:CPU has no thread-count flag (`--xla_cpu_multi_thread_eigen=false` only
@@ -92,6 +98,24 @@ def xla_cost(compiled) -> tuple[float, dict]:
     mem = compiled.memory_analysis()
     fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "generated_code_size_in_bytes")
     return flops, ({k: int(getattr(mem, k, 0)) for k in fields} if mem is not None else {})
+
+
+def counted_flops(fn, *args) -> float:
+    """FLOPs of `fn(*args)` by XLA's cost analysis of the lowered (unoptimised) step, traced with XLA's
+    own convolution gradients: the CPU weight-gradient loop (`ops.conv2d_weight_grad`) does the same
+    arithmetic, but XLA counts a while-loop body only once. Tracing only, no compile."""
+    import jax
+
+    from eg3d_flax import ops
+
+    jax.clear_caches()  # the jit trace cache does not know the flag
+    try:
+        with ops.xla_conv_gradients():
+            cost = fn.lower(*args).cost_analysis()
+    finally:
+        jax.clear_caches()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", float("nan"))) if cost else float("nan")
 
 
 def build(config_name: str, batch: int, nrr: int | None, encoder: str, stage: int = 2, remat: str = "none"):
@@ -183,18 +207,19 @@ def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | Non
     load_before = os.getloadavg()[0]
     state, batch_data, buffers, step_fn, gcfg, torch_spec, counts = build(config_name, batch, nrr, encoder, stage, remat)
     fn = step_fn(stage == 2)
+    flops = counted_flops(fn, state, batch_data, buffers)
     t0 = time.perf_counter()
     lowered = fn.lower(state, batch_data, buffers)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
-    flops, mem_info = xla_cost(compiled)
+    flops_compiled, mem_info = xla_cost(compiled)
     if steps == 0:
         return {"config": config_name, "encoder": encoder, "stage": stage, "batch": batch, "remat": remat,
                 "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
                 "neural_rendering_resolution": gcfg.neural_rendering_resolution,
                 "params_optimised": counts["model"] + (counts["generator"] if stage == 2 else 0),
                 "compile_s": round(compile_s, 2), "step_s_median": None, "step_s_min": None, "step_s_max": None,
-                "flops_per_step": flops, "memory_analysis": mem_info,
+                "flops_per_step": flops, "flops_compiled_xla": flops_compiled, "memory_analysis": mem_info,
                 "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}, torch_spec
     state, loss = fn(state, batch_data, buffers)  # warm-up (first call)
     jax.block_until_ready(loss)
@@ -214,6 +239,7 @@ def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | Non
         "params_optimised": counts["model"] + (counts["generator"] if stage == 2 else 0),
         "compile_s": round(compile_s, 2), "step_s_median": round(med, 4), "step_s_min": round(min(times), 4),
         "step_s_max": round(max(times), 4), "step_times_s": [round(t, 4) for t in times], "flops_per_step": flops,
+        "flops_compiled_xla": flops_compiled,
         "achieved_gflops": round(flops / med / 1e9, 2) if med > 0 else None,
         "flop_floor_s": round(flops / (conv_gflops * 1e9), 3) if conv_gflops else None,
         "memory_analysis": mem_info, "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
