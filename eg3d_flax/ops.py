@@ -278,7 +278,7 @@ def conv2d_weight_grad(x: jax.Array, g: jax.Array, kh: int, kw: int, padding: in
     _, h, w, cout = g.shape
     xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     contract_rows = (((0,), (0,)), ((), ()))
-    row_bytes = w * kh * kw * cin * 4
+    row_bytes = w * kh * kw * cin * jnp.dtype(x.dtype).itemsize
     if kh * kw == 1 or n * h * row_bytes <= WGRAD_CHUNK_BYTES:
         g2 = g.reshape(-1, cout)
         taps = [jax.lax.dot_general(xp[:, ky: ky + h, kx: kx + w].reshape(-1, cin), g2, contract_rows,
