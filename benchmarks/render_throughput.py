@@ -134,5 +134,5 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     from hfagp.host import reexec_with_huge_pages
 
-    reexec_with_huge_pages()  # before JAX starts; the PyTorch child inherits the same setting
+    reexec_with_huge_pages()  # before JAX starts (hfagp/host.py)
     sys.exit(main())

@@ -90,11 +90,15 @@ def conv_rate_gflops(batch: int, size: int, channels: int, reps: int = 5) -> flo
     return 2.0 * batch * size * size * channels * channels * 9 / best / 1e9
 
 
+def _flops(cost) -> float:
+    """The "flops" entry of an XLA cost analysis (a dict, or a one-element list of them), or nan."""
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
 def xla_cost(compiled) -> tuple[float, dict]:
     """(FLOPs from XLA's cost analysis, or nan; XLA's memory analysis as {field: bytes}) of a compiled function."""
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+    flops = _flops(compiled.cost_analysis())
     mem = compiled.memory_analysis()
     fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes", "generated_code_size_in_bytes")
     return flops, ({k: int(getattr(mem, k, 0)) for k in fields} if mem is not None else {})
@@ -114,8 +118,7 @@ def counted_flops(fn, *args) -> float:
             cost = fn.lower(*args).cost_analysis()
     finally:
         jax.clear_caches()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost.get("flops", float("nan"))) if cost else float("nan")
+    return _flops(cost)
 
 
 def build(config_name: str, batch: int, nrr: int | None, encoder: str, stage: int = 2, remat: str = "none"):

@@ -39,12 +39,13 @@ def transparent_huge_page_mode(setting: Optional[Path] = None) -> Optional[str]:
 
 
 def huge_page_environment(environ: Mapping[str, str], thp_mode: Optional[str],
-                          libc: str = platform.libc_ver()[0]) -> Optional[dict]:
+                          libc: Optional[str] = None) -> Optional[dict]:
     """The environment to restart with so malloc asks for huge pages, or None when that would
-    change nothing (opted out, not glibc, THP 'always'/'never'/unknown, tunable already set)."""
-    if environ.get(OPT_OUT_VARIABLE, "") not in ("", "0"):
+    change nothing (opted out, not glibc, THP 'always'/'never'/unknown, tunable already set).
+    `libc` defaults to this interpreter's (`platform.libc_ver`, read only when needed)."""
+    if environ.get(OPT_OUT_VARIABLE, "") not in ("", "0") or thp_mode != "madvise":
         return None
-    if libc != "glibc" or thp_mode != "madvise":
+    if (libc if libc is not None else platform.libc_ver()[0]) != "glibc":
         return None
     tunables = environ.get("GLIBC_TUNABLES", "")
     if "glibc.malloc.hugetlb" in tunables:
