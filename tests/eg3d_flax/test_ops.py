@@ -125,6 +125,23 @@ def test_sample_pdf_matches_numpy_searchsorted():
         np.testing.assert_allclose(got[r], ref, atol=1e-5)
 
 
+def test_unify_samples_sorts_by_depth_and_keeps_gradients():
+    rng = np.random.default_rng(1)
+    d1, d2 = (jnp.asarray(np.sort(rng.uniform(2, 3, (2, 4, 6)), -1), jnp.float32) for _ in range(2))
+    c1, c2 = (jnp.asarray(rng.normal(size=(2, 4, 6, 3)), jnp.float32) for _ in range(2))
+    s1, s2 = (jnp.asarray(rng.normal(size=(2, 4, 6)), jnp.float32) for _ in range(2))
+    d, c, s = rendering.unify_samples(d1, c1, s1, d2, c2, s2)
+    order = np.argsort(np.concatenate([d1, d2], -1), axis=-1, kind="stable")
+    np.testing.assert_array_equal(d, np.take_along_axis(np.concatenate([d1, d2], -1), order, -1))
+    np.testing.assert_array_equal(c, np.take_along_axis(np.concatenate([c1, c2], -2), order[..., None], -2))
+    np.testing.assert_array_equal(s, np.take_along_axis(np.concatenate([s1, s2], -1), order, -1))
+    assert np.all(np.diff(np.asarray(d), axis=-1) >= 0)
+    weight = jnp.arange(12.0)
+    grad = jax.grad(lambda c1_: jnp.sum(rendering.unify_samples(d1, c1_, s1, d2, c2, s2)[1] * weight[:, None]))(c1)
+    rank_of_first_set = np.argsort(order, -1)[..., :6]  # where each of c1's samples went
+    np.testing.assert_array_equal(grad, np.broadcast_to(rank_of_first_set[..., None].astype(np.float32), grad.shape))
+
+
 def test_grid_sample_zero_padding_and_corners():
     planes = jnp.arange(2 * 3 * 4 * 4 * 1, dtype=jnp.float32).reshape(2, 3, 4, 4, 1)
     # pixel centres (align_corners=False): u = (2*col + 1)/W - 1
