@@ -21,23 +21,14 @@ from shared_fixtures import require_fixtures  # noqa: E402
 
 # Test modules that share the session's tiny training runs (`tiny_*_run` below): one pytest-xdist worker.
 TINY_RUN_MODULES = {"test_render.py", "test_evaluate.py", "test_inference.py"}
-# Modules of long, independent tests (minutes each, mostly XLA compilation): spread test by test, run first.
-SPREAD_MODULES = {"test_train.py"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Scheduling for pytest-xdist (`scripts/test.sh` runs `-n 2 --dist loadgroup`): each test module stays
-    on one worker (its module fixtures are built once), the modules sharing the tiny runs stay together, and
-    the long training tests go first, one by one, so the two workers finish close together."""
+    """Under pytest-xdist (`scripts/test.sh` runs `-n 2 --dist loadgroup`) each test module stays on one
+    worker, so its module fixtures are built once, and the modules sharing the tiny runs stay together."""
     for item in items:
-        if item.path.name in SPREAD_MODULES:
-            group = item.nodeid
-        elif item.path.name in TINY_RUN_MODULES:
-            group = "tiny_runs"
-        else:
-            group = str(item.path)
+        group = "tiny_runs" if item.path.name in TINY_RUN_MODULES else str(item.path)
         item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: item.path.name not in SPREAD_MODULES)  # stable: keeps the order otherwise
 
 
 @pytest.fixture(scope="session")
