@@ -12,6 +12,4 @@ fi
 if [ "${HFAGP_NO_HUGE_PAGES:-0}" = "0" ]; then  # same opt-out rule as hfagp/host.py
   export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1"
 fi
-# Two pytest-xdist workers (HFAGP_TEST_WORKERS=0: one process): the suite is mostly XLA compilation,
-# which is single-threaded, so two workers keep both cores busy. Test modules stay whole (tests/conftest.py).
-exec .venv/bin/python -m pytest -n "${HFAGP_TEST_WORKERS:-2}" --dist loadgroup "$@"
+exec .venv/bin/python -m pytest "$@"

@@ -19,18 +19,6 @@ jax.config.update("jax_default_matmul_precision", "highest")
 from shared_fixtures import require_fixtures  # noqa: E402
 
 
-# Test modules that share the session's tiny training runs (`tiny_*_run` below): one pytest-xdist worker.
-TINY_RUN_MODULES = {"test_render.py", "test_evaluate.py", "test_inference.py"}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`scripts/test.sh` runs `-n 2 --dist loadgroup`) each test module stays on one
-    worker, so its module fixtures are built once, and the modules sharing the tiny runs stay together."""
-    for item in items:
-        group = "tiny_runs" if item.path.name in TINY_RUN_MODULES else str(item.path)
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def converted_dirs(tmp_path_factory):
     """{'tiny128': dir, 'small512': dir}: the fixture pickles converted through the CLI entry point."""
