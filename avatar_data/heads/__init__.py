@@ -1,0 +1,1 @@
+"""A procedural talking-head world with ground truth (docstring completed below)."""

@@ -1,0 +1,101 @@
+"""Pictures of the head world: ``python -m avatar_data.heads.sheet OUT.png [--strip STRIP.png]``.
+
+The contact sheet has one row per evaluation identity and the columns `SHEET_COLUMNS`: neutral, jaw open,
+smile, blink + brows up, pucker + gaze to the side, camera yaw +35 deg, camera yaw -60 deg, and a view from
+above, all at the neutral head pose. The strip shows `STRIP_FRAMES` frames of a talking video
+(`avatar_data.heads.world.video_parameters`), every `STRIP_STEP`-th frame, two rows of eight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+from avatar_data.heads import params as P
+from avatar_data.heads import views
+
+SHEET_COLUMNS = (
+    ("neutral", {}, (0.0, 0.0)),
+    ("jaw open", {"jaw_open": 1.0}, (0.0, 0.0)),
+    ("smile", {"smile": 1.0}, (0.0, 0.0)),
+    ("blink + brows", {"blink_l": 1.0, "blink_r": 1.0, "brow_raise": 1.0}, (0.0, 0.0)),
+    ("pucker + gaze", {"pucker": 1.0, "gaze_x": 1.0}, (0.0, 0.0)),
+    ("yaw +35", {}, (35.0, 0.0)),
+    ("yaw -60", {}, (-60.0, 0.0)),
+    ("from above", {}, (0.0, -25.0)),
+)
+STRIP_FRAMES = 16
+STRIP_STEP = 3
+
+
+def sheet_images(seeds, resolution: int = 128, supersample: int = 2) -> np.ndarray:
+    """uint8 [len(seeds), len(SHEET_COLUMNS), R, R, 3]."""
+    from avatar_data.heads import render
+
+    idents, exprs, labels = [], [], []
+    for seed in seeds:
+        ident = P.sample_identity(seed)
+        for _, values, (yaw, pitch) in SHEET_COLUMNS:
+            idents.append(ident.vector)
+            exprs.append(P.expression(**values))
+            labels.append(views.orbit_labels(yaw, pitch)[0])
+    n = len(labels)
+    out = render.render(np.stack(idents), np.stack(exprs), np.zeros((n, P.POSE_DIM), np.float32),
+                        np.stack(labels), resolution=resolution, supersample=supersample)
+    return out["rgb"].reshape(len(seeds), len(SHEET_COLUMNS), resolution, resolution, 3)
+
+
+def strip_images(seed: int, resolution: int = 128, supersample: int = 2) -> np.ndarray:
+    """uint8 [STRIP_FRAMES, R, R, 3]: frames 0, STRIP_STEP, ... of the talking video of `seed`."""
+    from avatar_data.heads import render, world
+
+    num_frames = STRIP_FRAMES * STRIP_STEP
+    video = world.video_parameters(seed, num_frames, num_test_frames=0, speech="synthetic")
+    take = np.arange(0, num_frames, STRIP_STEP)
+    ident = P.sample_identity(seed).vector
+    out = render.render(ident, video["expression"][take], video["pose"][take],
+                        np.repeat(views.frontal_label()[None], len(take), axis=0),
+                        resolution=resolution, supersample=supersample)
+    return out["rgb"]
+
+
+def tile(images: np.ndarray) -> np.ndarray:
+    """uint8 [rows, cols, R, R, 3] -> [rows * R, cols * R, 3]."""
+    rows, cols, r, _, _ = images.shape
+    return images.transpose(0, 2, 1, 3, 4).reshape(rows * r, cols * r, 3)
+
+
+def save_png(path: str, image: np.ndarray) -> None:
+    Image.fromarray(image).save(path, optimize=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m avatar_data.heads.sheet",
+                                description="Contact sheet (identities x expressions and views) of the head world.")
+    p.add_argument("out", help="PNG to write")
+    p.add_argument("--seeds", default="0-7", help="evaluation identity seeds, 'A-B' or comma-separated")
+    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--strip", default=None, help="also write a 16-frame talking-video strip of the first seed")
+    args = p.parse_args(argv)
+    if "-" in args.seeds:
+        a, b = args.seeds.split("-")
+        seeds = list(range(int(a), int(b) + 1))
+    else:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    t0 = time.perf_counter()
+    save_png(args.out, tile(sheet_images(seeds, args.resolution)))
+    print(f"{args.out}: {len(seeds)} x {len(SHEET_COLUMNS)} images in {time.perf_counter() - t0:.1f} s")
+    if args.strip:
+        t0 = time.perf_counter()
+        frames = strip_images(seeds[0], args.resolution)
+        save_png(args.strip, tile(frames.reshape(2, STRIP_FRAMES // 2, *frames.shape[1:])))
+        print(f"{args.strip}: {STRIP_FRAMES} frames in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
