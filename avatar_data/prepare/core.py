@@ -75,7 +75,8 @@ class PrepareOptions:
     min_seconds: a video shorter than this (at ``fps``) is an error.
     jobs: threads for the crop / pose / PNG stage.
     overwrite: replace ``out_dir`` if it is an earlier prepared video (a directory with prepare.json).
-    png_compress_level: zlib level of the frame PNGs (1: fast, files ~10% larger than level 6).
+    png_compress_level: zlib level of the frame PNGs (0, as EG3D and HFA-GP write theirs: fastest, ~770 KB per
+    512 frame; 1: ~2.7x smaller files, ~2x the encoding time).
     """
 
     fps: float = 25.0
@@ -92,7 +93,7 @@ class PrepareOptions:
     min_seconds: float = 1.0
     jobs: int = 1
     overwrite: bool = False
-    png_compress_level: int = 1
+    png_compress_level: int = 0
 
     def validate(self) -> None:
         if not self.fps > 0:
@@ -230,7 +231,15 @@ def frame_name(t: int) -> str:
 
 
 def _save_png(path: str, image: np.ndarray, level: int) -> None:
-    Image.fromarray(image).save(path, compress_level=level)
+    """uint8 [H, W] or [H, W, 3] RGB -> PNG (OpenCV's encoder: ~10% faster than PIL's, and it releases the GIL)."""
+    import cv2
+
+    image = np.ascontiguousarray(image[..., ::-1] if image.ndim == 3 else image)
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    with open(path, "wb") as f:
+        f.write(buf.tobytes())
 
 
 def process_frames(video_path: str, info: video.VideoInfo, options: PrepareOptions, tmp: str,

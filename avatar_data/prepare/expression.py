@@ -64,14 +64,14 @@ def fit_pca(shapes: np.ndarray, dim: int = DEFAULT_DIM) -> ExpressionPCA:
         evals, u = np.linalg.eigh(centred @ centred.T)
         evals, u = evals[::-1], u[:, ::-1]
         sv = np.sqrt(np.clip(evals, 0.0, None))
-        good = sv > 1e-9 * max(sv.max(initial=0.0), 1e-30)
+        good = sv > 1e-6 * max(sv.max(initial=0.0), 1e-30)   # Gram eigenvalues carry ~1e-16 relative noise
         vt = (u[:, good].T @ centred) / sv[good][:, None]
         sv = sv[good]
     else:
         evals, v = np.linalg.eigh(centred.T @ centred)
         evals, v = evals[::-1], v[:, ::-1]
         sv = np.sqrt(np.clip(evals, 0.0, None))
-        good = sv > 1e-9 * max(sv.max(initial=0.0), 1e-30)
+        good = sv > 1e-6 * max(sv.max(initial=0.0), 1e-30)   # Gram eigenvalues carry ~1e-16 relative noise
         vt, sv = v[:, good].T, sv[good]
     total = float((sv ** 2).sum())
     keep = int(min(dim, len(sv)))
