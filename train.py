@@ -1,7 +1,7 @@
 """Train an HFA-GP avatar: python train.py --config=configs/rgb.py[:variant] --workdir=DIR [--config.x=y ...]
 
-All behaviour lives in `hfagp.train_lib`; this file only parses flags. Rerunning the same command
-resumes from the last complete checkpoint in --workdir.
+This file is intentionally kept short: all behaviour lives in `hfagp.train` (importable and tested).
+Rerunning the same command resumes from the last complete checkpoint in --workdir.
 """
 
 import sys
@@ -19,19 +19,18 @@ def main(argv):
     del argv
     from absl import logging
 
-    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
-    from hfagp.config_checks import ConfigError
-    from hfagp.train_lib import TrainingError, train_and_evaluate
+    from hfagp.train.loop import train_and_evaluate
+    from hfagp_common import cli
 
-    try:
+    def train():
         train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
-    except (ConfigError, TrainingError, FileNotFoundError) as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
-        sys.exit(1)
+
+    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
+    sys.exit(cli.run("train.py", train))
 
 
 if __name__ == "__main__":
-    from hfagp.host import reexec_with_huge_pages
+    from hfagp_common.host import reexec_with_huge_pages
 
-    reexec_with_huge_pages()  # glibc malloc + transparent huge pages: ~25% faster CPU steps (hfagp/host.py)
+    reexec_with_huge_pages()  # glibc malloc + transparent huge pages: ~25% faster CPU steps (hfagp_common/host.py)
     app.run(main)

@@ -253,3 +253,67 @@ def normalize_cameras(cam2world: ArrayLike, normalization: CameraNormalization) 
     out = c2w.copy()
     out[:, :3, 3] = scale * (c2w[:, :3, 3] - lookat) + np.asarray(normalization.pivot, np.float64)
     return out, {"lookat": lookat.tolist(), "scale": float(scale), "pivot": list(normalization.pivot)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Camera paths around the frontal view (the one home of every synthetic camera the project renders).
+
+# EG3D's video/sample scripts' field of view (`FOV_to_intrinsics(18.837)`, focal 4.26339 ~ FFHQ's 4.2647).
+EG3D_FOV_DEG = 18.837
+
+
+def yaw_pitch_cameras(yaw_offset: ArrayLike, pitch_offset: ArrayLike, radius: float = EG3D_RADIUS,
+                      pivot: ArrayLike = EG3D_PIVOT, intrinsics: ArrayLike = FFHQ_INTRINSICS) -> np.ndarray:
+    """EG3D labels [..., 25] float32 for yaw/pitch offsets (radians) from the frontal view.
+
+    yaw: azimuth (EG3D's ``LookAtPoseSampler`` horizontal angle, positive turns the camera to the subject's
+    left); pitch: polar angle from world +y, a positive offset moves the camera down. The camera sits
+    ``radius`` from the world origin and aims at ``pivot``.
+    """
+    c2w = lookat_cam2world(math.pi / 2 + np.asarray(yaw_offset, np.float64),
+                           math.pi / 2 + np.asarray(pitch_offset, np.float64), radius=radius, pivot=pivot)
+    return eg3d_label(c2w, intrinsics)
+
+
+def frontal_camera(radius: float = EG3D_RADIUS, pivot: ArrayLike = EG3D_PIVOT,
+                   intrinsics: ArrayLike = FFHQ_INTRINSICS) -> np.ndarray:
+    """The frontal camera (yaw = pitch = pi/2) as a float32 [25] label."""
+    return yaw_pitch_cameras(0.0, 0.0, radius, pivot, intrinsics)
+
+
+def orbit_path(num_frames: int, yaw_range_deg: float = 20.0, pitch_range_deg: float = 10.0, loops: float = 1.0,
+               radius: float = EG3D_RADIUS, pivot: ArrayLike = EG3D_PIVOT,
+               intrinsics: Optional[ArrayLike] = None) -> np.ndarray:
+    """[num_frames, 25] labels on a closed loop around the frontal view (EG3D's video path).
+
+    Frame t has yaw ``yaw_range * sin(2 pi loops t / n)`` and pitch ``-pitch_range * cos(2 pi loops t / n)``
+    (degrees from frontal; the loop starts looking from above); the last frame leads back to the first.
+    pitch_range 0 gives a pure yaw sweep; both 0 a fixed frontal camera. intrinsics default to
+    ``fov_to_intrinsics(EG3D_FOV_DEG)``, as EG3D's videos.
+    """
+    if num_frames < 1:
+        raise ValueError(f"an orbit needs at least one frame, got {num_frames}")
+    phase = 2.0 * math.pi * loops * np.arange(num_frames) / num_frames
+    k = fov_to_intrinsics(EG3D_FOV_DEG) if intrinsics is None else intrinsics
+    return yaw_pitch_cameras(np.deg2rad(yaw_range_deg) * np.sin(phase), -np.deg2rad(pitch_range_deg) * np.cos(phase),
+                             radius, pivot, k)
+
+
+def yaw_sweep(num_frames: int, yaw_range_deg: float = 30.0, pitch_deg: float = 0.0, radius: float = EG3D_RADIUS,
+              pivot: ArrayLike = EG3D_PIVOT, intrinsics: ArrayLike = FFHQ_INTRINSICS) -> np.ndarray:
+    """[num_frames, 25] labels from yaw -yaw_range to +yaw_range (evenly spaced) at a fixed pitch offset."""
+    if num_frames < 1:
+        raise ValueError(f"a sweep needs at least one frame, got {num_frames}")
+    yaw = np.deg2rad(np.linspace(-yaw_range_deg, yaw_range_deg, num_frames))
+    return yaw_pitch_cameras(yaw, np.full(num_frames, np.deg2rad(pitch_deg)), radius, pivot, intrinsics)
+
+
+def bounce(labels: np.ndarray, num_frames: int) -> np.ndarray:
+    """`num_frames` rows of `labels` [M, ...]: in order, then back and forth when M < num_frames."""
+    m = len(labels)
+    if m == 0:
+        raise ValueError("no cameras to take")
+    if m == 1:
+        return np.repeat(labels, num_frames, 0)
+    t = np.arange(num_frames) % (2 * m - 2)
+    return labels[np.where(t < m, t, 2 * m - 2 - t)]

@@ -48,6 +48,7 @@ import numpy as np
 
 from avatar_data import cameras, writers
 from avatar_data.readers import AUDIO_FEATURE_SHAPE, EXPRESSION_DIM
+from hfagp_common import cli
 
 FORMAT_NAME = "hfagp-synthetic-world"
 FORMAT_VERSION = 1
@@ -175,16 +176,9 @@ def frontal_label(config) -> np.ndarray:
 
 
 def camera_labels(yaw_offset, pitch_offset, config) -> np.ndarray:
-    """EG3D labels [N, 25] float32 for yaw/pitch offsets (radians) from frontal.
-
-    yaw: azimuth (EG3D's ``LookAtPoseSampler`` horizontal angle), pitch: polar angle from world +y (a
-    positive offset moves the camera down). Radius and pivot are the generator's ``avg_camera_radius`` and
-    ``avg_camera_pivot``; intrinsics are FFHQ's.
-    """
-    c2w = cameras.lookat_cam2world(np.pi / 2 + np.asarray(yaw_offset, np.float64),
-                                   np.pi / 2 + np.asarray(pitch_offset, np.float64),
-                                   radius=config.avg_camera_radius, pivot=config.avg_camera_pivot)
-    return cameras.eg3d_label(c2w, cameras.FFHQ_INTRINSICS)
+    """EG3D labels [N, 25] float32 for yaw/pitch offsets (radians) from frontal around the generator's average
+    camera (`cameras.yaw_pitch_cameras` with its radius and pivot, FFHQ intrinsics)."""
+    return cameras.yaw_pitch_cameras(yaw_offset, pitch_offset, config.avg_camera_radius, config.avg_camera_pivot)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -289,10 +283,11 @@ def pseudo_audio(trajectory: SinusoidTrajectory, num_frames: int, audio_map: dic
 @functools.partial(jax.jit, static_argnames=("config",))
 def _render_uint8(config, variables, ws, c):
     from eg3d_flax import TriPlaneGenerator
+    from hfagp_common.images import to_uint8
 
     module = TriPlaneGenerator(config)
     out = module.apply(variables, ws, c, "const", True, None, False, method=module.synthesis)
-    return jnp.clip(jnp.round((out["image"] + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+    return to_uint8(out["image"])
 
 
 def render_images(generator, ws: np.ndarray, labels: np.ndarray, *, batch_size: int = 8,
@@ -564,7 +559,7 @@ def world_generators(ground_truth: dict):
 # ----------------------------------------------------------------------------------------------------
 # CLI.
 
-ERROR_PREFIX = "avatar_data.synthetic: error:"
+NAME = "avatar_data.synthetic"
 
 
 def parse_novel_views(text: str) -> list[tuple[float, float]]:
@@ -592,15 +587,8 @@ def _parse_formats(text: str) -> list[str]:
     return items
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{ERROR_PREFIX} {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m avatar_data.synthetic",
-                description="Render a synthetic talking-head video of a hidden person (known latent subspace, "
+    p = cli.ArgumentParser(NAME, description="Render a synthetic talking-head video of a hidden person (known latent subspace, "
                             "cameras, driving signals and novel views) from an EG3D generator.")
     p.add_argument("out_dir", help="directory to create (must not exist or be empty; see --overwrite)")
     p.add_argument("--generator", required=True, help="generator directory (python -m convert_weights) or preset "
@@ -627,30 +615,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    from eg3d_flax.checkpoint import GeneratorCheckpointError
-
-    args = build_parser().parse_args(argv)
-    try:
-        check_out_dir(args.out_dir, args.overwrite)
-        t0 = time.perf_counter()
-        generator, spec = resolve_generator(args.generator, args.generator_seed)
-        load_s = time.perf_counter() - t0
-        world = make_synthetic_world(
-            generator, args.out_dir, num_frames=args.frames, num_test_frames=args.test_frames,
-            subspace_dim=args.subspace_dim, seed=args.seed, truncation_psi=args.truncation_psi,
-            direction_scale=args.direction_scale, novel_views=args.novel_views,
-            perturb_generator_amount=args.perturb, extra_formats=args.extra_formats,
-            batch_size=args.batch_size, generator_spec=spec, overwrite=args.overwrite, progress=not args.quiet)
-    except (ValueError, OSError, GeneratorCheckpointError) as e:  # OSError includes FileExistsError.
-        print(f"{ERROR_PREFIX} {e}", file=sys.stderr)
-        return 2
+def _main(args) -> int:
+    check_out_dir(args.out_dir, args.overwrite)
+    t0 = time.perf_counter()
+    generator, spec = resolve_generator(args.generator, args.generator_seed)
+    load_s = time.perf_counter() - t0
+    world = make_synthetic_world(
+        generator, args.out_dir, num_frames=args.frames, num_test_frames=args.test_frames,
+        subspace_dim=args.subspace_dim, seed=args.seed, truncation_psi=args.truncation_psi,
+        direction_scale=args.direction_scale, novel_views=args.novel_views,
+        perturb_generator_amount=args.perturb, extra_formats=args.extra_formats,
+        batch_size=args.batch_size, generator_spec=spec, overwrite=args.overwrite, progress=not args.quiet)
     summary = {"out_dir": os.path.abspath(args.out_dir), "num_frames": world["num_frames"],
                "num_test_frames": world["num_test_frames"], "resolution": world["resolution"],
                "generator": world["generator"], "generator_load_s": round(load_s, 3),
                "timing_s": world["timing_s"]}
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return cli.run(NAME, lambda: _main(args))
 
 
 if __name__ == "__main__":

@@ -45,11 +45,11 @@ def measure(G, label: str, batch: int, reps: int) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from hfagp.summaries import orbit_cameras
+    from avatar_data.cameras import EG3D_FOV_DEG, fov_to_intrinsics, yaw_sweep
 
     module = G.module
     rng = np.random.default_rng(0)
-    cameras = jnp.asarray(orbit_cameras(batch, 20.0))
+    cameras = jnp.asarray(yaw_sweep(batch, 20.0, intrinsics=fov_to_intrinsics(EG3D_FOV_DEG)))
     ws = G.mapping(jnp.asarray(rng.standard_normal((batch, G.config.z_dim)), jnp.float32), cameras)
 
     @jax.jit
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from hfagp.host import reexec_with_huge_pages
+    from hfagp_common.host import reexec_with_huge_pages
 
-    reexec_with_huge_pages()  # before JAX starts (hfagp/host.py)
+    reexec_with_huge_pages()  # before JAX starts (hfagp_common/host.py)
     sys.exit(main())

@@ -8,8 +8,8 @@ spread (min/max over --steps timed steps after one warm-up), FLOPs per step from
 and the achieved FLOP/s, XLA's memory analysis (argument/output/temp bytes), peak host RSS, and
 whether the step recompiled after the first call (it must not).
 
-The step mirrors `hfagp.train_lib`'s (latent, G.synthesis with stochastic rendering, L2 loss,
-backward, Adam; stage 2 also updates G) on random data, without the input pipeline. The latent is
+The step is training's own (`hfagp.train.step.make_train_step`: latent, G.synthesis with stochastic
+rendering, L2 loss, backward, Adam; stage 2 also updates G) on random data, without the input pipeline. The latent is
 either W+ codes optimised directly (`--encoder none`, the default: what the PyTorch baseline in
 NOTES.md times) or the official RGB encoder + basis (`--encoder rgb`, ~180 GFLOP more per step at 256).
 
@@ -54,7 +54,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hfagp.host import huge_pages_requested  # noqa: E402  (no JAX import)
+from hfagp_common.host import huge_pages_requested  # noqa: E402  (no JAX import)
 
 TORCH_STEP = Path(__file__).resolve().with_name("torch_step.py")
 # The issue's targets: JAX step at least this many times faster than PyTorch EG3D's (CPU, 2 threads).
@@ -105,83 +105,67 @@ def xla_cost(compiled) -> tuple[float, dict]:
 
 
 def counted_flops(fn, *args) -> float:
-    """FLOPs of `fn(*args)` by XLA's cost analysis of the lowered (unoptimised) step, traced with XLA's
-    own convolution gradients: the CPU weight-gradient loop (`ops.conv2d_weight_grad`) does the same
-    arithmetic, but XLA counts a while-loop body only once. Tracing only, no compile."""
-    import jax
+    """FLOPs of `fn(*args)` by XLA's cost analysis of the lowered (unoptimised) program; tracing only.
 
-    from eg3d_flax import ops
-
-    jax.clear_caches()  # the jit trace cache does not know the flag
-    try:
-        with ops.xla_conv_gradients():
-            cost = fn.lower(*args).cost_analysis()
-    finally:
-        jax.clear_caches()
-    return _flops(cost)
+    Pass the step built with `conv_impl='xla'`: the CPU weight-gradient kernel (`conv_kernels.cpu_gemm`)
+    does the same arithmetic in a loop whose body XLA's cost analysis counts only once."""
+    return _flops(fn.lower(*args).cost_analysis())
 
 
-def build(config_name: str, batch: int, nrr: int | None, encoder: str, stage: int = 2, remat: str = "none"):
+def build(config_name: str, batch: int, nrr: int | None, encoder: str, stage: int = 2, remat: str = "none",
+          conv_impl: str = "auto"):
+    """(state, batch, constants, jitted step, generator config, spec of the PyTorch side, parameter counts).
+
+    The step is `hfagp.train.step.make_train_step` (the one training uses) on a loss of the same form:
+    'rgb' is the training loss of the RGB encoder + basis; 'none' optimises W+ codes directly (params
+    {'model': {'encoder': {'ws'}}}), like the PyTorch baseline's "Adam on ws + G".
+    """
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import optax
 
     import eg3d_flax
-    from configs.common import base_config
-    from hfagp import losses
-    from hfagp.model import avatar_prior_from_config
-    from hfagp.optim import make_optimizer
-    from hfagp.summaries import orbit_cameras
-    from hfagp.train_lib import TrainState, init_params
+    from avatar_data.cameras import EG3D_FOV_DEG, fov_to_intrinsics, yaw_sweep
+    from configs.common import make_config
+    from hfagp import model as model_lib
+    from hfagp.train import losses
+    from hfagp.train.optim import FreezeSchedule
+    from hfagp.train.step import create_train_state, make_loss_fn, make_train_step
 
-    cfg = base_config("rgb", "paper")
+    cfg = make_config("rgb", "paper")
     cfg.loss.lpips_weight = 0.0
-    gcfg = eg3d_flax.preset(config_name, remat=remat)
+    gcfg = eg3d_flax.preset(config_name, remat=remat, conv_impl=conv_impl)
     if nrr:
         gcfg = gcfg.replace(neural_rendering_resolution=nrr)
-    cfg.loss.resolution = gcfg.img_resolution
-    G = eg3d_flax.random_generator(gcfg, seed=0)
-    model = avatar_prior_from_config(cfg.model, gcfg.num_ws, gcfg.w_dim)
     res = gcfg.img_resolution
+    cfg.loss.resolution = res
+    G = eg3d_flax.random_generator(gcfg, seed=0)
+    model = model_lib.avatar_model_from_config(cfg.model, gcfg.num_ws, gcfg.w_dim, G.config.conv_impl)
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.uniform(-1, 1, (batch, res, res, 3)), jnp.float32)
-    labels_np = orbit_cameras(batch, 10.0)
+    labels_np = yaw_sweep(batch, 10.0, intrinsics=fov_to_intrinsics(EG3D_FOV_DEG))
     labels = jnp.asarray(labels_np)
-    if encoder == "none":  # optimise W+ codes directly, like the PyTorch baseline's "Adam on ws + G"
+    gen = G.module
+    if encoder == "none":
         ws0 = G.mapping(jnp.asarray(rng.standard_normal((batch, 512)), jnp.float32), labels)
-        params = {"model": {"ws": ws0}, "generator": G.variables["params"]}
+        params = {"model": {"encoder": {"ws": ws0}}, "generator": G.variables["params"]}
+
+        def loss_fn(params, batch_, constants, key):
+            out = gen.apply({"params": params["generator"], "buffers": constants["generator_buffers"]},
+                            params["model"]["encoder"]["ws"], batch_["label"], "const", False, None,
+                            method=gen.synthesis, rngs={"render": key})
+            return losses.reconstruction_loss(out["image"], batch_["image"], loss_resolution=res, lpips_weight=0.0)
     else:
-        params = init_params(model, G, images[:1], jax.random.PRNGKey(0), "official")
+        params = model_lib.init_params(model, G, images[:1], jax.random.PRNGKey(0))
+        loss_fn = make_loss_fn(cfg, model, gen)
     # As in training: stage 1 routes the generator to set_to_zero (no Adam moments, nothing computed
     # for it), stage 2 gives it Adam; the PyTorch side likewise has no optimizer state for a frozen G.
-    tx = make_optimizer(cfg.optim, params, generator_start=0, freeze_prior=False, tune_generator=stage == 2)
-    state = TrainState(step=jnp.zeros([], jnp.int32), params=params, opt_state=tx.init(params),
-                       rng=jax.random.PRNGKey(1))
-    gen = G.module
+    schedule = FreezeSchedule({"encoder": 0, "prior": 0, "generator": 0 if stage == 2 else None})
+    tx = schedule.optimizer(cfg.optim, params)
+    state = create_train_state(params, tx, jax.random.PRNGKey(1))
 
     def step_fn(train_generator):
-        def train_step(state, batch, buffers):
-            key = jax.random.fold_in(state.rng, state.step)
-
-            def loss_fn(mp, gp):
-                ws = mp["ws"] if encoder == "none" else model.apply({"params": mp}, batch["image"])
-                out = gen.apply({"params": gp, "buffers": buffers}, ws, batch["label"], "const", False, None,
-                                method=gen.synthesis, rngs={"render": key})
-                return losses.reconstruction_loss(out["image"], batch["image"], loss_resolution=res,
-                                                  lpips_weight=0.0)[0]
-
-            if train_generator:
-                loss, (gm, gg) = jax.value_and_grad(loss_fn, argnums=(0, 1))(state.params["model"],
-                                                                             state.params["generator"])
-            else:
-                loss, gm = jax.value_and_grad(loss_fn)(state.params["model"], state.params["generator"])
-                gg = jax.tree_util.tree_map(jnp.zeros_like, state.params["generator"])
-            updates, opt = tx.update({"model": gm, "generator": gg}, state.opt_state, state.params)
-            params = optax.apply_updates(state.params, updates)
-            return state.replace(step=state.step + 1, params=params, opt_state=opt), loss
-
-        return jax.jit(train_step, donate_argnums=(0,))
+        return jax.jit(make_train_step(loss_fn, tx, train_generator), donate_argnums=(0,))
 
     kwargs, spec_nrr = gcfg.to_eg3d_kwargs()
     torch_spec = {
@@ -198,7 +182,8 @@ def build(config_name: str, batch: int, nrr: int | None, encoder: str, stage: in
         if cfg.model.orthogonality != "qr":
             raise ValueError("the PyTorch baseline's basis is the official QR one")
     counts = {k: sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(v)) for k, v in params.items()}
-    return state, {"image": images, "label": labels}, G.variables["buffers"], step_fn, gcfg, torch_spec, counts
+    constants = {"generator_buffers": G.variables["buffers"]}
+    return state, {"image": images, "label": labels}, constants, step_fn, G.config, torch_spec, counts
 
 
 def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | None, encoder: str,
@@ -208,9 +193,12 @@ def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | Non
     import jax
 
     load_before = os.getloadavg()[0]
+    # FLOPs from the same step with XLA's convolution gradients (traced only; see counted_flops).
+    xla_parts = build(config_name, batch, nrr, encoder, stage, remat, conv_impl="xla")
+    flops = counted_flops(xla_parts[3](stage == 2), *xla_parts[:3])
+    del xla_parts
     state, batch_data, buffers, step_fn, gcfg, torch_spec, counts = build(config_name, batch, nrr, encoder, stage, remat)
     fn = step_fn(stage == 2)
-    flops = counted_flops(fn, state, batch_data, buffers)
     t0 = time.perf_counter()
     lowered = fn.lower(state, batch_data, buffers)
     compiled = lowered.compile()
@@ -224,14 +212,14 @@ def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | Non
                 "compile_s": round(compile_s, 2), "step_s_median": None, "step_s_min": None, "step_s_max": None,
                 "flops_per_step": flops, "flops_compiled_xla": flops_compiled, "memory_analysis": mem_info,
                 "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}, torch_spec
-    state, loss = fn(state, batch_data, buffers)  # warm-up (first call)
-    jax.block_until_ready(loss)
+    state, metrics = fn(state, batch_data, buffers)  # warm-up (first call)
+    jax.block_until_ready(metrics["loss"])
     cache_before = fn._cache_size() if hasattr(fn, "_cache_size") else None
     times = []
     for _ in range(steps):
         t = time.perf_counter()
-        state, loss = fn(state, batch_data, buffers)
-        jax.block_until_ready(loss)
+        state, metrics = fn(state, batch_data, buffers)
+        jax.block_until_ready(metrics["loss"])
         times.append(time.perf_counter() - t)
     cache_after = fn._cache_size() if hasattr(fn, "_cache_size") else None
     med = statistics.median(times)
@@ -247,7 +235,7 @@ def measure(config_name: str, batch: int, stage: int, steps: int, nrr: int | Non
         "flop_floor_s": round(flops / (conv_gflops * 1e9), 3) if conv_gflops else None,
         "memory_analysis": mem_info, "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "recompiled_after_first_step": (cache_after != cache_before) if cache_before is not None else None,
-        "loss": float(loss), "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "loss": float(metrics["loss"]), "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     return result, torch_spec
 
@@ -353,7 +341,7 @@ def main(argv=None) -> int:
     print(f"threads: {limit_cpus(args.threads)}", file=sys.stderr)
     huge_pages = huge_pages_requested()
     print(f"host memory: glibc malloc {'with' if huge_pages else 'without'} transparent huge pages "
-          f"(both sides; hfagp/host.py)", file=sys.stderr)
+          f"(both sides; hfagp_common/host.py)", file=sys.stderr)
     if args.torch_eg3d is None:
         ok, msg = False, "no --torch-eg3d given"
     else:
@@ -399,7 +387,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from hfagp.host import reexec_with_huge_pages
+    from hfagp_common.host import reexec_with_huge_pages
 
     reexec_with_huge_pages()  # before JAX starts; the PyTorch child inherits the same setting
     sys.exit(main())

@@ -1,20 +1,23 @@
-"""Shared defaults of the HFA-GP configs. Paper and official-code values sit side by side
-(`config.paper`, `config.official`); `variant` picks which set fills the live fields."""
+"""The one base of every HFA-GP training config, and the variants derived from it.
+
+`base_config(encoder)` holds the paper's settings (Sec. 4.1 "Training details": Adam lr 3e-4, batch 2,
+lambda_lpips = 5, 200k iterations with the generator frozen for the first 50k, k = 50, 512x512 frames).
+Variants override it:
+  official   bbaaii/HFA-GP's code defaults: LPIPS-alex weight 1, loss on the 512 render average-pooled to
+             256, 800k iterations (generator tuned from 50k); batch 1 for the 3DMM and audio trainers
+  cpu        a few minutes on 2 CPU cores: a random tiny128 generator, 32x32 neural rendering, a synthetic
+             world made on first run, k = 8, 200 steps (generator tuned from step 150), L2 only
+"""
 
 from __future__ import annotations
 
 import ml_collections
 
-# Paper, Sec. 4.1 "Training details": Adam lr 3e-4 (0.9, 0.999), batch 2, lambda_lpips = 5,
-# 200k iterations with the generator frozen for the first 50k, k = 50, 512x512 frames.
-PAPER = dict(lpips_weight=5.0, lpips_net="alex", loss_resolution=512, total_steps=200_000,
-             generator_tuning_start=50_000, batch_size=2, k=50, learning_rate=3e-4)
-# bbaaii/HFA-GP code defaults: LPIPS(alex) with weight 1, loss on the 512 render average-pooled to
-# 256 (and 256 frames), 800k iterations, tune_iter 50k, batch 2 (RGB) / 1 (3DMM, audio), k=50.
-OFFICIAL = dict(lpips_weight=1.0, lpips_net="alex", loss_resolution=256, total_steps=800_000,
-                generator_tuning_start=50_000, batch_size=2, k=50, learning_rate=3e-4)
+VARIANTS = ("paper", "official", "cpu")
 
-
+# Encoder options per kind (see encoders/). nonlinear=False is the official "MLP" (linear layers with no
+# activation between them); True puts a leaky ReLU between the layers. Audio: temporal_smoothing is AD-NeRF's
+# attention over 8 neighbouring windows.
 ENCODER_DEFAULTS = {
     "rgb": {"input_size": 256, "nonlinear": False},
     "expression": {"nonlinear": False},
@@ -22,66 +25,162 @@ ENCODER_DEFAULTS = {
 }
 
 
-def base_config(encoder: str, variant: str) -> ml_collections.ConfigDict:
-    if variant not in ("paper", "official", "cpu"):
-        raise ValueError(f"config variant must be 'paper', 'official' or 'cpu', got {variant!r}")
+def base_config(encoder: str) -> ml_collections.ConfigDict:
+    """The paper's settings for `encoder` in {'rgb', 'expression', 'audio'}."""
     if encoder not in ENCODER_DEFAULTS:
         raise ValueError(f"encoder must be one of {sorted(ENCODER_DEFAULTS)}, got {encoder!r}")
     c = ml_collections.ConfigDict()
-    c.paper = dict(PAPER)
-    c.official = dict(OFFICIAL)
-    values = dict(OFFICIAL if variant == "official" else PAPER)
-    c.variant = variant
+    # Seed of the parameter initialisation, the data order and the per-step rendering jitter.
     c.seed = 0
+    # Show a tqdm progress bar on stderr.
     c.progress_bar = True
+    # Steps between logged training metrics (metrics.jsonl, TensorBoard).
     c.log_every = 50
+    # Steps between in-training evaluations on held-out frames (and sample pictures).
     c.eval_every = 5000
-    c.compilation_cache_dir = "~/.cache/hfagp_jax/xla"  # persistent XLA cache ("" disables)
+    # Persistent XLA compilation cache: restarts load compiled steps instead of recompiling ("" disables).
+    c.compilation_cache_dir = "~/.cache/hfagp_jax/xla"
 
-    c.generator = dict(
-        path="",                 # converted generator dir (python -m convert_weights ffhq512-128.pkl DIR)
-        preset="",               # or a preset with random weights ('tiny128', 'small512'; tests/CPU only)
-        preset_seed=0,
-        compute_dtype="float32", # 'bfloat16' for the backbone/SR convs on GPU/TPU
-        remat="none",            # 'renderer' | 'full': recompute activations in backward (less memory)
-        neural_rendering_resolution=0,   # 0: the checkpoint's (128 for ffhq512-128)
-        render_deterministic=False,      # official training renders with stratified jitter + random u
-    )
-    c.data = dict(
-        source="folder",         # 'folder' (eg3d / nerface / adnerf layouts, via tfds) or 'synthetic'
-        folder="", format="eg3d", name="", reader_kwargs={}, prepared_dir="",
-        resolution=512, test_fraction=0.1, num_test_frames=0, worker_count=2,
-        synthetic=dict(dir="", frames=200, test_frames=20, subspace_dim=8, seed=0, perturb_generator=0.0),
-    )
-    c.model = dict(
-        encoder=encoder, k=values["k"],
-        orthogonality="qr",      # 'qr' (official) | 'penalty' | 'none' (paper ablation)
-        orthogonality_penalty_weight=1.0,   # used by 'penalty' only
-        prior_init="official",   # 'official' (offset = basis mean) | 'w_avg' (offset = generator w_avg)
-        # Encoder options (see encoders/): nonlinear=False is the official "MLP" (linear layers with no
-        # activation between them); True puts a leaky ReLU between the layers. Audio: temporal_smoothing
-        # is AD-NeRF's attention over 8 neighbouring windows (off in the official code).
-        encoder_kwargs=dict(ENCODER_DEFAULTS[encoder]),
-        shared_prior_from="",    # workdir of a run whose basis is reused frozen ("shared between modalities")
-    )
-    c.loss = dict(lpips_weight=values["lpips_weight"], lpips_net=values["lpips_net"], lpips_weights="",
-                  resolution=values["loss_resolution"])
-    c.optim = dict(learning_rate=values["learning_rate"], b1=0.9, b2=0.999, eps=1e-8,
-                   batch_size=values["batch_size"])
-    c.schedule = dict(total_steps=values["total_steps"],
-                      generator_tuning_start=values["generator_tuning_start"])
-    c.checkpoint = dict(every=5000, keep=3)
-    c.eval = dict(max_frames=64, batch_size=2, num_images=4, novel_views=6, basis_images=True,
-                  basis_scale=10.0)
-    c.distributed = dict(enabled=False, coordinator_address="", num_processes=0, process_id=-1,
-                         cpu_collectives=False)
-    c.debug = dict(nan_at_step=-1)   # fault injection for tests of the non-finite-loss guard
-    if variant == "cpu":
-        cpu_overrides(c)
+    c.generator = ml_collections.ConfigDict()
+    # A converted generator directory (python -m convert_weights ffhqrebalanced512-128.pkl DIR).
+    c.generator.path = ""
+    # Or a preset with random weights ('tiny128', 'small512', 'ffhq512-128'; tests and CPU runs only).
+    c.generator.preset = ""
+    # Weight seed of a random preset.
+    c.generator.preset_seed = 0
+    # Dtype of the backbone and super-resolution convolutions: 'float32' or 'bfloat16' (GPU/TPU).
+    c.generator.compute_dtype = "float32"
+    # Recompute activations in the backward pass: 'none' | 'renderer' | 'full' (less memory, same values).
+    c.generator.remat = "none"
+    # Convolution weight-gradient kernel: 'auto' (per backend) | 'xla' | 'cpu_gemm' (conv_kernels/).
+    c.generator.conv_impl = "auto"
+    # Stride-2 transposed convolution kernel: 'auto' (per backend) | 'xla' | 'polyphase'.
+    c.generator.upconv_impl = "auto"
+    # Neural rendering resolution; 0 keeps the checkpoint's (128 for ffhq512-128).
+    c.generator.neural_rendering_resolution = 0
+    # True renders without stratified jitter; the official training renders with it.
+    c.generator.render_deterministic = False
+
+    c.data = ml_collections.ConfigDict()
+    # 'folder' (a user's video dataset, prepared once as tfds) or 'synthetic' (a world with ground truth).
+    c.data.source = "folder"
+    # The dataset folder (data.source='folder').
+    c.data.folder = ""
+    # Its layout: 'eg3d' | 'nerface' | 'adnerf' (avatar_data/README.md).
+    c.data.format = "eg3d"
+    # Name of the prepared tfds dataset (default: from the folder name).
+    c.data.name = ""
+    # Extra keyword arguments of the layout's reader (avatar_data.readers).
+    c.data.reader_kwargs = {}
+    # Where the prepared dataset goes (default: WORKDIR/prepared_data).
+    c.data.prepared_dir = ""
+    # Frame resolution after preparation; must equal the generator's image resolution.
+    c.data.resolution = 512
+    # Held-out fraction (the last frames in time order), unless num_test_frames is set.
+    c.data.test_fraction = 0.1
+    # Number of held-out last frames (0: use test_fraction).
+    c.data.num_test_frames = 0
+    # grain worker processes reading training batches (0: in the training process).
+    c.data.worker_count = 2
+    c.data.synthetic = ml_collections.ConfigDict()
+    # An existing world directory (default: WORKDIR/synthetic_world, made on the first run).
+    c.data.synthetic.dir = ""
+    # Frames of a world made on the first run, of which the last test_frames are held out.
+    c.data.synthetic.frames = 200
+    c.data.synthetic.test_frames = 20
+    # Dimension of the made world's hidden W+ subspace.
+    c.data.synthetic.subspace_dim = 8
+    # Seed of the made world.
+    c.data.synthetic.seed = 0
+    # Render the made world with a perturbed generator (a person slightly outside the prior).
+    c.data.synthetic.perturb_generator = 0.0
+
+    c.model = ml_collections.ConfigDict()
+    # Driving signal: 'rgb' (frames), 'expression' (3DMM coefficients) or 'audio' (speech features).
+    c.model.encoder = encoder
+    # Number of basis vectors of the personalized prior.
+    c.model.k = 50
+    # 'qr' (official: orthonormalised every step) | 'penalty' (soft) | 'none' (the paper's ablation).
+    c.model.orthogonality = "qr"
+    # Weight of the orthogonality penalty ('penalty' only).
+    c.model.orthogonality_penalty_weight = 1.0
+    # 'official' (offset = mean of the random basis) | 'w_avg' (offset = the generator's w_avg).
+    c.model.prior_init = "official"
+    # Options of the encoder (see ENCODER_DEFAULTS).
+    c.model.encoder_kwargs = dict(ENCODER_DEFAULTS[encoder])
+    # Workdir of a run whose basis is reused, frozen ("shared between modalities").
+    c.model.shared_prior_from = ""
+
+    c.loss = ml_collections.ConfigDict()
+    # lambda of the LPIPS term (0: L2 only).
+    c.loss.lpips_weight = 5.0
+    # LPIPS backbone: 'alex' or 'vgg'.
+    c.loss.lpips_net = "alex"
+    # LPIPS weights npz (python -m convert_weights.lpips; none ship with the project).
+    c.loss.lpips_weights = ""
+    # Resolution the loss compares images at (the render and the frame are area-averaged to it).
+    c.loss.resolution = 512
+
+    c.optim = ml_collections.ConfigDict()
+    # Adam learning rate and moments (all groups).
+    c.optim.learning_rate = 3e-4
+    c.optim.b1 = 0.9
+    c.optim.b2 = 0.999
+    c.optim.eps = 1e-8
+    # Global batch size (split over all devices of all processes).
+    c.optim.batch_size = 2
+
+    c.schedule = ml_collections.ConfigDict()
+    # Training steps in all.
+    c.schedule.total_steps = 200_000
+    # First step that tunes the generator (stage 2); >= total_steps never tunes it.
+    c.schedule.generator_tuning_start = 50_000
+
+    c.checkpoint = ml_collections.ConfigDict()
+    # Steps between checkpoints (also written at the end and when stopped by a signal).
+    c.checkpoint.every = 5000
+    # Checkpoints kept.
+    c.checkpoint.keep = 3
+
+    c.eval = ml_collections.ConfigDict()
+    # Held-out frames rendered at each in-training evaluation (0: no evaluation).
+    c.eval.max_frames = 64
+    # Frames per rendering batch.
+    c.eval.batch_size = 2
+    # Reconstructions shown in the sample pictures.
+    c.eval.num_images = 4
+    # Novel views of the first held-out frame in the sample pictures (a yaw sweep of +-30 degrees).
+    c.eval.novel_views = 6
+    # Render one image per basis vector (offset + basis_scale * row).
+    c.eval.basis_images = True
+    c.eval.basis_scale = 10.0
+
+    c.distributed = ml_collections.ConfigDict()
+    # Multi-process training (jax.distributed): enable and give the coordinator and this process's id.
+    c.distributed.enabled = False
+    c.distributed.coordinator_address = ""
+    c.distributed.num_processes = 0
+    c.distributed.process_id = -1
+    # Gloo collectives for CPU-only hosts.
+    c.distributed.cpu_collectives = False
+
+    c.debug = ml_collections.ConfigDict()
+    # Fault injection for the tests of the non-finite-loss guard: a NaN batch at this step (-1: never).
+    c.debug.nan_at_step = -1
     return c
 
 
-def cpu_overrides(c: ml_collections.ConfigDict) -> None:
+def official(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """bbaaii/HFA-GP's code defaults."""
+    c.loss.lpips_weight = 1.0
+    c.loss.resolution = 256
+    c.schedule.total_steps = 800_000
+    if c.model.encoder in ("expression", "audio"):
+        c.optim.batch_size = 1  # trainer_3dmm / trainer_audio default
+    return c
+
+
+def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Small everything: a random tiny128 generator and a synthetic world made on first run."""
     c.generator.preset = "tiny128"
     c.generator.neural_rendering_resolution = 32
@@ -93,7 +192,7 @@ def cpu_overrides(c: ml_collections.ConfigDict) -> None:
     c.model.k = 8
     if c.model.encoder == "rgb":
         c.model.encoder_kwargs = {"input_size": 32, "channel_base": 512, "channel_max": 64, "nonlinear": False}
-    c.loss.lpips_weight = 0.0   # no LPIPS weights ship with the library; see README
+    c.loss.lpips_weight = 0.0   # no LPIPS weights ship with the library
     c.loss.resolution = 128
     c.optim.learning_rate = 1e-3
     c.schedule.total_steps = 200
@@ -104,3 +203,20 @@ def cpu_overrides(c: ml_collections.ConfigDict) -> None:
     c.eval.max_frames = 8
     c.eval.novel_views = 4
     c.eval.basis_scale = 3.0
+    return c
+
+
+def make_config(encoder: str, variant: str) -> ml_collections.ConfigDict:
+    """The locked config of `encoder` in `variant` ('' means 'paper')."""
+    variant = variant or "paper"
+    if variant not in VARIANTS:
+        raise ValueError(f"config variant must be one of {VARIANTS}, got {variant!r}")
+    c = base_config(encoder)
+    if variant == "official":
+        official(c)
+    elif variant == "cpu":
+        cpu(c)
+    if encoder == "audio" and c.data.source == "folder":
+        c.data.format = "adnerf"  # AD-NeRF's layout carries aud.npy
+    c.lock()
+    return c

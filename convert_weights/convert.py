@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -30,11 +29,6 @@ GENERATOR_CONFIG_FILE = "generator.json"
 
 class ConversionError(RuntimeError):
     """The checkpoint was read but cannot be turned into a generator."""
-
-
-def one_line(message) -> str:
-    """An error message (possibly multi-line) as one line, for the CLIs' `...: error: ...` output."""
-    return re.sub(r"\s*\n\s*", " | ", str(message).strip())
 
 
 def _sha256(path: Path) -> str:
@@ -134,4 +128,4 @@ def convert_snapshot(
     return summary
 
 
-__all__ = ["ConversionError", "DTYPES", "SnapshotError", "check_output_dir", "convert_snapshot", "one_line"]
+__all__ = ["ConversionError", "DTYPES", "SnapshotError", "check_output_dir", "convert_snapshot"]

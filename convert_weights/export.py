@@ -18,7 +18,6 @@ one line `convert_weights.export: error: ...`, exits with status 2 and leaves OU
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -30,11 +29,11 @@ from typing import Callable
 
 import numpy as np
 
-from convert_weights.convert import one_line
 from convert_weights.snapshot_reader import SnapshotError
 from convert_weights.torch_zip import TorchZipError, read_torch_zip_state_dict, torch_zip_bytes
+from hfagp_common import cli
 
-ERROR_PREFIX = "convert_weights.export: error:"
+NAME = "convert_weights.export"
 
 
 class ExportError(RuntimeError):
@@ -104,15 +103,8 @@ def export_generator(
     }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{ERROR_PREFIX} {one_line(message)}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m convert_weights.export",
-                description="Export a generator directory as a PyTorch state dict file (EG3D keys and "
+def build_parser() -> cli.ArgumentParser:
+    p = cli.ArgumentParser(NAME, description="Export a generator directory as a PyTorch state dict file (EG3D keys and "
                             "layouts, float32), without PyTorch.")
     p.add_argument("generator_dir", help="directory written by `python -m convert_weights`")
     p.add_argument("output", help="file to write, e.g. G_ema_state_dict.pth")
@@ -121,23 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def _main(args) -> int:
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    try:
-        summary = export_generator(args.generator_dir, args.output, overwrite=args.overwrite, log=log)
-    except (ExportError, SnapshotError, TorchZipError, OSError) as e:
-        print(f"{ERROR_PREFIX} {one_line(e)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{ERROR_PREFIX} interrupted (no partial output is left behind)", file=sys.stderr)
-        return 130
-    except Exception as e:
-        print(f"{ERROR_PREFIX} unexpected {type(e).__name__} while exporting {args.generator_dir}: "
-              f"{one_line(e)}", file=sys.stderr)
-        return 2
+    summary = export_generator(args.generator_dir, args.output, overwrite=args.overwrite, log=log)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return cli.run(NAME, lambda: _main(args), expected=(*cli.EXPECTED_ERRORS, ExportError, SnapshotError,
+                                                          TorchZipError))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,14 @@
 """On-disk generator format: `<dir>/generator.json` (config + provenance) and `<dir>/variables/`
 (an orbax checkpoint of {'params', 'buffers'}).
 
-Directories are written atomically: everything goes to a temporary sibling which is renamed into
-place only when complete, so an interrupted write never leaves a directory that looks valid.
+Directories are written atomically (`hfagp_common.atomic`): everything goes to a temporary sibling which
+is renamed into place only when complete, so an interrupted write never leaves a directory that looks valid.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import json
 import os
-import secrets
-import shutil
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from eg3d_flax.config import GeneratorConfig
+from hfagp_common import atomic
+from hfagp_common.cli import UserError
 from eg3d_flax.generator import Generator, init_variables
 
 CONFIG_FILE = "generator.json"
@@ -29,7 +26,7 @@ VARIABLES_DIR = "variables"
 FORMAT_VERSION = 1
 
 
-class GeneratorCheckpointError(RuntimeError):
+class GeneratorCheckpointError(UserError, RuntimeError):
     """A generator directory is missing, incomplete or inconsistent."""
 
 
@@ -69,72 +66,6 @@ def _cast_params(variables: dict, dtype) -> dict:
     return out
 
 
-def _make_sibling_dir(path: Path, tag: str) -> Path:
-    """A new, uniquely named directory `.<name>.<tag>-XXXXXXXX` beside `path`, with the usual
-    permissions (tempfile.mkdtemp would make it private to the user, and the rename keeps that)."""
-    for _ in range(100):
-        candidate = path.parent / f".{path.name}.{tag}-{secrets.token_hex(4)}"
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"cannot create a temporary directory beside {path}")
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swaps two existing paths (Linux renameat2 RENAME_EXCHANGE); False where the
-    platform, C library or file system cannot."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    renameat2.restype = ctypes.c_int
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
-        return False
-    raise OSError(err, f"cannot exchange {a} and {b}: {os.strerror(err)}")
-
-
-def _replace(new: Path, path: Path) -> None:
-    """Puts the complete directory `new` at `path`, deleting what was there.
-
-    On Linux the swap is one atomic renameat2(RENAME_EXCHANGE): `path` is always either the old
-    or the new directory. Elsewhere it takes two renames; `path` is missing in between and is
-    restored if the second rename fails.
-    """
-    if not path.exists() and not path.is_symlink():
-        os.replace(new, path)
-    elif _exchange(new, path):
-        _remove(new)  # `new` now holds the old content.
-    else:
-        old = _make_sibling_dir(path, "old")
-        os.replace(path, old / path.name)
-        try:
-            os.replace(new, path)
-        except BaseException:
-            os.replace(old / path.name, path)
-            old.rmdir()
-            raise
-        _remove(old)
-
-
 def write_generator_dir(path: os.PathLike, config: GeneratorConfig, variables: dict,
                         metadata: Optional[dict] = None, overwrite: bool = False) -> Path:
     """Atomically write a generator directory. `variables` leaves may be numpy or jax arrays.
@@ -148,14 +79,16 @@ def write_generator_dir(path: os.PathLike, config: GeneratorConfig, variables: d
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise FileExistsError(f"{path} already exists (pass overwrite=True / --overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _make_sibling_dir(path, "tmp")
+    tmp = atomic.make_sibling_dir(path, "tmp")
     try:
         tree = jax.tree_util.tree_map(np.asarray, variables)
         ckptr = ocp.StandardCheckpointer()
         ckptr.save(tmp / VARIABLES_DIR, tree)
         ckptr.wait_until_finished()
         dtypes = sorted({str(np.asarray(x).dtype) for x in jax.tree_util.tree_leaves(tree["params"])})
-        doc = {"format_version": FORMAT_VERSION, "config": config.to_dict(), "params_dtype": dtypes,
+        # Kernels are a property of the machine that runs the generator, not of the checkpoint.
+        stored = config.replace(conv_impl="auto", upconv_impl="auto")
+        doc = {"format_version": FORMAT_VERSION, "config": stored.to_dict(), "params_dtype": dtypes,
                "metadata": metadata or {}}
         text = json.dumps(doc, indent=2, sort_keys=True, default=_json_default) + "\n"
         with open(tmp / CONFIG_FILE, "w") as f:
@@ -165,9 +98,9 @@ def write_generator_dir(path: os.PathLike, config: GeneratorConfig, variables: d
         if not overwrite:
             os.rename(tmp, path)  # Fails (ENOTEMPTY/EEXIST) rather than replace a non-empty newcomer.
         else:
-            _replace(tmp, path)
+            atomic.replace_directory(tmp, path)
     except BaseException:
-        _remove(tmp)
+        atomic.remove(tmp)
         raise
     return path
 

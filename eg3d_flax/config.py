@@ -11,6 +11,7 @@ import dataclasses
 import json
 from typing import Any, Optional
 
+import conv_kernels
 from eg3d_flax.rendering import RenderOptions
 from eg3d_flax.superresolution import SR_SPECS
 
@@ -50,6 +51,10 @@ class GeneratorConfig:
     avg_camera_pivot: tuple = (0.0, 0.0, 0.2)
     compute_dtype: str = "float32"
     remat: str = "none"  # one of REMAT_POLICIES; changes memory and speed, never the values
+    # Convolution kernels (`conv_kernels`): 'auto' picks per backend when a `Generator` is built
+    # (`resolve_kernels`); like remat they change speed, never the values.
+    conv_impl: str = "auto"      # 'auto' | 'xla' | 'cpu_gemm' (weight gradients)
+    upconv_impl: str = "auto"    # 'auto' | 'xla' | 'polyphase' (stride-2 transposed 3x3 convolutions)
 
     # Fixed by EG3D's TriPlaneGenerator: a 256x256, 3x32-channel tri-plane backbone.
     plane_resolution: int = 256
@@ -65,6 +70,10 @@ class GeneratorConfig:
             raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}")
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"remat must be one of {REMAT_POLICIES}, got {self.remat!r}")
+        if self.conv_impl not in conv_kernels.CONV_IMPLS:
+            raise ValueError(f"conv_impl must be one of {conv_kernels.CONV_IMPLS}, got {self.conv_impl!r}")
+        if self.upconv_impl not in conv_kernels.UPCONV_IMPLS:
+            raise ValueError(f"upconv_impl must be one of {conv_kernels.UPCONV_IMPLS}, got {self.upconv_impl!r}")
 
     @property
     def sr_conv_clamp(self) -> Optional[float]:
@@ -78,6 +87,15 @@ class GeneratorConfig:
 
     def replace(self, **changes) -> "GeneratorConfig":
         return dataclasses.replace(self, **changes)
+
+    def resolve_kernels(self, backend: Optional[str] = None) -> "GeneratorConfig":
+        """This config with 'auto' kernels replaced by the backend's choice (`conv_kernels.resolve`)."""
+        return self.replace(conv_impl=conv_kernels.resolve("conv", self.conv_impl, backend),
+                            upconv_impl=conv_kernels.resolve("upconv", self.upconv_impl, backend))
+
+    @property
+    def kernels_resolved(self) -> bool:
+        return "auto" not in (self.conv_impl, self.upconv_impl)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -157,7 +175,7 @@ class GeneratorConfig:
         The kwargs are the plain-dict form `train.py --cfg=ffhq --gen_pose_cond=True` builds, including
         the rendering options that only EG3D's GAN training reads (`gpc_reg_prob`, `density_reg`, ...)
         at their train.py defaults; for the presets they equal the fixture manifests' `init_kwargs`.
-        `compute_dtype` and `remat` have no EG3D counterpart and are not carried. The backbone's
+        `compute_dtype`, `remat` and the kernel choices have no EG3D counterpart and are not carried. The backbone's
         `num_fp16_res` is 0.
         """
         if (self.plane_resolution, self.plane_channels) != (256, 32):

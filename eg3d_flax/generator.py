@@ -36,7 +36,8 @@ class StyleGAN2Backbone(nn.Module):
         self.synthesis = SynthesisNetwork(
             w_dim=cfg.w_dim, img_resolution=cfg.plane_resolution, img_channels=3 * cfg.plane_channels,
             channel_base=cfg.channel_base, channel_max=cfg.channel_max, conv_clamp=cfg.backbone_conv_clamp,
-            compute_dtype=jnp.dtype(cfg.compute_dtype), remat=cfg.remat == "full")
+            compute_dtype=jnp.dtype(cfg.compute_dtype), remat=cfg.remat == "full", conv_impl=cfg.conv_impl,
+            upconv_impl=cfg.upconv_impl)
         self.mapping = MappingNetwork(
             z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, num_ws=cfg.num_ws,
             num_layers=cfg.mapping_layers, lr_multiplier=cfg.mapping_lr_multiplier)
@@ -47,17 +48,24 @@ class StyleGAN2Backbone(nn.Module):
 
 class TriPlaneGenerator(nn.Module):
     """z [B,z_dim], c [B,25] -> images. Randomness: rng streams 'noise' (noise_mode='random')
-    and 'render' (deterministic=False)."""
+    and 'render' (deterministic=False).
+
+    The config's kernels must be concrete (`GeneratorConfig.resolve_kernels`); `Generator` and
+    `init_variables` resolve 'auto' for the current backend before building the module."""
 
     config: GeneratorConfig
 
     def setup(self):
         cfg = self.config
+        if not cfg.kernels_resolved:
+            raise ValueError(f"TriPlaneGenerator needs concrete kernels (conv_impl={cfg.conv_impl!r}, "
+                             f"upconv_impl={cfg.upconv_impl!r}); build it from config.resolve_kernels()")
         self.backbone = StyleGAN2Backbone(cfg)
         self.superresolution = SuperResolution(
             kind=cfg.sr_module, channels=cfg.plane_channels, img_resolution=cfg.img_resolution,
             sr_antialias=cfg.sr_antialias, conv_clamp=cfg.sr_conv_clamp,
-            compute_dtype=jnp.dtype(cfg.compute_dtype), remat=cfg.remat == "full")
+            compute_dtype=jnp.dtype(cfg.compute_dtype), remat=cfg.remat == "full", conv_impl=cfg.conv_impl,
+            upconv_impl=cfg.upconv_impl)
         self.decoder = OSGDecoder(n_features=cfg.plane_channels, output_dim=cfg.plane_channels,
                                   lr_multiplier=cfg.decoder_lr_mul)
 
@@ -131,7 +139,7 @@ def init_variables(config: GeneratorConfig, key: jax.Array) -> dict:
     """Random weights with the reference initialisation: {'params': ..., 'buffers': ...} (float32).
 
     Initialises through a cheap 4x4 neural rendering (the SR still runs at full size)."""
-    module = TriPlaneGenerator(config)
+    module = TriPlaneGenerator(config.resolve_kernels())
     z = jnp.zeros((1, config.z_dim), jnp.float32)
     c = jnp.zeros((1, config.c_dim), jnp.float32).at[0, 0].set(1.0)
 
@@ -149,21 +157,18 @@ class Generator:
     G.synthesis(ws, c, noise_mode='const', deterministic=True, neural_rendering_resolution=None,
                 rng=None) -> {'image' [B,R,R,3], 'image_raw' [B,h,h,3], 'image_depth' [B,h,h,1]}
     G.sample(coordinates, ws) -> {'rgb' [B,M,32], 'sigma' [B,M,1]}
-    G.params -> the variables {'params': trainable tree, 'buffers': w_avg, noise_const, filters}
+    G.variables -> {'params': trainable tree, 'buffers': w_avg, noise_const, filters}
 
     Variables are passed to the jitted functions as arguments (never closed over), and the jitted
     functions are shared by all generators of one config, so swapping in fine-tuned weights
-    (`G.replace_variables`) does not recompile.
+    (`G.replace_variables`) does not recompile. 'auto' kernels in `config` are resolved here, once,
+    for the current backend (`G.config` shows the choice).
     """
 
     def __init__(self, config: GeneratorConfig, variables: dict):
-        self.config = config
-        self.module = TriPlaneGenerator(config)
+        self.config = config.resolve_kernels()
+        self.module = TriPlaneGenerator(self.config)
         self.variables = variables
-
-    @property
-    def params(self) -> dict:
-        return self.variables
 
     @property
     def num_ws(self) -> int:

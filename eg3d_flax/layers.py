@@ -108,6 +108,8 @@ class SynthesisLayer(nn.Module):
     conv_clamp: Optional[float] = None
     kernel_size: int = 3
     compute_dtype: jnp.dtype = jnp.float32
+    conv_impl: str = "xla"     # convolution kernels (`conv_kernels`), concrete names
+    upconv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, w, noise_mode: str = "const", gain: float = 1.0):
@@ -132,7 +134,8 @@ class SynthesisLayer(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
         x = ops.modulated_conv2d(
             x, weight, styles, noise=noise, up=self.up, padding=k // 2,
-            resample_filter=f.value, compute_dtype=self.compute_dtype,
+            resample_filter=f.value, compute_dtype=self.compute_dtype, conv_impl=self.conv_impl,
+            upconv_impl=self.upconv_impl,
         )
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return ops.bias_act(x, bias, act="lrelu", gain=math.sqrt(2.0) * gain, clamp=clamp)
@@ -146,6 +149,7 @@ class ToRGBLayer(nn.Module):
     w_dim: int
     conv_clamp: Optional[float] = None
     compute_dtype: jnp.dtype = jnp.float32
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x, w):
@@ -153,7 +157,8 @@ class ToRGBLayer(nn.Module):
         styles = styles * (1.0 / math.sqrt(self.in_channels))
         weight = self.param("weight", _normal(), (1, 1, self.in_channels, self.out_channels))
         bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
-        x = ops.modulated_conv2d(x, weight, styles, demodulate=False, compute_dtype=self.compute_dtype)
+        x = ops.modulated_conv2d(x, weight, styles, demodulate=False, compute_dtype=self.compute_dtype,
+                                 conv_impl=self.conv_impl)
         return ops.bias_act(x, bias, clamp=self.conv_clamp)
 
 
@@ -172,6 +177,8 @@ class SynthesisBlock(nn.Module):
     upsample: bool = True
     conv_clamp: Optional[float] = None
     compute_dtype: jnp.dtype = jnp.float32
+    conv_impl: str = "xla"
+    upconv_impl: str = "xla"
 
     @property
     def num_conv(self) -> int:
@@ -182,7 +189,7 @@ class SynthesisBlock(nn.Module):
         """ws: [B, num_conv + 1, w_dim]. Returns (x [B,res,res,out], img [B,res,res,img_channels])."""
         f = self.variable("buffers", "resample_filter", lambda: jnp.asarray(ops.setup_filter()))
         layer = dict(w_dim=self.w_dim, resolution=self.resolution, conv_clamp=self.conv_clamp,
-                     compute_dtype=self.compute_dtype)
+                     compute_dtype=self.compute_dtype, conv_impl=self.conv_impl, upconv_impl=self.upconv_impl)
         if self.in_channels == 0:
             const = self.param("const", _normal(), (self.resolution, self.resolution, self.out_channels))
             x = jnp.broadcast_to(const[None], (ws.shape[0],) + const.shape)
@@ -197,7 +204,7 @@ class SynthesisBlock(nn.Module):
         if img is not None and self.upsample:
             img = ops.upsample2d(img, f.value)
         y = ToRGBLayer(self.out_channels, self.img_channels, self.w_dim, conv_clamp=self.conv_clamp,
-                       compute_dtype=self.compute_dtype, name="torgb")(x, ws[:, self.num_conv])
+                       compute_dtype=self.compute_dtype, conv_impl=self.conv_impl, name="torgb")(x, ws[:, self.num_conv])
         img = y if img is None else img + y
         return x, img
 
@@ -231,6 +238,8 @@ class SynthesisNetwork(nn.Module):
     conv_clamp: Optional[float] = None
     compute_dtype: jnp.dtype = jnp.float32
     remat: bool = False  # recompute each block's activations in the backward pass (jax.checkpoint)
+    conv_impl: str = "xla"
+    upconv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, ws, noise_mode: str = "const"):
@@ -242,7 +251,8 @@ class SynthesisNetwork(nn.Module):
             out_ch = block_channels(res, self.channel_base, self.channel_max)
             block = block_cls(
                 in_ch, out_ch, self.w_dim, res, self.img_channels, conv_clamp=self.conv_clamp,
-                compute_dtype=self.compute_dtype, name=f"b{res}",
+                compute_dtype=self.compute_dtype, conv_impl=self.conv_impl, upconv_impl=self.upconv_impl,
+                name=f"b{res}",
             )
             num_conv = 1 if in_ch == 0 else 2
             x, img = block(x, img, ws[:, w_idx: w_idx + num_conv + 1], noise_mode)

@@ -8,7 +8,6 @@ checkpoint trained with them gives the same numbers here.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from typing import Optional, Sequence
@@ -17,9 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import conv_kernels
+
 ACTIVATION_GAINS = {"linear": 1.0, "lrelu": math.sqrt(2.0), "relu": math.sqrt(2.0)}
 LRELU_ALPHA = 0.2
-CONV_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
 def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> np.ndarray:
@@ -245,136 +245,22 @@ def upsample2d(x: jax.Array, f: jax.Array, up: int = 2) -> jax.Array:
     return upfirdn2d_separable(x, f, up=up, padding=(p0, p1, p0, p1), gain=up**2)
 
 
-def _correlate(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
-    return jax.lax.conv_general_dilated(
-        x, w, (1, 1), [(padding, padding)] * 2, dimension_numbers=CONV_DIMENSIONS
-    )
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv2d_gemm_wgrad(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
-    return _correlate(x, w, padding)
-
-
-def _conv2d_fwd(x, w, padding):
-    return _correlate(x, w, padding), (x, w)
-
-
-# Bytes of one chunk's im2col block in `conv2d_weight_grad`: small enough to stay in cache.
-WGRAD_CHUNK_BYTES = 2_500_000
-
-
-def conv2d_weight_grad(x: jax.Array, g: jax.Array, kh: int, kw: int, padding: int) -> jax.Array:
-    """Weight gradient of `conv2d`: dW[ky,kx,i,o] = sum_{n,y,x} xp[n,y+ky,x+kx,i] g[n,y,x,o].
-
-    x: [N,H,W,I], g: [N,h,w,O] (the output's cotangent). Returns [kh,kw,I,O] (float32).
-    Loops over blocks of output rows: each block's im2col matrix [rows*w, kh*kw*I] is built in
-    cache and contracted with the block's cotangent in one GEMM with a [O, kh*kw*I] result. The
-    alternative, kh*kw GEMMs over shifted full-size copies of x, streams the activation through
-    memory 2*kh*kw times and runs at a third of the speed on large images (docs/benchmarks.md).
-    Small activations (whole im2col within one block) take that direct route.
-    """
-    n, _, _, cin = x.shape
-    _, h, w, cout = g.shape
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    contract_rows = (((0,), (0,)), ((), ()))
-    row_bytes = w * kh * kw * cin * jnp.dtype(x.dtype).itemsize
-    if kh * kw == 1 or n * h * row_bytes <= WGRAD_CHUNK_BYTES:
-        g2 = g.reshape(-1, cout)
-        taps = [jax.lax.dot_general(xp[:, ky: ky + h, kx: kx + w].reshape(-1, cin), g2, contract_rows,
-                                    preferred_element_type=jnp.float32)
-                for ky in range(kh) for kx in range(kw)]
-        return jnp.stack(taps).reshape(kh, kw, cin, cout)
-    rows = max(d for d in range(1, h + 1) if h % d == 0 and (d == 1 or d * row_bytes <= WGRAD_CHUNK_BYTES))
-    blocks_per_image = h // rows
-
-    def accumulate(block, acc):
-        img, row0 = block // blocks_per_image, (block % blocks_per_image) * rows
-        xs = jax.lax.dynamic_slice(xp, (img, row0, 0, 0), (1, rows + kh - 1, xp.shape[2], cin))[0]
-        gs = jax.lax.dynamic_slice(g, (img, row0, 0, 0), (1, rows, w, cout))[0].reshape(-1, cout)
-        col = jnp.concatenate([xs[ky: ky + rows, kx: kx + w] for ky in range(kh) for kx in range(kw)], axis=-1)
-        return acc + jax.lax.dot_general(gs, col.reshape(-1, kh * kw * cin), contract_rows,
-                                         preferred_element_type=jnp.float32)
-
-    acc = jax.lax.fori_loop(0, n * blocks_per_image, accumulate, jnp.zeros((cout, kh * kw * cin), jnp.float32))
-    return acc.reshape(cout, kh, kw, cin).transpose(1, 2, 3, 0)
-
-
-def _conv2d_bwd(padding, res, g):
-    x, w = res
-    _, vjp_x = jax.vjp(lambda x_: _correlate(x_, w, padding), x)
-    (dx,) = vjp_x(g)
-    dw = conv2d_weight_grad(x, g, w.shape[0], w.shape[1], padding)
-    return dx, dw.astype(w.dtype)
-
-
-_conv2d_gemm_wgrad.defvjp(_conv2d_fwd, _conv2d_bwd)
-
-
-_force_xla_conv_gradients = False
-
-
-@contextlib.contextmanager
-def xla_conv_gradients():
-    """Within this context (at trace time), `conv2d` uses XLA's own gradients on every backend.
-
-    For counting FLOPs: XLA's cost analysis counts a while-loop body once, so a CPU step whose weight
-    gradients run in `conv2d_weight_grad`'s loop is undercounted; the same step traced with XLA's
-    convolution gradients does the same arithmetic and is counted in full.
-    """
-    global _force_xla_conv_gradients
-    saved, _force_xla_conv_gradients = _force_xla_conv_gradients, True
-    try:
-        yield
-    finally:
-        _force_xla_conv_gradients = saved
-
-
-def conv2d(x: jax.Array, w: jax.Array, padding: int = 0) -> jax.Array:
+def conv2d(x: jax.Array, w: jax.Array, padding: int = 0, impl: str = "xla") -> jax.Array:
     """Cross-correlation (torch `conv2d` semantics). x: [N,H,W,I], w: [kh,kw,I,O].
 
-    On CPU the weight gradient is `conv2d_weight_grad` (blocked im2col GEMMs): XLA:CPU's own
-    weight-gradient convolution is ~15x slower than the forward conv (measured at 128x128x64).
-    Other backends use XLA's convolution gradients (cuDNN/TPU kernels).
+    impl: the weight-gradient implementation ('xla' | 'cpu_gemm', see `conv_kernels`).
     """
-    if jax.default_backend() == "cpu" and not _force_xla_conv_gradients:
-        return _conv2d_gemm_wgrad(x, w, padding)
-    return _correlate(x, w, padding)
+    return conv_kernels.conv2d(x, w, padding, impl)
 
 
-def conv_transpose2d_stride2_k3(x: jax.Array, w: jax.Array) -> jax.Array:
-    """torch `conv_transpose2d(x, w, stride=2)` for a 3x3 kernel, by polyphase decomposition.
-
-    x: [N,H,W,I], w: [3,3,I,O] (applied unflipped, as conv_transpose does).
-    Returns the full output [N,2H+2,2W+2,O], i.e. the reference's (2H+1)x(2W+1) result plus one
-    trailing zero row and column. Each output parity class is an ordinary small convolution of
-    the undilated input, so no multiply is spent on inserted zeros (4x fewer FLOPs than a
-    dilated-input convolution, and XLA:CPU has no fast path for input dilation at all).
-    """
-    n, h, wd, _ = x.shape
-    o = w.shape[-1]
-    pad_y = ((0, 0), (1, 1), (0, 0), (0, 0))
-    pad_x = ((0, 0), (0, 0), (1, 1), (0, 0))
-    # even/even: taps w[0|2, 0|2]; the kernel is reversed because output 2p sums x[p]w[0] + x[p-1]w[2].
-    ee = conv2d(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), w[::-2, ::-2])     # [N,H+1,W+1,O]
-    eo = conv2d(jnp.pad(x, pad_y), w[::-2, 1:2])                                 # [N,H+1,W,O]
-    oe = conv2d(jnp.pad(x, pad_x), w[1:2, ::-2])                                 # [N,H,W+1,O]
-    oo = conv2d(x, w[1:2, 1:2])                                                  # [N,H,W,O]
-    eo = jnp.pad(eo, ((0, 0), (0, 0), (0, 1), (0, 0)))
-    oe = jnp.pad(oe, ((0, 0), (0, 1), (0, 0), (0, 0)))
-    oo = jnp.pad(oo, ((0, 0), (0, 1), (0, 1), (0, 0)))
-    even_rows = jnp.stack([ee, eo], axis=3)  # [N,H+1,W+1,2,O] (column parity)
-    odd_rows = jnp.stack([oe, oo], axis=3)
-    t = jnp.stack([even_rows, odd_rows], axis=2)  # [N,H+1,2,W+1,2,O]
-    return t.reshape(n, 2 * h + 2, 2 * wd + 2, o)
-
-
-def conv2d_up2(x: jax.Array, w: jax.Array, f: jax.Array, padding: int) -> jax.Array:
+def conv2d_up2(x: jax.Array, w: jax.Array, f: jax.Array, padding: int, upconv_impl: str = "xla",
+               conv_impl: str = "xla") -> jax.Array:
     """`conv2d_resample(up=2, flip_weight=False)`: transposed stride-2 conv, then FIR.
 
     x: [N,H,W,I], w: [k,k,I,O] (k odd), f: [4,4]. Returns [N,2H,2W,O].
-    The reference runs `conv_transpose2d` (a true convolution of the zero-stuffed input)
-    and then `upfirdn2d` with gain 4 and its adjusted padding; same here.
+    The reference runs `conv_transpose2d` (a true convolution of the zero-stuffed input) and then
+    `upfirdn2d` with gain 4 and its adjusted padding; same here. 3x3 kernels (every StyleGAN2 layer)
+    run the transposed convolution as `upconv_impl` says ('xla' | 'polyphase', see `conv_kernels`).
     """
     kh, kw = w.shape[0], w.shape[1]
     fw = f.shape[-1]
@@ -386,7 +272,7 @@ def conv2d_up2(x: jax.Array, w: jax.Array, f: jax.Array, padding: int) -> jax.Ar
     pxt = max(min(-px0, -px1), 0)
     pyt = max(min(-py0, -py1), 0)
     if (kh, kw) == (3, 3) and pxt == 0 and pyt == 0:
-        y = conv_transpose2d_stride2_k3(x, w)
+        y = conv_kernels.conv_transpose2d_stride2_k3(x, w, upconv_impl, conv_impl)
         # drop the trailing zero row/col by reducing the high padding by one
         return upfirdn2d_separable(y, f, padding=(px0, px1 - 1, py0, py1 - 1), gain=up**2)
     # General case: conv_transpose2d == dilated-input correlation with the flipped kernel.
@@ -396,7 +282,7 @@ def conv2d_up2(x: jax.Array, w: jax.Array, f: jax.Array, padding: int) -> jax.Ar
         window_strides=(1, 1),
         padding=[(kh - 1 - pyt, kh - 1 - pyt), (kw - 1 - pxt, kw - 1 - pxt)],
         lhs_dilation=(up, up),
-        dimension_numbers=CONV_DIMENSIONS,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
     return upfirdn2d_separable(y, f, padding=(px0 + pxt, px1 - pxt, py0 + pyt, py1 - pyt), gain=up**2)
 
@@ -411,14 +297,17 @@ def modulated_conv2d(
     resample_filter: Optional[jax.Array] = None,
     demodulate: bool = True,
     compute_dtype: jnp.dtype = jnp.float32,
+    conv_impl: str = "xla",
+    upconv_impl: str = "xla",
 ) -> jax.Array:
     """StyleGAN2 modulated convolution, "scale activations" formulation.
 
     x: [N,H,W,I], weight: [k,k,I,O] (shared over the batch), styles: [N,I], noise broadcastable
     to the output. Equivalent to the reference's fused grouped convolution (per-sample weights
-    w * s, demodulated), but computed as (x * s) conv weight, then * demod — one ordinary conv
+    w * s, demodulated), but computed as (x * s) conv weight, then * demod -- one ordinary conv
     for the whole batch, which XLA runs far faster than a batch-grouped conv. The reference's
     fp16 pre-normalisation is not needed (float32 or bfloat16 with float32 accumulation).
+    conv_impl / upconv_impl: the convolution kernels (`conv_kernels`; concrete names).
     """
     dcoefs = None
     if demodulate:
@@ -427,9 +316,10 @@ def modulated_conv2d(
     x = (x * styles[:, None, None, :]).astype(compute_dtype)
     wc = weight.astype(compute_dtype)
     if up == 1:
-        x = conv2d(x, wc, padding=padding)
+        x = conv2d(x, wc, padding=padding, impl=conv_impl)
     elif up == 2:
-        x = conv2d_up2(x, wc, resample_filter.astype(compute_dtype), padding=padding)
+        x = conv2d_up2(x, wc, resample_filter.astype(compute_dtype), padding=padding, upconv_impl=upconv_impl,
+                       conv_impl=conv_impl)
     else:
         raise ValueError(f"unsupported up={up}")
     x = x.astype(jnp.float32)

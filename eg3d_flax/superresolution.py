@@ -40,6 +40,8 @@ class SuperResolution(nn.Module):
     conv_clamp: Optional[float] = None
     compute_dtype: jnp.dtype = jnp.float32
     remat: bool = False  # recompute each block's activations in the backward pass (jax.checkpoint)
+    conv_impl: str = "xla"     # convolution kernels (`conv_kernels`), concrete names
+    upconv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, rgb: jax.Array, x: jax.Array, ws: jax.Array, noise_mode: str = "none"):
@@ -55,7 +57,8 @@ class SuperResolution(nn.Module):
         if (size < in_res) if only_smaller else (size != in_res):
             x = ops.resize_bilinear(x, in_res, self.sr_antialias)
             rgb = ops.resize_bilinear(rgb, in_res, self.sr_antialias)
-        common = dict(w_dim=512, img_channels=3, conv_clamp=self.conv_clamp, compute_dtype=self.compute_dtype)
+        common = dict(w_dim=512, img_channels=3, conv_clamp=self.conv_clamp, compute_dtype=self.compute_dtype,
+                      conv_impl=self.conv_impl, upconv_impl=self.upconv_impl)
         res0 = out_res // 2 if up0 else in_res
         block_cls = remat_block() if self.remat else SynthesisBlock
         x, rgb = block_cls(self.channels, c0, resolution=res0, upsample=up0, name="block0", **common)(

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import conv_kernels
+
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)
 BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
@@ -74,13 +76,18 @@ class EqualLinear(nn.Module):
 
 
 class EqualConv2d(nn.Module):
-    """Equalized conv, NHWC: ``conv(x, w / sqrt(in * ks²), stride, zero padding) + b``."""
+    """Equalized conv, NHWC: ``conv(x, w / sqrt(in * ks²), stride, zero padding) + b``.
+
+    conv_impl: the weight-gradient kernel of stride-1 convolutions (`conv_kernels`, a concrete name);
+    stride-2 convolutions always use XLA's.
+    """
 
     features: int
     kernel_size: int
     stride: int = 1
     padding: int = 0
     use_bias: bool = True
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -90,14 +97,13 @@ class EqualConv2d(nn.Module):
             "kernel", standard_normal_init(), (ks, ks, in_features, self.features)
         )
         scale = 1.0 / math.sqrt(in_features * ks * ks)
-        pad = (self.padding, self.padding)
-        y = jax.lax.conv_general_dilated(
-            x,
-            (kernel * scale).astype(x.dtype),
-            window_strides=(self.stride, self.stride),
-            padding=(pad, pad),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
+        weight = (kernel * scale).astype(x.dtype)
+        if self.stride == 1:
+            y = conv_kernels.conv2d(x, weight, self.padding, self.conv_impl)
+        else:
+            pad = (self.padding, self.padding)
+            y = jax.lax.conv_general_dilated(x, weight, window_strides=(self.stride, self.stride),
+                                             padding=(pad, pad), dimension_numbers=("NHWC", "HWIO", "NHWC"))
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
         return y
@@ -127,6 +133,7 @@ class ConvLayer(nn.Module):
     downsample: bool = False
     use_bias: bool = True
     activate: bool = True
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -143,6 +150,7 @@ class ConvLayer(nn.Module):
             stride=stride,
             padding=padding,
             use_bias=self.use_bias and not self.activate,
+            conv_impl=self.conv_impl,
             name="conv",
         )(x)
         if not self.activate:
@@ -159,11 +167,12 @@ class ResBlock(nn.Module):
     """
 
     features: int
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         in_features = x.shape[-1]
-        out = ConvLayer(in_features, 3, name="conv1")(x)
+        out = ConvLayer(in_features, 3, conv_impl=self.conv_impl, name="conv1")(x)
         out = ConvLayer(self.features, 3, downsample=True, name="conv2")(out)
         skip = ConvLayer(
             self.features, 1, downsample=True, use_bias=False, activate=False, name="skip"

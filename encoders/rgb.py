@@ -38,6 +38,7 @@ class RGBEncoder(nn.Module):
       nonlinear: fused leaky ReLU between the head's layers (official: none).
       channel_base, channel_max: trunk width at resolution r is min(channel_base // r,
         channel_max); the defaults are the official widths (smaller values are for tests).
+      conv_impl: weight-gradient kernel of the stride-1 convolutions (`conv_kernels`; a concrete name).
     """
 
     k: int
@@ -47,6 +48,7 @@ class RGBEncoder(nn.Module):
     nonlinear: bool = False
     channel_base: int = 16384
     channel_max: int = 512
+    conv_impl: str = "xla"
 
     def channels(self, res: int) -> int:
         return min(self.channel_base // res, self.channel_max)
@@ -63,11 +65,12 @@ class RGBEncoder(nn.Module):
             images = jax.image.resize(
                 images, (batch, size, size, 3), method="bilinear", antialias=True
             )
-        h = ConvLayer(self.channels(size), 1, name="convs_0")(images)
+        h = ConvLayer(self.channels(size), 1, conv_impl=self.conv_impl, name="convs_0")(images)
         log_size = int(math.log2(size))
         for i, log_res in enumerate(range(log_size, 2, -1), start=1):
-            h = ResBlock(self.channels(2 ** (log_res - 1)), name=f"convs_{i}")(h)
-        h = EqualConv2d(self.feature_dim, 4, use_bias=False, name=f"convs_{log_size - 1}")(h)
+            h = ResBlock(self.channels(2 ** (log_res - 1)), conv_impl=self.conv_impl, name=f"convs_{i}")(h)
+        h = EqualConv2d(self.feature_dim, 4, use_bias=False, conv_impl=self.conv_impl,
+                        name=f"convs_{log_size - 1}")(h)
         h = h.reshape(batch, self.feature_dim)
         return CoefficientMLP(
             self.k, self.feature_dim, self.mlp_layers, self.nonlinear, name="fc"

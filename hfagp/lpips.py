@@ -17,7 +17,7 @@ HWIO; head kernels [C_K, 1]. Variables of `LPIPS(net)`:
      'buffers': {'scaling': {'shift': [3], 'scale': [3]}}}
 
 where <i> is the index of the conv in torchvision's `features` Sequential. Real weights come from
-a local npz (`load_lpips_params`), made once by `python -m hfagp.lpips_convert` on a machine with
+a local npz (`load_lpips_params`), made once by `python -m convert_weights.lpips` on a machine with
 torch and internet; `LPIPS(net).init` only gives random weights of the right shapes.
 
 Typical use in a loss (weights are a jit argument, not a closed-over constant):
@@ -32,7 +32,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Union
+from typing import Any, Mapping, NamedTuple, Optional, Union
 
 import flax.linen as nn
 import flax.struct
@@ -84,7 +84,7 @@ SCALING_SCALE = (0.458, 0.448, 0.450)
 NORMALIZE_EPS = 1e-10
 
 CONVERT_HINT = (
-    "Make one on a machine with internet and torch: python -m hfagp.lpips_convert --net {net} "
+    "Make one on a machine with internet and torch: python -m convert_weights.lpips --net {net} "
     "--heads <site-packages>/lpips/weights/v0.1/{net}.pth "
     "--backbone <torchvision {arch} ImageNet weights .pth> --out {path}"
 )
@@ -363,8 +363,23 @@ def detect_lpips_net(arrays: Mapping[str, np.ndarray], source: str = "weights") 
     return by_shape or by_meta
 
 
+def missing_weights_message(path, net: Optional[str]) -> str:
+    """Why an LPIPS weights file is needed and how to make one (no weights ship with the project)."""
+    arch = {"alex": "alexnet", "vgg": "vgg16"}.get(net, "alexnet/vgg16")
+    return CONVERT_HINT.format(net=net or "alex|vgg", arch=arch, path=path or f"lpips_{net or 'alex'}.npz")
+
+
+def check_weights_file(path, net: str, knob: str) -> None:
+    """Raises ConfigError (naming the config knob) unless `path` is a file; its contents are checked on load."""
+    from hfagp_common.cli import ConfigError
+
+    if not path or not Path(path).is_file():
+        raise ConfigError(f"{knob}={str(path or '')!r} is not a file, and LPIPS needs weights. "
+                          + missing_weights_message(path, net) + " (or set the LPIPS weight to 0 to use L2 only)")
+
+
 def load_lpips_params(path: Union[str, os.PathLike], net: str | None = None) -> dict:
-    """Read an LPIPS weights npz (fixture / `hfagp.lpips_convert` format) into flax variables.
+    """Read an LPIPS weights npz (fixture / `convert_weights.lpips` format) into flax variables.
 
     The npz holds lpips' torch state_dict names (`net.slice<S>.<i>.weight|bias` OIHW, any float
     dtype; `lin<K>.model.1.weight` [1, C, 1, 1]; `scaling_layer.shift|scale` [1, 3, 1, 1]) and an
@@ -378,11 +393,7 @@ def load_lpips_params(path: Union[str, os.PathLike], net: str | None = None) -> 
     """
     path = Path(path)
     if not path.is_file():
-        arch = {"alex": "alexnet", "vgg": "vgg16"}.get(net, "alexnet/vgg16")
-        raise FileNotFoundError(
-            f"LPIPS weights file {path} not found. "
-            + CONVERT_HINT.format(net=net or "alex|vgg", arch=arch, path=path)
-        )
+        raise FileNotFoundError(f"LPIPS weights file {path} not found. " + missing_weights_message(path, net))
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     detected = detect_lpips_net(arrays, str(path))

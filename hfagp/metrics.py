@@ -3,9 +3,11 @@
 Images are NHWC float arrays with values in [-1, 1] (the project's layout). PSNR and SSIM are
 defined on the equivalent [0, 1] images, ``(x + 1) / 2``, with data range 1, so the numbers equal
 the usual ones on [0, 1] (or uint8 / 255) images. Per-image results have shape [B]. Nothing here
-clips: callers decide whether to clip renders to [-1, 1] first (`hfagp.evaluate` does).
+clips: callers clip renders to [-1, 1] first (`hfagp.eval` and the in-training evaluation do, so their
+numbers agree).
 
-* `psnr`: ``10 log10(1 / MSE)`` over H, W and channels (``+inf`` for identical images).
+* `psnr`: ``10 log10(1 / MSE)`` over H, W and channels (``+inf`` for identical images);
+  `psnr_from_mse` the same from the MSE of [-1, 1] images (the training loss's PSNR).
 * `ssim`: Wang et al. (2004) with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03,
   population (not sample) covariances, SSIM map over the 'valid' region (5 pixels cropped at each
   border), averaged over that region and over channels. This is scikit-image's
@@ -39,11 +41,15 @@ def _check_pair(pred, target, name: str) -> tuple[jax.Array, jax.Array]:
     return pred, target
 
 
+def psnr_from_mse(mse):
+    """PSNR in dB from the MSE of images in [-1, 1] (their [0, 1] versions have MSE / 4; peak 1)."""
+    return -10.0 * jnp.log10(mse / 4.0)
+
+
 def psnr(pred, target) -> jax.Array:
     """PSNR in dB per image [B] of NHWC images in [-1, 1] (= PSNR of the [0, 1] images, data range 1)."""
     pred, target = _check_pair(pred, target, "psnr")
-    mse01 = jnp.mean(jnp.square(pred - target), axis=(1, 2, 3)) / 4.0  # MSE of the [0, 1] images
-    return -10.0 * jnp.log10(mse01)
+    return psnr_from_mse(jnp.mean(jnp.square(pred - target), axis=(1, 2, 3)))
 
 
 def gaussian_window(sigma: float = SSIM_SIGMA, radius: int = SSIM_RADIUS) -> np.ndarray:
@@ -85,7 +91,7 @@ def ssim(pred, target, sigma: float = SSIM_SIGMA, radius: int = SSIM_RADIUS) -> 
 def make_lpips_metric(weights_path, net: str = "alex") -> Callable[[jax.Array, jax.Array], jax.Array]:
     """A jitted LPIPS distance ``fn(pred, target) -> [B]`` for NHWC images in [-1, 1].
 
-    weights_path: an npz made by `python -m hfagp.lpips_convert` (no weights ship with the project).
+    weights_path: an npz made by `python -m convert_weights.lpips` (no weights ship with the project).
     """
     from hfagp.lpips import make_lpips
 
@@ -129,4 +135,5 @@ def mean_or_nan(values) -> float:
     return float(values.mean()) if values.size else math.nan
 
 
-__all__ = ["gaussian_window", "make_lpips_metric", "mean_or_nan", "principal_angles", "psnr", "ssim", "ssim_map"]
+__all__ = ["gaussian_window", "make_lpips_metric", "mean_or_nan", "principal_angles", "psnr", "psnr_from_mse", "ssim",
+           "ssim_map"]

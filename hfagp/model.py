@@ -1,27 +1,38 @@
-"""The HFA-GP model around a frozen-or-tuned EG3D generator: encoder f -> coefficients -> prior -> W+.
+"""The HFA-GP model: encoder f -> k coefficients -> personalized prior -> W+ latents -> EG3D generator.
 
     ws = PersonalizedPrior(f(x)),  image = G.synthesis(ws, camera)
 
-Params of `AvatarPrior` are {'encoder': ..., 'prior': ...}; the generator's params are kept
-beside them in the train state under 'generator' (see `hfagp.train_lib`).
+`AvatarModel` holds the encoder and the prior; its params are {'encoder': ..., 'prior': ...}. The
+generator's params sit beside them in the train state under 'generator'. This module is the one home of
+what a config says about the model: which batch entry drives the encoder (`encoder_input_key`), how the
+generator is built (`build_generator`) and how parameters are initialised (`init_params`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
+import flax
 import flax.linen as nn
 import jax
 
+import eg3d_flax
 from encoders import make_encoder
-from prior.basis import PersonalizedPrior
+from hfagp_common.cli import ConfigError
+from prior.basis import PersonalizedPrior, init_offset_from_w_avg
 
-# Which batch entry drives each encoder kind (batch layouts: see avatar_data.pipeline).
+# Which batch entry drives each encoder kind (batch layouts: avatar_data.pipeline).
 ENCODER_INPUTS = {"rgb": "image", "expression": "expression", "audio": "audio"}
+# The audio encoder with AD-NeRF's attention smoothing reads a window of neighbouring frames' features.
+AUDIO_WINDOW_KEY = "audio_window"
+AUDIO_SMOOTHING_WINDOW = 8
+# The official checkpoint the method fine-tunes, and the other released FFHQ one with the same structure.
+OFFICIAL_CHECKPOINT = "ffhqrebalanced512-128.pkl"
 
 
-class AvatarPrior(nn.Module):
-    """Driving signal -> W+ latents [B, num_ws, w_dim]."""
+class AvatarModel(nn.Module):
+    """Driving signal -> W+ latents [B, num_ws, w_dim] (encoder + personalized prior)."""
 
     encoder_kind: str
     k: int
@@ -29,7 +40,7 @@ class AvatarPrior(nn.Module):
     w_dim: int
     orthogonality: str = "qr"
     prior_init: str = "official"
-    encoder_kwargs: Any = None  # a tuple of (name, value) pairs (hashable); see `avatar_prior_from_config`
+    encoder_kwargs: Any = None  # a tuple of (name, value) pairs (hashable); see `avatar_model_from_config`
 
     def setup(self):
         self.encoder = make_encoder(self.encoder_kind, self.k, **dict(self.encoder_kwargs or ()))
@@ -37,9 +48,11 @@ class AvatarPrior(nn.Module):
                                        init_mode=self.prior_init)
 
     def coefficients(self, inputs: jax.Array) -> jax.Array:
+        """Encoder inputs [B, ...] -> coefficients [B, k]."""
         return self.encoder(inputs)
 
     def latents(self, coeffs: jax.Array) -> jax.Array:
+        """Coefficients [B, k] -> W+ [B, num_ws, w_dim]."""
         return self.prior(coeffs)
 
     def penalty(self) -> jax.Array:
@@ -52,19 +65,77 @@ class AvatarPrior(nn.Module):
         return self.prior(self.encoder(inputs))
 
 
-def encoder_inputs(batch: Mapping[str, jax.Array], kind: str, temporal_smoothing: bool = False) -> jax.Array:
-    """The batch entry that `kind`'s encoder reads (audio: the [B,W,16,29] window when smoothing)."""
-    if kind == "audio" and temporal_smoothing:
-        return batch["audio_window"]
-    key = ENCODER_INPUTS[kind]
+def temporal_smoothing(model_cfg) -> bool:
+    """Whether the (audio) encoder uses AD-NeRF's attention smoothing over neighbouring frames."""
+    return model_cfg.encoder == "audio" and bool(dict(model_cfg.encoder_kwargs).get("temporal_smoothing", False))
+
+
+def smoothing_window(model_cfg) -> int:
+    """Frames in the audio encoder's smoothing window (AD-NeRF's `smo_size`, default 8)."""
+    return int(dict(model_cfg.encoder_kwargs).get("smoothing_window", AUDIO_SMOOTHING_WINDOW))
+
+
+def encoder_input_key(model_cfg) -> str:
+    """The batch key the encoder reads: 'image', 'expression', 'audio' or 'audio_window' (smoothing)."""
+    if model_cfg.encoder not in ENCODER_INPUTS:
+        raise ConfigError(f"model.encoder must be one of {tuple(ENCODER_INPUTS)}, got {model_cfg.encoder!r}")
+    return AUDIO_WINDOW_KEY if temporal_smoothing(model_cfg) else ENCODER_INPUTS[model_cfg.encoder]
+
+
+def encoder_inputs(batch: Mapping[str, Any], model_cfg) -> Any:
+    """The batch entry the encoder of `model_cfg` reads."""
+    key = encoder_input_key(model_cfg)
     if key not in batch:
-        raise KeyError(f"the {kind!r} encoder needs batch[{key!r}], but the dataset provides {sorted(batch)}")
+        raise KeyError(f"the {model_cfg.encoder!r} encoder needs batch[{key!r}], but the data provides "
+                       f"{sorted(batch)}")
     return batch[key]
 
 
-def avatar_prior_from_config(model_cfg, num_ws: int, w_dim: int) -> AvatarPrior:
+def avatar_model_from_config(model_cfg, num_ws: int, w_dim: int, conv_impl: str = "xla") -> AvatarModel:
+    """The `AvatarModel` a config describes. conv_impl: the RGB encoder's convolution kernel (concrete)."""
     kwargs = dict(model_cfg.encoder_kwargs)
-    return AvatarPrior(
+    if model_cfg.encoder == "rgb":
+        kwargs.setdefault("conv_impl", conv_impl)
+    return AvatarModel(
         encoder_kind=model_cfg.encoder, k=model_cfg.k, num_ws=num_ws, w_dim=w_dim,
         orthogonality=model_cfg.orthogonality, prior_init=model_cfg.prior_init,
         encoder_kwargs=tuple(sorted(kwargs.items())))
+
+
+def check_generator_dir(path) -> None:
+    """Raises ConfigError unless `path` is a converted generator directory."""
+    if not (Path(path) / "generator.json").is_file():
+        raise ConfigError(
+            f"generator.path={str(path)!r} is not a converted generator directory; convert the official "
+            f"checkpoint first: python -m convert_weights {OFFICIAL_CHECKPOINT} {path}")
+
+
+def build_generator(gen_cfg) -> eg3d_flax.Generator:
+    """The generator a config's `generator` section names: a converted directory (`path`) or a random-weight
+    preset (`preset`, `preset_seed`), with the run-time options (dtype, remat, kernels, rendering size)."""
+    overrides = {"compute_dtype": gen_cfg.compute_dtype, "remat": gen_cfg.get("remat", "none"),
+                 "conv_impl": gen_cfg.get("conv_impl", "auto"), "upconv_impl": gen_cfg.get("upconv_impl", "auto")}
+    if gen_cfg.neural_rendering_resolution:
+        overrides["neural_rendering_resolution"] = int(gen_cfg.neural_rendering_resolution)
+    if gen_cfg.path:
+        check_generator_dir(gen_cfg.path)
+        return eg3d_flax.load_generator(gen_cfg.path, config_overrides=overrides)
+    if not gen_cfg.preset:
+        raise ConfigError(f"set generator.path to a converted EG3D checkpoint (python -m convert_weights "
+                          f"{OFFICIAL_CHECKPOINT} DIR), or generator.preset to a random-weight preset for testing")
+    return eg3d_flax.random_generator(eg3d_flax.preset(gen_cfg.preset, **overrides), seed=gen_cfg.preset_seed)
+
+
+def init_params(model: AvatarModel, generator: eg3d_flax.Generator, sample_inputs, key: jax.Array) -> dict:
+    """{'model': {'encoder', 'prior'}, 'generator': the generator's params}, the prior initialised as
+    `model.prior_init` says ('w_avg': the offset is the generator's w_avg on every layer)."""
+    params = flax.core.unfreeze(model.init(key, sample_inputs)["params"])
+    if model.prior_init == "w_avg":
+        w_avg = generator.variables["buffers"]["backbone"]["mapping"]["w_avg"]
+        params["prior"] = init_offset_from_w_avg(params["prior"], w_avg)
+    return {"model": params, "generator": generator.variables["params"]}
+
+
+__all__ = ["AUDIO_WINDOW_KEY", "AvatarModel", "ENCODER_INPUTS", "OFFICIAL_CHECKPOINT", "avatar_model_from_config",
+           "build_generator", "check_generator_dir", "encoder_input_key", "encoder_inputs", "init_params",
+           "smoothing_window", "temporal_smoothing"]

@@ -11,7 +11,7 @@ plus ``delta.view(14, 512)``; at init ``bases ~ randn(k, 14*512)`` and ``delta =
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import flax.linen as nn
 import jax
@@ -71,9 +71,8 @@ class PersonalizedPrior(nn.Module):
     """Personalized subspace of W+: coefficients [B, k] -> latents [B, num_ws, w_dim].
 
     Params: ``basis`` [k, num_ws*w_dim] and ``offset`` [num_ws*w_dim] (the official ``bases`` and
-    ``delta``). Use it as a submodule named ``"prior"`` (``prior.PRIOR_NAME``) so its params sit
-    at ``params["prior"]`` and a basis from another run can be loaded there and frozen with
-    ``prior.freeze.param_labels``.
+    ``delta``). Use it as a submodule named ``"prior"`` so its params sit at ``params["prior"]``,
+    where a basis from another run can be loaded and frozen (``hfagp.train.optim``).
 
     Attributes:
       num_ws: number of W+ latents (14 for EG3D at 512, as in the official code).
@@ -86,7 +85,7 @@ class PersonalizedPrior(nn.Module):
       init_mode: "official": ``basis ~ N(0, 1)`` and ``offset = basis.mean(0)`` of that same draw
         (each offset entry ~ N(0, 1/k)); the generator's ``w_avg`` is not used. "w_avg": the same
         basis draw; the offset is created as zeros and must then be set by
-        ``init_offset_from_w_avg`` (``init_prior`` does both and refuses to run without ``w_avg``).
+        ``init_offset_from_w_avg`` (the trainer does, from the generator's ``w_avg``).
         (Named ``init_mode`` because ``init`` is ``nn.Module.init``.)
         In "penalty" and "none" modes the stored basis is that draw times ``1/sqrt(D)``: rows start
         with unit norm (nearly orthonormal) so latents have the scale they have in "qr" mode. QR is
@@ -196,23 +195,6 @@ def init_offset_from_w_avg(params: Mapping[str, Any], w_avg: jax.Array) -> dict[
             f"shape {offset.shape}"
         )
     return {**params, "offset": tiled}
-
-
-def init_prior(
-    prior: PersonalizedPrior, rng: jax.Array, w_avg: Optional[jax.Array] = None
-) -> dict[str, Any]:
-    """Initializes a standalone prior honouring ``prior.init_mode``; ``{"params": {...}}``.
-
-    ``w_avg`` [w_dim] is required in "w_avg" mode and rejected in "official" mode.
-    """
-    params = dict(prior.init(rng, jnp.zeros((1, prior.k), jnp.float32))["params"])
-    if prior.init_mode == "w_avg":
-        if w_avg is None:
-            raise ValueError("init_prior: init_mode='w_avg' needs the generator's w_avg")
-        params = init_offset_from_w_avg(params, w_avg)
-    elif w_avg is not None:
-        raise ValueError("init_prior: w_avg was given but prior.init_mode is 'official'")
-    return {"params": params}
 
 
 def _check_mode(orthogonality: str) -> None:

@@ -43,7 +43,7 @@ def fixture_generators(converted_dirs):
 
 def train_tiny_run(root, encoder: str = "rgb", steps: int = 12, tuning_start=None, world=None):
     """Train a tiny run (random tiny128 generator, 32x32 neural rendering, k=8;
-    the same step programs as tests/hfagp/test_train.py, so the persistent XLA cache serves both) into `root`/<encoder>.
+    the same step programs as tests/hfagp/train/test_loop.py, so the persistent XLA cache serves both) into `root`/<encoder>.
 
     `world`: an existing synthetic world dir; if None one with 16 frames (4 test) is made in `root`.
     tuning_start: first generator-tuning step (default: 8 for RGB; expression/audio runs stay in stage 1,
@@ -54,8 +54,8 @@ def train_tiny_run(root, encoder: str = "rgb", steps: int = 12, tuning_start=Non
 
     import eg3d_flax
     from avatar_data.synthetic import make_synthetic_world
-    from configs.common import base_config
-    from hfagp.train_lib import train_and_evaluate
+    from configs.common import make_config
+    from hfagp.train.loop import train_and_evaluate
 
     root = Path(root)
     if world is None:
@@ -63,7 +63,7 @@ def train_tiny_run(root, encoder: str = "rgb", steps: int = 12, tuning_start=Non
         if not (world / "world.json").is_file():
             G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=32), seed=0)
             make_synthetic_world(G, world, num_frames=16, num_test_frames=4, subspace_dim=4, seed=0, progress=False)
-    cfg = base_config(encoder, "cpu")
+    cfg = make_config(encoder, "cpu")
     cfg.progress_bar = False
     cfg.data.synthetic.dir = str(world)
     cfg.schedule.total_steps = steps

@@ -380,9 +380,10 @@ def test_interrupted_overwrite_leaves_old_directory(tmp_path, full_converted, mo
     atomic renameat2 exchange and with the two-rename fallback of other platforms)."""
     import eg3d_flax
     from eg3d_flax import checkpoint
+    from hfagp_common import atomic
 
     if not atomic_exchange:
-        monkeypatch.setattr(checkpoint, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(atomic, "exchange", lambda a, b: False)
     out = tmp_path / "out"
     shutil.copytree(full_converted["G_ema"]["dir"], out)
     before = dir_snapshot(out)

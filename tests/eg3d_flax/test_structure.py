@@ -109,16 +109,17 @@ def test_random_tiny_generator_runs_modes_and_bf16():
     assert 0 < err < 0.1 * np.abs(np.asarray(a["image"])).mean()
 
 
-def test_remat_policies_change_nothing_but_memory():
-    """remat='renderer'/'full' (jax.checkpoint) give the same image and gradients as 'none'."""
+def test_remat_policies_and_kernels_change_nothing_but_speed_and_memory():
+    """remat='renderer'/'full' (jax.checkpoint) and every convolution kernel (conv_kernels) give the same image
+    and gradients as the reference (remat 'none', XLA's kernels), so the GPU/TPU path runs in the suite too."""
     cfg = eg3d_flax.preset("tiny128", neural_rendering_resolution=16)
     G = eg3d_flax.random_generator(cfg, seed=0)
     c = jnp.zeros((2, 25)).at[:, jnp.array([0, 5, 10, 15])].set(1.0).at[:, 11].set(2.7)
     c = c.at[:, 16:25].set(jnp.asarray([4.26, 0, 0.5, 0, 4.26, 0.5, 0, 0, 1.0]))
     ws = G.mapping(jax.random.normal(jax.random.PRNGKey(1), (2, 512)), c)
 
-    def loss_and_grads(policy):
-        module = eg3d_flax.TriPlaneGenerator(cfg.replace(remat=policy))
+    def loss_and_grads(policy, conv_impl="xla", upconv_impl="xla"):
+        module = eg3d_flax.TriPlaneGenerator(cfg.replace(remat=policy, conv_impl=conv_impl, upconv_impl=upconv_impl))
 
         def loss(ws, params):
             out = module.apply({"params": params, "buffers": G.variables["buffers"]}, ws, c, "const", False,
@@ -128,8 +129,10 @@ def test_remat_policies_change_nothing_but_memory():
         return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(ws, G.variables["params"])
 
     ref_loss, ref_grads = loss_and_grads("none")
-    for policy in ("renderer", "full"):
-        got_loss, got_grads = loss_and_grads(policy)
+    variants = [("renderer", "xla", "xla"), ("full", "xla", "xla"), ("none", "cpu_gemm", "polyphase"),
+                ("none", "xla", "polyphase")]
+    for variant in variants:
+        got_loss, got_grads = loss_and_grads(*variant)
         np.testing.assert_allclose(got_loss, ref_loss, rtol=1e-6)
         # Same math; XLA fuses the recomputed graph differently, so float32 sums are reassociated
         # (observed: ~1e-5 of each gradient's largest entry).
@@ -137,3 +140,9 @@ def test_remat_policies_change_nothing_but_memory():
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max() + 1e-12))
     with pytest.raises(ValueError, match="remat"):
         cfg.replace(remat="everything")
+    with pytest.raises(ValueError, match="conv_impl"):
+        cfg.replace(conv_impl="cudnn")
+    with pytest.raises(ValueError, match="concrete kernels"):
+        eg3d_flax.TriPlaneGenerator(cfg).init(jax.random.PRNGKey(0), jnp.zeros((1, 512)), c[:1])
+    assert eg3d_flax.Generator(cfg, G.variables).config.conv_impl == ("cpu_gemm" if jax.default_backend() == "cpu"
+                                                                      else "xla")

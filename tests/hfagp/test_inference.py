@@ -15,7 +15,8 @@ def test_load_trained_restores_the_tuned_run(tiny_rgb_run):
     import jax
 
     import eg3d_flax
-    from hfagp.inference import checkpoint_steps, load_split, load_trained
+    from hfagp.inference import load_split, load_trained
+    from hfagp.workdir import checkpoint_steps
 
     avatar = load_trained(tiny_rgb_run)
     assert avatar.step == 12 and checkpoint_steps(tiny_rgb_run) == [12]

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from hfagp import lpips
-from hfagp import lpips_convert
+from convert_weights import lpips as lpips_convert
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "lpips"
@@ -341,7 +341,7 @@ def test_convert_rejects_wrong_inputs():
 
 def test_converter_cli_needs_neither_jax_nor_torch_to_start():
     code = (
-        "import sys, hfagp.lpips_convert as c\n"
+        "import sys, convert_weights.lpips as c\n"
         "assert 'jax' not in sys.modules and 'torch' not in sys.modules\n"
         "c.main(['--help'])"
     )
@@ -353,9 +353,9 @@ def test_converter_cli_needs_neither_jax_nor_torch_to_start():
 
 
 def test_missing_file_says_how_to_make_one(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"python -m hfagp\.lpips_convert --net vgg"):
+    with pytest.raises(FileNotFoundError, match=r"python -m convert_weights\.lpips --net vgg"):
         lpips.load_lpips_params(tmp_path / "nope.npz", "vgg")
-    with pytest.raises(FileNotFoundError, match="lpips_convert"):
+    with pytest.raises(FileNotFoundError, match="convert_weights.lpips"):
         lpips.make_lpips(tmp_path / "nope.npz", "alex")
 
 

@@ -1,21 +1,16 @@
-"""Tests for prior/: QR basis, penalty, PersonalizedPrior forward/init modes, labels."""
+"""Tests for prior/: QR basis, penalty, PersonalizedPrior forward/init modes."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from prior import (
-    FROZEN,
-    TRAINABLE,
     PersonalizedPrior,
     basis_vectors_ws,
     init_offset_from_w_avg,
-    init_prior,
     orthogonality_penalty,
     orthonormal_basis,
-    param_labels,
 )
 
 NUM_WS, W_DIM, K = 3, 16, 5
@@ -113,23 +108,16 @@ def test_gradients_reach_basis_and_offset(mode):
 
 def test_w_avg_init_tiles_w_avg():
     prior = PersonalizedPrior(NUM_WS, W_DIM, K, init_mode="w_avg")
-    w_avg = jnp.arange(W_DIM, dtype=jnp.float32)
-    params = init_prior(prior, jax.random.PRNGKey(0), w_avg)["params"]
+    params = prior.init(jax.random.PRNGKey(0), jnp.zeros((1, K)))["params"]
+    np.testing.assert_array_equal(params["offset"], 0.0)  # to be filled from the generator's w_avg
+    params = init_offset_from_w_avg(params, jnp.arange(W_DIM, dtype=jnp.float32))
     np.testing.assert_array_equal(params["offset"], np.tile(np.arange(W_DIM), NUM_WS))
     ws = prior.apply({"params": params}, jnp.zeros((1, K)))
     np.testing.assert_allclose(ws[0], np.broadcast_to(np.arange(W_DIM), (NUM_WS, W_DIM)))
     tiled = init_offset_from_w_avg(params, jnp.ones((NUM_WS, W_DIM)))
     np.testing.assert_array_equal(tiled["offset"], 1.0)
-    with pytest.raises(ValueError, match="needs the generator's w_avg"):
-        init_prior(prior, jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="cannot fill"):
         init_offset_from_w_avg(params, jnp.ones((W_DIM + 1,)))
-
-
-def test_official_init_rejects_w_avg():
-    prior = PersonalizedPrior(NUM_WS, W_DIM, K)
-    with pytest.raises(ValueError, match="official"):
-        init_prior(prior, jax.random.PRNGKey(0), jnp.zeros((W_DIM,)))
 
 
 def test_basis_vectors_ws_are_one_hot_latents():
@@ -153,18 +141,3 @@ def test_bad_config_and_input_raise():
     prior, params = _init()
     with pytest.raises(ValueError, match="coeffs"):
         prior.apply({"params": params}, jnp.zeros((2, K + 1)))
-
-
-def test_param_labels_freeze_the_prior():
-    params = {"prior": _init()[1], "encoder": {"fc": {"kernel": jnp.ones((2, 2))}}}
-    labels = param_labels(params)
-    assert labels["prior"] == {"basis": FROZEN, "offset": FROZEN}
-    assert labels["encoder"]["fc"]["kernel"] == TRAINABLE
-    tx = optax.multi_transform({TRAINABLE: optax.adam(0.1), FROZEN: optax.set_to_zero()}, labels)
-    grads = jax.tree_util.tree_map(jnp.ones_like, params)
-    updates, _ = tx.update(grads, tx.init(params), params)
-    new = optax.apply_updates(params, updates)
-    np.testing.assert_array_equal(new["prior"]["basis"], params["prior"]["basis"])
-    assert not np.allclose(new["encoder"]["fc"]["kernel"], 1.0)
-    with pytest.raises(KeyError, match="basis_from_elsewhere"):
-        param_labels(params, frozen=("basis_from_elsewhere",))

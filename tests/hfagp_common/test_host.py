@@ -1,4 +1,4 @@
-"""hfagp.host: when the entry points restart with the huge-page malloc tunable."""
+"""hfagp_common.host: when the entry points restart with the huge-page malloc tunable."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hfagp import host
+from hfagp_common import host
 
 
 def test_tunable_added_only_where_it_changes_something():
@@ -40,7 +40,7 @@ def test_reexec_restarts_once_with_the_same_command_line(tmp_path):
         "import os, sys\n"
         f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
         "print('start', os.environ.get('GLIBC_TUNABLES', ''), sys.argv[1:], flush=True)\n"
-        "from hfagp import host\n"
+        "from hfagp_common import host\n"
         "host.THP_SETTING = host.Path(sys.argv[1])\n"
         "host.reexec_with_huge_pages()\n"
         "print('main', host.huge_pages_requested())\n")

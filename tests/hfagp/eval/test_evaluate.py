@@ -1,4 +1,4 @@
-"""`python -m hfagp.evaluate` on a tiny trained run: outputs against independent computations."""
+"""`python -m hfagp.eval` on a tiny trained run: outputs against independent computations."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ PTI_STEPS = ("--pti-config", "cpu_test", "--pti-w-steps", "0", "--pti-g-steps", 
 
 @pytest.fixture(scope="module")
 def evaluated(tiny_rgb_run, tmp_path_factory):
-    from hfagp.evaluate import main
+    from hfagp.eval.__main__ import main
 
     if not LPIPS_WEIGHTS.is_file():
         pytest.skip(f"LPIPS fixture weights not found at {LPIPS_WEIGHTS}")
@@ -128,7 +128,7 @@ def test_metrics_equal_independent_computation(evaluated, avatar_and_frames, tin
 
 def test_pti_rows_equal_independent_computation(evaluated, avatar_and_frames):
     """With zero steps PTI renders the run's *base* generator at its start code (w_avg on every layer)."""
-    from hfagp.train_lib import build_generator
+    from hfagp.model import build_generator
     from PIL import Image
 
     _, rows, summary = evaluated
@@ -172,7 +172,7 @@ def test_principal_angles_against_scipy(evaluated, avatar_and_frames, tiny_rgb_r
 
 def test_without_lpips_weights_and_bad_workdir(tiny_rgb_run, tmp_path, capsys):
     """LPIPS is omitted (and the summary says why) without weights; a non-run is a clear error."""
-    from hfagp.evaluate import main
+    from hfagp.eval.__main__ import main
 
     out = tmp_path / "eval"
     assert main([str(tiny_rgb_run), "--out", str(out), "--batch-size", str(BATCH), "--max-frames", "1",

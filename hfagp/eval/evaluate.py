@@ -1,4 +1,4 @@
-"""Evaluate a trained run: ``python -m hfagp.evaluate WORKDIR [--split test] [--baseline pti] ...``.
+"""Evaluate a trained run (library; the CLI is ``python -m hfagp.eval WORKDIR [--baseline pti] ...``).
 
 Protocol (paper Tables 1-3): each frame of the split is rendered at its own camera from the run's
 encoder + personalized prior + tuned generator ("same" view) and compared with the frame: PSNR, SSIM
@@ -24,12 +24,10 @@ and view kind and per view, principal angles, timing, configuration) and ``compa
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -39,11 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from hfagp import metrics
-from hfagp.inference import TrainedAvatar, batched, load_split, load_trained, world_dir
+from hfagp.inference import TrainedAvatar, world_dir
+from hfagp_common.batching import batched
+from hfagp_common.images import image_grid, read_image, save_png, to_uint8
 
 METHOD = "hfagp"
 SAME_VIEW = "same"
-ERROR_PREFIX = "hfagp.evaluate: error:"
 
 
 @dataclasses.dataclass
@@ -59,13 +58,6 @@ class NovelViews:
     cameras: np.ndarray
     available: np.ndarray
     views: list
-
-
-def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), np.float32) / 127.5 - 1.0
 
 
 def load_novel_views(world: Path, frame_index: np.ndarray, own_cameras: np.ndarray) -> Optional[NovelViews]:
@@ -99,7 +91,7 @@ def load_novel_views(world: Path, frame_index: np.ndarray, own_cameras: np.ndarr
         for v, e in views.items():
             if e["name"] not in labels:
                 raise ValueError(f"{labels_path}: no camera for novel view {e['name']!r} (frame {int(f)})")
-            image = _read_image(folder / e["name"])
+            image = read_image(folder / e["name"])
             if images is None:
                 images = np.zeros((len(frame_index), num_views) + image.shape, np.float32)
             images[i, v] = image
@@ -244,8 +236,6 @@ def write_csv(path: Path, rows: Sequence[dict], metric_names: Sequence[str]) -> 
 
 def save_comparisons(out_dir: Path, frame_index: np.ndarray, columns: list[np.ndarray], count: int) -> list[str]:
     """PNG per frame: rows = views, columns = the given [N, V, R, R, 3] stacks (ground truth first)."""
-    from hfagp.summaries import image_grid, save_png, to_uint8
-
     names = []
     for i in range(min(count, len(frame_index))):
         cells = np.stack([c[i] for c in columns], axis=1)          # [V, M, R, R, 3]
@@ -297,7 +287,7 @@ def evaluate(
         lpips_info = {"enabled": True, "net": lpips_net, "weights": str(Path(lpips_weights).absolute())}
     else:
         lpips_info = {"enabled": False, "note": "LPIPS not reported: no --lpips-weights given (no weights ship "
-                                                "with the project; make them with python -m hfagp.lpips_convert)"}
+                                                "with the project; make them with python -m convert_weights.lpips)"}
     metric_names = ["psnr", "ssim"] + (["lpips"] if lpips_metric else [])
 
     world = world_dir(avatar)
@@ -410,12 +400,12 @@ def _round(x: Any) -> Any:
 def _run_pti(avatar: TrainedAvatar, images, cams, novel: Optional[NovelViews], lpips_weights, lpips_net,
              config, progress: bool):
     """PTI per frame from the base generator; returns (renders [N, 1+V, R, R, 3], summary, timing)."""
-    from hfagp import pti
+    from hfagp import model as model_lib
+    from hfagp.eval import pti
     from hfagp.lpips import make_lpips
-    from hfagp.train_lib import build_generator
 
     config = config if config is not None else pti.PTIConfig()
-    base = build_generator(avatar.config.generator)
+    base = model_lib.build_generator(avatar.config.generator)
     render_cams = cams[:, None] if novel is None else np.concatenate([cams[:, None], novel.cameras], 1)
     lpips_fn = make_lpips(lpips_weights, lpips_net) if lpips_weights else None
     t0 = time.perf_counter()
@@ -427,90 +417,3 @@ def _run_pti(avatar: TrainedAvatar, images, cams, novel: Optional[NovelViews], l
     summary = {"config": dataclasses.asdict(config), "generator": "base (untuned) generator of the run's config",
                "lpips_loss": lpips_fn is not None}
     return out, summary, {"seconds": seconds, "frames": len(images), "seconds_per_frame": seconds / len(images)}
-
-
-# ----------------------------------------------------------------------------------------------------
-# CLI.
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{ERROR_PREFIX} {message}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m hfagp.evaluate",
-                description="Same-view (and, on a synthetic world, novel-view) PSNR/SSIM/LPIPS of a trained run, "
-                            "optionally beside a PTI baseline.")
-    p.add_argument("workdir", help="a training workdir (config.json + checkpoints/)")
-    p.add_argument("--split", default="test", choices=("test", "train"))
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
-    p.add_argument("--out", default=None, help="output directory (default WORKDIR/eval/step_<N>)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-frames", type=int, default=None, help="only the first N frames of the split")
-    p.add_argument("--lpips-weights", default=None, help="LPIPS npz (python -m hfagp.lpips_convert); "
-                                                         "without it LPIPS is not reported")
-    p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"))
-    p.add_argument("--baseline", default=None, choices=("pti",), help="also run this baseline on the same frames")
-    p.add_argument("--pti-config", default="official", choices=("official", "cpu_test"),
-                   help="PTI hyperparameters: the official PTI values, or a few steps for smoke runs on a CPU")
-    p.add_argument("--pti-w-steps", type=int, default=None, help="PTI latent-inversion steps per frame")
-    p.add_argument("--pti-g-steps", type=int, default=None, help="PTI generator-tuning steps per frame")
-    p.add_argument("--pti-lpips-weight", type=float, default=None,
-                   help="weight of PTI's LPIPS loss (needs --lpips-weights; 0: L2 only)")
-    p.add_argument("--generator", default=None, help="the converted generator's path, if it moved since training")
-    p.add_argument("--num-images", type=int, default=4, help="how many side-by-side PNGs to write")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def _use_compilation_cache(workdir) -> None:
-    """The run's persistent XLA cache (config.compilation_cache_dir), as train.py uses it."""
-    from hfagp.inference import load_config
-
-    cache = load_config(workdir).get("compilation_cache_dir", "")
-    if cache and not jax.config.jax_compilation_cache_dir:
-        jax.config.update("jax_compilation_cache_dir", str(Path(cache).expanduser()))
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from hfagp.inference import RunNotFoundError
-
-    args = build_parser().parse_args(argv)
-    if args.batch_size < 1 or (args.max_frames is not None and args.max_frames < 1):
-        print(f"{ERROR_PREFIX} --batch-size and --max-frames must be >= 1", file=sys.stderr)
-        return 2
-    overrides = {k: v for k, v in (("w_steps", args.pti_w_steps), ("g_steps", args.pti_g_steps),
-                                   ("lpips_weight", args.pti_lpips_weight)) if v is not None}
-    try:
-        pti_config = None
-        if args.baseline == "pti":
-            from hfagp.pti import PTIConfig
-
-            base = PTIConfig.cpu_test() if args.pti_config == "cpu_test" else PTIConfig()
-            pti_config = dataclasses.replace(base, **overrides)
-        t0 = time.perf_counter()
-        _use_compilation_cache(args.workdir)
-        avatar = load_trained(args.workdir, step=args.step, generator_path=args.generator)
-        frames = load_split(avatar, args.split, args.max_frames)
-        load_s = time.perf_counter() - t0
-        out = Path(args.out) if args.out else Path(args.workdir) / "eval" / f"step_{avatar.step}"
-        summary = evaluate(avatar, frames, out, split=args.split, batch_size=args.batch_size,
-                           lpips_weights=args.lpips_weights, lpips_net=args.lpips_net, baseline=args.baseline,
-                           pti_config=pti_config, num_images=args.num_images, progress=not args.quiet)
-    except (RunNotFoundError, ValueError, OSError, KeyError) as e:
-        print(f"{ERROR_PREFIX} {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({"out": str(out.absolute()), "step": summary["step"], "split": args.split,
-                      "num_frames": summary["num_frames"], "load_s": round(load_s, 3),
-                      "metrics": summary["metrics"], "subspace_mean_deg": summary["subspace"].get("mean_deg"),
-                      "timing": summary["timing"]}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    from hfagp.host import reexec_with_huge_pages
-
-    reexec_with_huge_pages()
-    sys.exit(main())

@@ -39,7 +39,8 @@ import numpy as np
 import optax
 
 import eg3d_flax
-from hfagp.losses import area_downsample, psnr_from_mse
+from hfagp.metrics import psnr_from_mse
+from hfagp_common.images import area_downsample
 
 # How many times each step function has been traced (= compiled); tests check it stays put.
 TRACE_COUNTS: collections.Counter = collections.Counter()

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 def tiny_config(encoder="rgb", **overrides):
-    from configs.common import base_config
+    from configs.common import make_config
 
-    cfg = base_config(encoder, "cpu")
+    cfg = make_config(encoder, "cpu")
     cfg.progress_bar = False
     cfg.generator.neural_rendering_resolution = 32
     cfg.schedule.total_steps = 30
@@ -61,8 +61,9 @@ def test_rgb_training_improves_psnr_by_5db_and_freezes_generator_in_stage_one(wo
     import jax
     import orbax.checkpoint as ocp
 
-    from hfagp import checkpointing
-    from hfagp.train_lib import build_generator, train_and_evaluate
+    from hfagp.workdir import restore_params
+    from hfagp.model import build_generator
+    from hfagp.train.loop import train_and_evaluate
 
     cfg = tiny_config("rgb", **{"data.synthetic.dir": str(world), "checkpoint.every": 10})
     final = train_and_evaluate(cfg, str(tmp_path))
@@ -86,13 +87,13 @@ def test_rgb_training_improves_psnr_by_5db_and_freezes_generator_in_stage_one(wo
         changed[step] = max(jax.tree_util.tree_leaves(diffs))
     assert changed[20] == 0.0
     assert changed[30] > 0.0
-    prior = checkpointing.restore_params_only(tmp_path / "checkpoints")["model"]["prior"]
+    prior = restore_params(tmp_path)[1]["model"]["prior"]
     assert prior["basis"].shape == (cfg.model.k, 14 * 512)
 
 
 @pytest.mark.parametrize("encoder", ["expression", "audio"])
 def test_reenactment_encoders_improve_heldout_psnr(world, tmp_path, encoder):
-    from hfagp.train_lib import train_and_evaluate
+    from hfagp.train.loop import train_and_evaluate
 
     cfg = tiny_config(encoder, **{"data.synthetic.dir": str(world), "schedule.total_steps": 20,
                                   "schedule.generator_tuning_start": 20})  # stage 1 only, to save compiles
@@ -140,8 +141,8 @@ def test_eight_devices_match_one_device(world, tmp_path):
     script = (
         "import json, sys\n"
         "sys.path[:0] = ['.', 'tests']\n"
-        "from tests.hfagp.test_train import tiny_config\n"
-        "from hfagp.train_lib import train_and_evaluate\n"
+        "from tests.hfagp.train.test_loop import tiny_config\n"
+        "from hfagp.train.loop import train_and_evaluate\n"
         "cfg = tiny_config('rgb', **{'data.synthetic.dir': sys.argv[1], 'optim.batch_size': 8,\n"
         "    'schedule.total_steps': 3, 'schedule.generator_tuning_start': 3, 'eval.max_frames': 0})\n"
         "train_and_evaluate(cfg, sys.argv[2])\n")
@@ -157,7 +158,7 @@ def test_eight_devices_match_one_device(world, tmp_path):
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(world, tmp_path):
-    from hfagp.train_lib import TrainingError, train_and_evaluate
+    from hfagp.train.loop import TrainingError, train_and_evaluate
 
     cfg = tiny_config("rgb", **{"data.synthetic.dir": str(world), "schedule.total_steps": 10,
                                 "schedule.generator_tuning_start": 10, "checkpoint.every": 2,
@@ -169,14 +170,14 @@ def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(world, tmp_path):
 
 
 def test_bad_configs_fail_before_compiling(tmp_path):
-    from hfagp.config_checks import ConfigError
-    from hfagp.train_lib import train_and_evaluate
+    from hfagp_common.cli import ConfigError
+    from hfagp.train.loop import train_and_evaluate
 
     with pytest.raises(ConfigError, match="generator.path"):
         train_and_evaluate(tiny_config("rgb", **{"generator.preset": ""}), str(tmp_path / "a"))
     with pytest.raises(ConfigError, match="not a converted generator directory"):
         train_and_evaluate(tiny_config("rgb", **{"generator.path": str(tmp_path)}), str(tmp_path / "b"))
-    with pytest.raises(ConfigError, match="lpips_convert"):
+    with pytest.raises(ConfigError, match="convert_weights.lpips"):
         train_and_evaluate(tiny_config("rgb", **{"loss.lpips_weight": 1.0}), str(tmp_path / "c"))
     with pytest.raises(ConfigError, match="data.folder"):
         train_and_evaluate(tiny_config("rgb", **{"data.source": "folder"}), str(tmp_path / "d"))

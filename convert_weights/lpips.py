@@ -2,7 +2,7 @@
 
 Run once on a machine with torch (and internet, unless both files are given):
 
-    python -m hfagp.lpips_convert --net alex \\
+    python -m convert_weights.lpips --net alex \\
         --heads <site-packages>/lpips/weights/v0.1/alex.pth \\
         --backbone ~/.cache/torch/hub/checkpoints/alexnet-owt-7be5be79.pth \\
         --out lpips_alex.npz
@@ -110,7 +110,7 @@ def _load_torch_state_dict(path: Path) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError as e:
-        raise SystemExit("hfagp.lpips_convert needs torch to read .pth files") from e
+        raise SystemExit("convert_weights.lpips needs torch to read .pth files") from e
 
     state = torch.load(path, map_location="cpu", weights_only=True)
     return {k: v.detach().cpu().float().numpy() for k, v in state.items()}

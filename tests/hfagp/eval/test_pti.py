@@ -1,4 +1,4 @@
-"""PTI baseline (hfagp.pti) on frames rendered by the random tiny128 generator from known W+ codes.
+"""PTI baseline (hfagp.eval.pti) on frames rendered by the random tiny128 generator from known W+ codes.
 
 The tests that run PTI are slow: compiling the two step functions (generator forward+backward)
 takes ~45 s and ~90 s of CPU time here; the persistent XLA cache (tests/conftest.py) serves reruns.
@@ -17,10 +17,10 @@ STEPS = dict(w_steps=12, g_steps=8, w_lr=0.1, g_lr=2e-3, w_std_samples=16)
 def setup():
     """Generator, two target frames [2,128,128,3] from known codes, their cameras, 3 render views each."""
     import eg3d_flax
-    from hfagp.summaries import orbit_cameras
+    from avatar_data.cameras import EG3D_FOV_DEG, fov_to_intrinsics, yaw_sweep
 
     G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=32), seed=0)
-    views = orbit_cameras(3, 20.0)                      # [3,25]; the frames are seen from views 0 and 1
+    views = yaw_sweep(3, 20.0, intrinsics=fov_to_intrinsics(EG3D_FOV_DEG))  # the frames are seen from views 0, 1
     cameras = views[:2]
     z = np.random.RandomState(1).randn(2, G.config.z_dim).astype(np.float32)
     ws_true = np.asarray(G.mapping(z, cameras))
@@ -32,7 +32,7 @@ def setup():
 @pytest.fixture(scope="module")
 def runs(setup):
     """PTI on frames [a, b], then on [b] alone; with the step functions' trace counts around each."""
-    from hfagp import pti
+    from hfagp.eval import pti
 
     G, images, cameras, render_cameras = setup
     config = pti.PTIConfig.cpu_test(**STEPS)
@@ -49,7 +49,7 @@ def _mse(a, b):
 
 
 def test_defaults_are_the_official_pti_values():
-    from hfagp.pti import PTIConfig
+    from hfagp.eval.pti import PTIConfig
 
     c = PTIConfig()
     assert (c.w_steps, c.g_steps, c.w_lr, c.g_lr) == (450, 350, 0.01, 3e-4)
@@ -64,7 +64,7 @@ def test_noise_penalty_and_normalization():
     import jax
     import jax.numpy as jnp
 
-    from hfagp.pti import noise_regularization, normalize_noises
+    from hfagp.eval.pti import noise_regularization, normalize_noises
 
     smooth = {"a": jnp.ones((16, 16)), "b": jnp.ones((4, 4))}
     # A constant map correlates perfectly with its shifts: 2 terms per pyramid level (16, 8; 4).
@@ -77,7 +77,7 @@ def test_noise_penalty_and_normalization():
 
 @pytest.mark.slow
 def test_pti_fits_a_generated_frame_inversion_then_tuning(setup, runs):
-    from hfagp.pti import start_code
+    from hfagp.eval.pti import start_code
 
     G, images, cameras, render_cameras = setup
     config, both, _, _ = runs
@@ -119,7 +119,7 @@ def test_generator_is_reset_for_every_frame(runs):
 
 @pytest.mark.slow
 def test_step_functions_compile_once(setup, runs):
-    from hfagp import pti
+    from hfagp.eval import pti
 
     G, images, cameras, _ = setup
     config, _, _, counts = runs
@@ -136,7 +136,7 @@ def test_step_functions_compile_once(setup, runs):
 
 def test_bad_inputs_name_the_problem():
     import eg3d_flax
-    from hfagp import pti
+    from hfagp.eval import pti
 
     G = eg3d_flax.Generator(eg3d_flax.preset("tiny128"), variables={})   # shapes are checked first
     images, cameras, render_cameras = np.zeros((2, 128, 128, 3)), np.zeros((2, 25)), np.zeros((2, 3, 25))
@@ -154,7 +154,7 @@ def test_tuning_stops_once_lpips_is_below_the_threshold(setup):
     import jax
     import jax.numpy as jnp
 
-    from hfagp import pti
+    from hfagp.eval import pti
 
     G, images, cameras, _ = setup
     config = pti.PTIConfig.cpu_test(w_steps=1, g_steps=4, w_std_samples=16)

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("imageio_ffmpeg")
 
-from hfagp import video  # noqa: E402
+from hfagp.render import video  # noqa: E402
 
 
 def make_wav(path, seconds: float, rate: int = 16000) -> None:

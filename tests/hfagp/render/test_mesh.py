@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("skimage")
 
-from hfagp import mesh  # noqa: E402
+from hfagp.render import mesh  # noqa: E402
 
 CENTRE = np.array([0.1, -0.05, 0.08])
 

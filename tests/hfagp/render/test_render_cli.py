@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import types
 import wave
@@ -10,19 +11,29 @@ import wave
 import numpy as np
 import pytest
 
-from hfagp import render
+from avatar_data import cameras
+from hfagp.render import __main__ as render_cli
+from hfagp.render import frames as render
 
 BATCH = ["--batch-size", "3", "--no-progress"]   # one batch size everywhere: one synthesis compilation
 
 
 # ------------------------------------------------------------------------------------------ pure helpers
 
-def test_orbit_path_is_a_closed_loop_around_frontal():
-    from avatar_data import cameras
-    from hfagp.summaries import frontal_camera
+def expect_cli_error(capsys, argv, pattern):
+    """The render CLI exits with 2 and one line `hfagp.render: error: ...` matching `pattern`."""
+    capsys.readouterr()
+    assert render_cli.main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("hfagp.render: error: ") and re.search(pattern, lines[-1]), lines
+    assert "Traceback" not in "\n".join(lines)
 
-    np.testing.assert_allclose(render.frontal_cameras(2), np.stack([frontal_camera()] * 2), atol=1e-6)
-    path = render.orbit_path(8, yaw_range_deg=20.0, pitch_range_deg=10.0)
+
+def test_orbit_path_is_a_closed_loop_around_frontal():
+    frontal = cameras.orbit_path(2, 0.0, 0.0)
+    np.testing.assert_allclose(frontal, np.stack([cameras.yaw_pitch_cameras(
+        0.0, 0.0, intrinsics=cameras.fov_to_intrinsics(cameras.EG3D_FOV_DEG))] * 2), atol=1e-6)
+    path = cameras.orbit_path(8, yaw_range_deg=20.0, pitch_range_deg=10.0)
     c2w, intr = cameras.split_eg3d_label(path)
     centres = c2w[:, :3, 3]
     np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 2.7, atol=1e-5)
@@ -32,15 +43,15 @@ def test_orbit_path_is_a_closed_loop_around_frontal():
     forward = c2w[:, :3, 2]
     to_pivot = np.array([0.0, 0.0, 0.2]) - centres
     np.testing.assert_allclose(forward, to_pivot / np.linalg.norm(to_pivot, axis=1, keepdims=True), atol=1e-5)
-    np.testing.assert_allclose(intr[:, 0, 0], cameras.fov_to_intrinsics(render.EG3D_FOV_DEG)[0, 0], rtol=1e-6)
-    two = render.orbit_path(8, loops=2.0)
+    np.testing.assert_allclose(intr[:, 0, 0], cameras.fov_to_intrinsics(cameras.EG3D_FOV_DEG)[0, 0], rtol=1e-6)
+    two = cameras.orbit_path(8, loops=2.0)
     np.testing.assert_allclose(two[:4], two[4:], atol=1e-6)
 
 
 def test_bounce_goes_back_and_forth():
     labels = np.arange(4)[:, None]
-    assert render.bounce(labels, 9)[:, 0].tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2]
-    assert render.bounce(labels[:1], 3)[:, 0].tolist() == [0, 0, 0]
+    assert cameras.bounce(labels, 9)[:, 0].tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2]
+    assert cameras.bounce(labels[:1], 3)[:, 0].tolist() == [0, 0, 0]
 
 
 def test_depth_frames_normalized_per_video():
@@ -92,16 +103,16 @@ def read_png(path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def rgb_avatar(tiny_rgb_run):
-    return render.load_avatar(tiny_rgb_run)
+    return render_cli.load_avatar(tiny_rgb_run)
 
 
 @pytest.mark.slow
 def test_reconstruct_side_by_side_with_depth(tiny_rgb_run, rgb_avatar, tmp_path, capsys):
     from hfagp.inference import load_split
-    from hfagp.video import read_video, read_video_info
+    from hfagp.render.video import read_video, read_video_info
 
     out = tmp_path / "rec.mp4"
-    assert render.main(["reconstruct", str(tiny_rgb_run), "--out", str(out), "--depth"] + BATCH) == 0
+    assert render_cli.main(["reconstruct", str(tiny_rgb_run), "--out", str(out), "--depth"] + BATCH) == 0
     assert read_video_info(out) == (4, 3 * 128, 128, False)         # input | render | depth, 4 test frames
     assert "4 frames in" in capsys.readouterr().err
     frames = read_video(out).astype(np.float32)
@@ -113,36 +124,36 @@ def test_reconstruct_side_by_side_with_depth(tiny_rgb_run, rgb_avatar, tmp_path,
 
 @pytest.mark.slow
 def test_orbit_png_frames_and_depth_video(tiny_rgb_run, tmp_path):
-    from hfagp.video import read_video_info
+    from hfagp.render.video import read_video_info
 
     folder = tmp_path / "orbit"
-    render.main(["orbit", str(tiny_rgb_run), "--frame", "1", "--frames", "5", "--format", "png",
+    render_cli.main(["orbit", str(tiny_rgb_run), "--frame", "1", "--frames", "5", "--format", "png",
                  "--out", str(folder)] + BATCH)
     pngs = sorted(folder.glob("*.png"))
     assert len(pngs) == 5 and read_png(pngs[0]).shape == (128, 128, 3)
     assert not np.array_equal(read_png(pngs[0]), read_png(pngs[1]))   # the camera moves
 
     out = tmp_path / "depth.mp4"
-    render.main(["depth", str(tiny_rgb_run), "--max-frames", "3", "--out", str(out)] + BATCH)
+    render_cli.main(["depth", str(tiny_rgb_run), "--max-frames", "3", "--out", str(out)] + BATCH)
     assert read_video_info(out) == (3, 128, 128, False)
 
 
 @pytest.mark.slow
-def test_orbit_and_mesh_from_a_latent_file_without_the_dataset(tiny_rgb_run, rgb_avatar, tmp_path):
-    from hfagp import mesh
-    from hfagp.video import read_video_info
+def test_orbit_and_mesh_from_a_latent_file_without_the_dataset(tiny_rgb_run, rgb_avatar, tmp_path, capsys):
+    from hfagp.render import mesh
+    from hfagp.render.video import read_video_info
 
     run = detach_from_dataset(tiny_rgb_run, tmp_path)
     coeffs = tmp_path / "coeffs.npy"
     np.save(coeffs, np.zeros(rgb_avatar.k, np.float32))
     out = tmp_path / "orbit.mp4"
-    render.main(["orbit", str(run), "--latent-from", str(coeffs), "--frames", "4", "--out", str(out)] + BATCH)
+    render_cli.main(["orbit", str(run), "--latent-from", str(coeffs), "--frames", "4", "--out", str(out)] + BATCH)
     assert read_video_info(out) == (4, 128, 128, False)
 
     ws = tmp_path / "ws.npy"
     np.save(ws, np.asarray(rgb_avatar.latents_from_coefficients(np.zeros((1, rgb_avatar.k))))[0])
     ply = tmp_path / "avatar.ply"
-    render.main(["mesh", str(run), "--latent-from", str(ws), "--resolution", "32", "--threshold", "auto",
+    render_cli.main(["mesh", str(run), "--latent-from", str(ws), "--resolution", "32", "--threshold", "auto",
                  "--out", str(ply), "--no-progress"])
     vertices, faces = mesh.read_ply(ply)
     assert len(vertices) > 50 and len(faces) > 50
@@ -150,15 +161,16 @@ def test_orbit_and_mesh_from_a_latent_file_without_the_dataset(tiny_rgb_run, rgb
     assert np.all(np.abs(vertices) <= rgb_avatar.generator.config.render.box_warp / 2 + 1e-6)
     assert mesh.closed_edge_fraction(faces) > 0.9
 
-    render.main(["mesh", str(run), "--latent-from", str(ws), "--resolution", "32", "--threshold", "auto",
+    render_cli.main(["mesh", str(run), "--latent-from", str(ws), "--resolution", "32", "--threshold", "auto",
                  "--out", str(tmp_path / "avatar.obj"), "--no-progress"])
     v_obj, f_obj = mesh.read_obj(tmp_path / "avatar.obj")
     np.testing.assert_array_equal(f_obj, faces)
     np.testing.assert_allclose(v_obj, vertices, atol=1e-5)
 
-    with pytest.raises(ValueError, match="outside the density range"):   # random weights: no density of 10
-        render.main(["mesh", str(run), "--latent-from", str(ws), "--resolution", "32",
-                     "--out", str(tmp_path / "empty.ply"), "--no-progress"])
+    # random weights never reach EG3D's density 10: a one-line error, no file
+    expect_cli_error(capsys, ["mesh", str(run), "--latent-from", str(ws), "--resolution", "32",
+                              "--out", str(tmp_path / "empty.ply"), "--no-progress"], "outside the density range")
+    assert not (tmp_path / "empty.ply").exists()
     with pytest.raises(ValueError, match="neither W\\+ latents"):
         np.save(tmp_path / "bad.npy", np.zeros((3, 5), np.float32))
         render.latents_from_file(rgb_avatar, tmp_path / "bad.npy")
@@ -166,7 +178,7 @@ def test_orbit_and_mesh_from_a_latent_file_without_the_dataset(tiny_rgb_run, rgb
 
 @pytest.mark.slow
 def test_density_grid_matches_the_generator_sample(rgb_avatar):
-    from hfagp import mesh
+    from hfagp.render import mesh
 
     ws = render.frame_latents(rgb_avatar, "test", 0)
     volume, origin, voxel = mesh.sample_density(rgb_avatar.generator, ws, resolution=6, chunk=100)
@@ -178,7 +190,7 @@ def test_density_grid_matches_the_generator_sample(rgb_avatar):
 @pytest.mark.slow
 def test_basis_grid(tiny_rgb_run, rgb_avatar, tmp_path):
     out = tmp_path / "basis.png"
-    render.main(["basis", str(tiny_rgb_run), "--out", str(out), "--max-vectors", "3", "--scale", "3"] + BATCH)
+    render_cli.main(["basis", str(tiny_rgb_run), "--out", str(out), "--max-vectors", "3", "--scale", "3"] + BATCH)
     grid = read_png(out).astype(int)
     assert grid.shape == (3 * 128, 3 * 128, 3)                        # rows: vectors, columns: -3, 0, +3
     centre = [grid[r * 128:(r + 1) * 128, 128:256] for r in range(3)]
@@ -187,48 +199,47 @@ def test_basis_grid(tiny_rgb_run, rgb_avatar, tmp_path):
 
 
 @pytest.mark.slow
-def test_reenact_expression_orbit_with_audio_track(tiny_expression_run, tmp_path):
-    from hfagp.video import read_video_info
+def test_reenact_expression_orbit_with_audio_track(tiny_expression_run, tmp_path, capsys):
+    from hfagp.render.video import read_video_info
 
     run = detach_from_dataset(tiny_expression_run, tmp_path)
     world = tiny_expression_run.parent / "world"
     wav = tmp_path / "speech.wav"
     make_wav(wav, 0.5)
     out = tmp_path / "reenact.mp4"
-    render.main(["reenact", str(run), "--expression", str(world / "expression.npy"), "--max-frames", "6",
+    render_cli.main(["reenact", str(run), "--expression", str(world / "expression.npy"), "--max-frames", "6",
                  "--camera", "orbit", "--wav", str(wav), "--out", str(out)] + BATCH)
     assert read_video_info(out) == (6, 128, 128, True)
 
     frontal = tmp_path / "frontal.mp4"
-    render.main(["reenact", str(run), "--expression", str(world / "expression.npy"), "--max-frames", "5",
+    render_cli.main(["reenact", str(run), "--expression", str(world / "expression.npy"), "--max-frames", "5",
                  "--camera", "frontal", "--depth", "--out", str(frontal)] + BATCH)
     assert read_video_info(frontal) == (5, 256, 128, False)
 
     bad = tmp_path / "bad_expression.npy"
     np.save(bad, np.zeros((4, 75), np.float32))
-    with pytest.raises(ValueError, match=r"must be \[N, 76\]"):
-        render.main(["reenact", str(run), "--expression", str(bad)])
+    expect_cli_error(capsys, ["reenact", str(run), "--expression", str(bad)], r"must be \[N, 76\]")
     nan = np.zeros((4, 76), np.float32)
     nan[2, 5] = np.nan
     np.save(bad, nan)
-    with pytest.raises(ValueError, match=r"non-finite values \(NaN/inf\) in frames \[2\]"):
-        render.main(["reenact", str(run), "--expression", str(bad)])
-    with pytest.raises(ValueError, match="trained with the 'expression' encoder"):
-        render.main(["reenact", str(run), "--audio", str(world / "aud.npy")])
+    expect_cli_error(capsys, ["reenact", str(run), "--expression", str(bad)],
+                     r"non-finite values \(NaN/inf\) in frames \[2\]")
+    expect_cli_error(capsys, ["reenact", str(run), "--audio", str(world / "aud.npy")],
+                     "trained with the 'expression' encoder")
 
 
 @pytest.mark.slow
 def test_reenact_audio_with_dataset_cameras(tiny_audio_run, tmp_path):
     from hfagp.inference import load_split
-    from hfagp.video import read_video_info
+    from hfagp.render.video import read_video_info
 
     world = tiny_audio_run.parent / "world"
     out = tmp_path / "audio.mp4"
-    render.main(["reenact", str(tiny_audio_run), "--audio", str(world / "aud.npy"), "--max-frames", "7",
+    render_cli.main(["reenact", str(tiny_audio_run), "--audio", str(world / "aud.npy"), "--max-frames", "7",
                  "--camera", "dataset", "--out", str(out)] + BATCH)
     assert read_video_info(out) == (7, 128, 128, False)
 
-    avatar = render.load_avatar(tiny_audio_run)
+    avatar = render_cli.load_avatar(tiny_audio_run)
     cams = render.reenactment_cameras(avatar, 7, "dataset")
     labels = load_split(avatar, "test")["label"]
     np.testing.assert_array_equal(cams, labels[[0, 1, 2, 3, 2, 1, 0]])

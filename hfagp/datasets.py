@@ -1,0 +1,129 @@
+"""A run's data, from its config: a synthetic avatar world (default) or a user's folder via tfds.
+
+`build_datasets(config, workdir, generator)` returns `Datasets` with random-access train/test sources
+(tfds array_record sources or in-memory `ArraySource`s, same interface: len(), [i] -> dict of numpy
+arrays), the frame resolution, the available keys and, for worlds with ground truth, the world's
+directory. Training reads it through `train_iterator`; evaluation and rendering through `load_split`
+(`hfagp.inference`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hfagp import model as model_lib
+from hfagp import workdir as workdir_lib
+
+WORLD_FILE = "world.json"
+
+
+@dataclasses.dataclass
+class Datasets:
+    train: Any                      # random-access source: len(), [i] -> dict of numpy arrays
+    test: Any
+    resolution: int
+    keys: frozenset
+    world_dir: Optional[Path] = None  # set for worlds with ground truth (novel views live there)
+
+    def sample_inputs(self, model_cfg) -> jax.Array:
+        """A [1, ...] float32 example of what the encoder reads, for parameter initialisation."""
+        from avatar_data.pipeline import to_model_inputs
+
+        example = to_model_inputs(self.train[0])
+        return jnp.asarray(np.asarray(model_lib.encoder_inputs(example, model_cfg), np.float32)[None])
+
+    def train_iterator(self, config, process_index: int, process_count: int):
+        """The shuffled, resumable training iterator of this process's share of every global batch."""
+        from avatar_data.pipeline import make_train_iterator
+
+        return make_train_iterator(
+            self.train, config.optim.batch_size // process_count, seed=config.seed,
+            shard_index=process_index, shard_count=process_count, worker_count=config.data.worker_count)
+
+
+def load_world(world_dir: Path, smoothing_window: int = model_lib.AUDIO_SMOOTHING_WINDOW
+               ) -> tuple[Any, Any, int, frozenset]:
+    """Train/test in-memory sources of a world with ground truth (`avatar_data.synthetic`, `avatar_data.heads`).
+
+    The audio windows of a frame are taken from the whole video's features (`aud.npy`), so the first test
+    frames see the last training frames before them, as the official sampler does.
+    """
+    from avatar_data.array_source import ArraySource
+    from avatar_data.readers import audio_windows, clip_arrays, read_eg3d_folder
+
+    arrays = clip_arrays(read_eg3d_folder(world_dir / "frames"))
+    n = arrays["image"].shape[0]
+    split = json.loads((world_dir / "split.json").read_text())
+    for name, key in (("expression.npy", "expression"), ("aud.npy", "audio")):
+        path = world_dir / name
+        if path.is_file():
+            values = np.load(path, allow_pickle=False).astype(np.float32)
+            if values.shape[0] != n:
+                raise ValueError(f"{path}: {values.shape[0]} rows for {n} frames")
+            arrays[key] = values
+    if "audio" in arrays:
+        arrays[model_lib.AUDIO_WINDOW_KEY] = audio_windows(arrays["audio"], smoothing_window)
+    train_idx, test_idx = np.asarray(split["train"]), np.asarray(split["test"])
+    take = lambda idx: ArraySource({k: v[idx] for k, v in arrays.items()})
+    return take(train_idx), take(test_idx), int(arrays["image"].shape[1]), frozenset(arrays)
+
+
+def world_dir_of(config, workdir) -> Optional[Path]:
+    """The world with ground truth a run trains on (None for a user's folder)."""
+    if config.data.source != "synthetic":
+        return None
+    return Path(config.data.synthetic.dir or Path(workdir) / workdir_lib.SYNTHETIC_WORLD_DIR)
+
+
+def build_datasets(config, workdir, generator) -> Datasets:
+    """The run's datasets (making the synthetic world first if the config asks for one that is missing)."""
+    data_cfg = config.data
+    if data_cfg.source == "synthetic":
+        world_dir = world_dir_of(config, workdir)
+        if not (world_dir / WORLD_FILE).is_file():
+            if jax.process_index() == 0:
+                _make_world(data_cfg.synthetic, world_dir, generator)
+            if jax.process_count() > 1:
+                from jax.experimental import multihost_utils
+
+                multihost_utils.sync_global_devices("synthetic_world")
+        train, test, res, keys = load_world(world_dir, model_lib.smoothing_window(config.model))
+        return Datasets(train, test, res, keys, world_dir)
+    return _folder_datasets(data_cfg, workdir)
+
+
+def _make_world(syn_cfg, world_dir: Path, generator) -> None:
+    from avatar_data.synthetic import make_synthetic_world
+
+    print(f"making a synthetic avatar world in {world_dir} ({syn_cfg.frames} frames)", file=sys.stderr)
+    make_synthetic_world(
+        generator, world_dir, num_frames=syn_cfg.frames, num_test_frames=syn_cfg.test_frames,
+        subspace_dim=syn_cfg.subspace_dim, seed=syn_cfg.seed, perturb_generator_amount=syn_cfg.perturb_generator,
+        extra_formats=())
+
+
+def _folder_datasets(data_cfg, workdir) -> Datasets:
+    from avatar_data.tfds_builder import AvatarVideoConfig, open_split, prepare_dataset
+
+    name = data_cfg.name or Path(data_cfg.folder).name.replace("-", "_").lower()
+    tfds_config = AvatarVideoConfig(
+        name=name, source_dir=str(Path(data_cfg.folder).absolute()), source_format=data_cfg.format,
+        reader_kwargs=dict(data_cfg.reader_kwargs), resolution=data_cfg.resolution,
+        test_fraction=data_cfg.test_fraction, num_test_frames=data_cfg.num_test_frames or None)
+    prepared_root = data_cfg.prepared_dir or str(Path(workdir) / workdir_lib.PREPARED_DATA_DIR)
+    builder = prepare_dataset(tfds_config, prepared_root)
+    train = open_split(builder.data_dir, "train")
+    test = open_split(builder.data_dir, "test")
+    keys = frozenset(builder.info.features.keys())
+    return Datasets(train, test, data_cfg.resolution, keys)
+
+
+__all__ = ["Datasets", "build_datasets", "load_world", "world_dir_of"]

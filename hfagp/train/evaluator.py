@@ -1,0 +1,80 @@
+"""In-training evaluation: held-out-frame PSNR (the metric of `hfagp.eval`, on clipped renders) and
+pictures (reconstructions, novel views of the first held-out frame, one image per basis vector)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from avatar_data import cameras
+from hfagp import metrics
+from hfagp import model as model_lib
+from hfagp import workdir as workdir_lib
+from hfagp_common.batching import batched
+from hfagp_common.images import image_grid, save_png, to_uint8
+
+# Yaw amplitude (degrees) of the novel-view sweep of the in-training pictures.
+NOVEL_VIEW_YAW_DEG = 30.0
+
+
+def _local_copy(array: jax.Array) -> np.ndarray:
+    """Host copy of a replicated array (also when it spans several processes)."""
+    return np.asarray(array.addressable_data(0))
+
+
+class Evaluator:
+    """Renders the first `eval.max_frames` test frames with the current params; process 0 writes the results."""
+
+    def __init__(self, config, test_source, mesh, render_fn: Callable, basis_fn: Callable, workdir: Path, writer):
+        from avatar_data.pipeline import load_eval_frames
+
+        self.cfg = config
+        self.writer = writer
+        self.workdir = Path(workdir)
+        frames = load_eval_frames(test_source, max_frames=config.eval.max_frames)
+        self.inputs = np.asarray(model_lib.encoder_inputs(frames, config.model), np.float32)
+        self.images = np.asarray(frames["image"], np.float32)
+        self.labels = np.asarray(frames["label"], np.float32)
+        self.batch = max(1, min(config.eval.batch_size, len(self.images)))
+        # Inputs are replicated over the mesh (in multi-process runs every process renders the same frames).
+        self._replicated = NamedSharding(mesh, PartitionSpec())
+        self._render = jax.jit(render_fn, out_shardings=self._replicated)
+        self._basis = jax.jit(basis_fn, out_shardings=self._replicated)
+        self.is_main = jax.process_index() == 0
+
+    def _render_all(self, params, constants, inputs, labels) -> np.ndarray:
+        fn = lambda x, c: _local_copy(self._render(params, constants, *jax.device_put((x, c), self._replicated)))
+        return batched(fn, [inputs, labels], self.batch, progress=False)
+
+    def evaluate(self, step: int, params, constants) -> dict:
+        pred = self._render_all(params, constants, self.inputs, self.labels)
+        psnr = np.asarray(metrics.psnr(pred, self.images))
+        result = {"eval/psnr": float(psnr.mean()), "eval/frames": len(pred)}
+        if not self.is_main:
+            return result
+        self.writer.scalars(step, result)
+        n = min(self.cfg.eval.num_images, len(pred))
+        recon = image_grid(to_uint8(np.concatenate([self.images[:n], pred[:n]])), columns=n)
+        self.writer.image(step, "test/reconstruction_top_gt_bottom_pred", recon)
+        out_dir = self.workdir / workdir_lib.SAMPLES_DIR / f"step_{step:07d}"
+        save_png(out_dir / "reconstruction.png", recon)
+        if self.cfg.eval.novel_views > 0:
+            cams = cameras.yaw_sweep(self.cfg.eval.novel_views, NOVEL_VIEW_YAW_DEG)
+            views = self._render_all(params, constants, np.repeat(self.inputs[:1], len(cams), 0), cams)
+            grid = image_grid(to_uint8(views), columns=len(views))
+            self.writer.image(step, "test/novel_views", grid)
+            save_png(out_dir / "novel_views.png", grid)
+        if self.cfg.eval.basis_images:
+            cam = jax.device_put(cameras.frontal_camera()[None], self._replicated)
+            basis = _local_copy(self._basis(params, constants, cam))
+            grid = image_grid(to_uint8(basis), columns=min(10, len(basis)))
+            self.writer.image(step, "basis/each_vector", grid)
+            save_png(out_dir / "basis.png", grid)
+        with open(self.workdir / workdir_lib.EVAL_METRICS_FILE, "a") as f:
+            f.write(json.dumps({"step": step, **result}) + "\n")
+        return result

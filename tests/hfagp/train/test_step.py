@@ -1,0 +1,75 @@
+"""The one train step (hfagp.train.step) on a tiny model: stages, determinism, LPIPS inside training."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from shared_fixtures import LPIPS_FIXTURES
+
+pytestmark = pytest.mark.slow  # two step compilations (~1 min on 2 cores)
+
+GENERATOR_START = 2
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    import eg3d_flax
+    from avatar_data.cameras import yaw_sweep
+    from configs.common import make_config
+    from hfagp import model as model_lib
+    from hfagp.lpips import make_lpips
+    from hfagp.train.optim import FreezeSchedule
+    from hfagp.train.step import create_train_state, make_loss_fn, make_train_step
+
+    cfg = make_config("rgb", "cpu")
+    cfg.model.k = 4
+    weights = LPIPS_FIXTURES / "lpips_alex_weights.npz"
+    cfg.loss.lpips_weight = 1.0 if weights.is_file() else 0.0
+    G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=16), seed=0)
+    model = model_lib.avatar_model_from_config(cfg.model, G.config.num_ws, G.config.w_dim, G.config.conv_impl)
+    rng = np.random.default_rng(0)
+    batch = {"image": jnp.asarray(rng.uniform(-1, 1, (2, 128, 128, 3)), jnp.float32),
+             "label": jnp.asarray(yaw_sweep(2, 10.0))}
+    params = model_lib.init_params(model, G, batch["image"][:1], jax.random.PRNGKey(0))
+    schedule = FreezeSchedule({"encoder": 0, "prior": 0, "generator": GENERATOR_START})
+    tx = schedule.optimizer(cfg.optim, params)
+    constants = {"generator_buffers": G.variables["buffers"]}
+    if cfg.loss.lpips_weight > 0:
+        constants["lpips"] = make_lpips(weights, "alex")
+    loss_fn = make_loss_fn(cfg, model, G.module)
+    programs = {stage2: jax.jit(make_train_step(loss_fn, tx, stage2)) for stage2 in (False, True)}
+    state = create_train_state(params, tx, jax.random.PRNGKey(1))
+    return {"state": state, "batch": batch, "constants": constants, "programs": programs, "schedule": schedule,
+            "lpips": cfg.loss.lpips_weight > 0}
+
+
+def _leaves_equal(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_stages_deterministic_steps_and_lpips(tiny):
+    state0, batch, constants, programs = tiny["state"], tiny["batch"], tiny["constants"], tiny["programs"]
+    states, losses = [state0], []
+    for step in range(GENERATOR_START + 2):
+        stage2 = "generator" in tiny["schedule"].trainable_at(step)
+        new, metrics = programs[stage2](states[-1], batch, constants)
+        assert bool(metrics["finite"]) and int(new.step) == step + 1
+        if tiny["lpips"]:
+            assert float(metrics["lpips"]) > 0
+        states.append(new)
+        losses.append(float(metrics["loss"]))
+    g0 = state0.params["generator"]
+    # Stage 1: the generator is bitwise unchanged, the encoder and the basis move.
+    assert _leaves_equal(states[GENERATOR_START].params["generator"], g0)
+    assert not _leaves_equal(states[1].params["model"]["encoder"], state0.params["model"]["encoder"])
+    assert not _leaves_equal(states[1].params["model"]["prior"], state0.params["model"]["prior"])
+    # The first generator update is exactly at GENERATOR_START.
+    assert not _leaves_equal(states[GENERATOR_START + 1].params["generator"], g0)
+    # Same state and batch: the same step (randomness is fold_in(rng, step)); the next step differs.
+    again, metrics = programs[False](state0, batch, constants)
+    assert float(metrics["loss"]) == losses[0]
+    assert _leaves_equal(again.params, states[1].params)
+    assert losses[1] != losses[0]
