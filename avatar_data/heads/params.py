@@ -45,8 +45,8 @@ def is_pretrain_identity(seed: int) -> bool:
     return PRETRAIN_IDENTITY_SEED_START <= int(seed) <= MAX_IDENTITY_SEED
 
 
-STREAMS = {"identity": 0, "expression": 1, "pose": 2, "speech": 3, "blinks": 4, "drift": 5, "tracker": 6,
-           "test_expression": 7, "pretrain_scene": 8, "pretrain_camera": 9, "mix": 10}
+STREAMS = {"identity": 0, "pose": 2, "speech": 3, "blinks": 4, "drift": 5, "tracker": 6,
+           "pretrain_scene": 8, "pretrain_camera": 9, "mix": 10, "saccade": 11, "cheek": 12}
 
 
 def rng(seed: int, stream: str) -> np.random.Generator:

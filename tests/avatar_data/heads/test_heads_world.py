@@ -1,0 +1,274 @@
+"""The talking-head world (avatar_data.heads): one tiny world written through the CLI, checked file by file,
+read back through the three readers, compared byte for byte with a second run, and its renders checked
+against the model's geometry. Every render here is 32x32 (one compiled program for the whole file)."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from avatar_data import audio_features, cameras, readers
+from avatar_data.heads import params as P
+from avatar_data.heads import render, views, world
+from avatar_data.heads.__main__ import ERROR_PREFIX, main
+
+RES, FRAMES, TEST, SEED = 32, 8, 3, 4
+VIEWS = [(20.0, 0.0), (-35.0, 0.0), (0.0, 15.0)]
+
+
+def _argv(out, seed=SEED, *extra):
+    return [str(out), "--seed", str(seed), "--frames", str(FRAMES), "--test-frames", str(TEST), "--resolution",
+            str(RES), "--novel-views", ",".join(f"{y:g}:{p:g}" for y, p in VIEWS), "--quiet", *extra]
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("heads") / "w"
+    assert main(_argv(out)) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def truth(world_dir):
+    with np.load(world_dir / "ground_truth.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.fixture(scope="module")
+def info(world_dir):
+    return json.loads((world_dir / "world.json").read_text())
+
+
+def _files(root):
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+
+
+def test_layout(world_dir, info, truth):
+    files = set(_files(world_dir))
+    for name in ("frames/dataset.json", "split.json", "expression.npy", "aud.npy", "speech.wav",
+                 "novel_views/dataset.json", "novel_views/views.json", "ground_truth.npz", "world.json",
+                 "nerface/transforms_train.json", "nerface/transforms_test.json", "adnerf/transforms_train.json",
+                 "adnerf/transforms_val.json", "adnerf/aud.npy"):
+        assert name in files, name
+    assert sum(f.startswith("frames/") and f.endswith(".png") for f in files) == FRAMES
+    assert sum(f.startswith("novel_views/") and f.endswith(".png") for f in files) == TEST * len(VIEWS)
+    assert info["format"] == world.FORMAT_NAME and info["num_frames"] == FRAMES and info["resolution"] == RES
+    split = json.loads((world_dir / "split.json").read_text())
+    assert split == {"train": list(range(FRAMES - TEST)), "test": list(range(FRAMES - TEST, FRAMES))}
+    assert np.load(world_dir / "expression.npy").shape == (FRAMES, 76)
+    assert np.load(world_dir / "aud.npy").shape == (FRAMES, 16, 29)
+    assert truth["expression"].shape == (FRAMES, 10) and truth["pose"].shape == (FRAMES, 6)
+    assert truth["depth"].shape == (FRAMES, RES, RES) and truth["depth"].dtype == np.float16
+    assert truth["novel_depth"].shape == (TEST * len(VIEWS), RES, RES)
+    assert list(truth["expression_names"]) == list(P.EXPRESSION_NAMES)
+    wave, rate = audio_features.read_wav(world_dir / "speech.wav")
+    assert rate == 16000 and len(wave) == FRAMES * 16000 // 25
+
+
+def test_same_seed_is_byte_identical_and_another_seed_differs(world_dir, info, tmp_path):
+    again = tmp_path / "again"
+    assert main(_argv(again)) == 0
+    assert _files(again) == _files(world_dir)
+    for name in _files(world_dir):
+        a, b = (world_dir / name).read_bytes(), (again / name).read_bytes()
+        if name == "world.json":  # its timings differ from run to run, nothing else does
+            ja, jb = json.loads(a), json.loads(b)
+            ja.pop("timing_s"), jb.pop("timing_s")
+            assert ja == jb
+        else:
+            assert a == b, name
+    other = tmp_path / "other"
+    assert main(_argv(other, seed=SEED + 1)) == 0
+    assert (other / "frames/00000.png").read_bytes() != (world_dir / "frames/00000.png").read_bytes()
+    assert json.loads((other / "world.json").read_text())["identity"] != info["identity"]
+
+
+def test_readers_round_trip(world_dir, truth):
+    eg3d = readers.read_eg3d_folder(str(world_dir / "frames"))
+    frames = readers.clip_arrays(eg3d)["image"]
+    assert frames.shape == (FRAMES, RES, RES, 3)
+    np.testing.assert_allclose(eg3d.labels, truth["labels"], atol=1e-6)
+    nerface = readers.read_nerface_folder(str(world_dir / "nerface"))
+    np.testing.assert_allclose(nerface.expressions, np.load(world_dir / "expression.npy"), atol=1e-6)
+    np.testing.assert_allclose(nerface.labels, truth["labels"], atol=1e-5)
+    np.testing.assert_array_equal(readers.clip_arrays(nerface)["image"], frames)
+    adnerf = readers.read_adnerf_folder(str(world_dir / "adnerf"))
+    np.testing.assert_array_equal(adnerf.audio, np.load(world_dir / "aud.npy"))
+    np.testing.assert_allclose(adnerf.labels, truth["labels"], atol=1e-5)
+    np.testing.assert_array_equal(readers.clip_arrays(adnerf)["image"], frames)
+
+
+def test_tracked_expressions_hold_the_true_values_in_their_slots(world_dir, truth):
+    tracked = np.load(world_dir / "expression.npy")
+    slots = list(world.EXPRESSION_SLOTS)
+    assert np.abs(tracked[:, slots] - truth["expression"]).max() < 6 * world.TRACKER_NOISE
+    mixed = truth["expression"] @ truth["expression_mix_matrix"] + truth["expression_mix_bias"]
+    assert np.abs(tracked[:, len(slots):] - mixed).max() < 6 * world.TRACKER_NOISE
+
+
+def test_novel_views_depth_and_masks(world_dir, truth):
+    entries = json.loads((world_dir / "novel_views/views.json").read_text())["views"]
+    labels = dict((n, np.asarray(v)) for n, v in json.loads((world_dir / "novel_views/dataset.json").read_text())["labels"])
+    assert sorted((e["frame_index"], e["view_index"]) for e in entries) == \
+        [(f, v) for f in range(FRAMES - TEST, FRAMES) for v in range(len(VIEWS))]
+    for e in entries:
+        assert (e["yaw_offset_deg"], e["pitch_offset_deg"]) == VIEWS[e["view_index"]]
+        c2w, _ = cameras.split_eg3d_label(labels[e["name"]])
+        centre = c2w[:3, 3]
+        yaw = math.degrees(math.atan2(centre[0], centre[2]))
+        assert yaw == pytest.approx(VIEWS[e["view_index"]][0], abs=1e-3)
+        assert (world_dir / "novel_views" / e["name"]).is_file()
+    for depth, mask in ((truth["depth"], truth["mask"]), (truth["novel_depth"], truth["novel_mask"])):
+        depth, mask = depth.astype(np.float32), mask.astype(np.float32)
+        assert mask.min() >= 0 and mask.max() <= 1 and (mask == 1).mean() > 0.2 and (mask == 0).mean() > 0.2
+        assert np.all(depth[mask == 0] == 0)
+        covered = depth[mask > 0]
+        assert covered.min() >= render.T_NEAR and covered.max() <= render.T_FAR
+    # Each novel view shows the same person in the same frame: the test frame's own render differs from the
+    # views, the views differ from each other.
+    for f in range(FRAMES - TEST, FRAMES):
+        masks = truth["novel_mask"][truth["novel_frame_index"] == f]
+        assert len(masks) == len(VIEWS)
+        assert not np.array_equal(masks[0], masks[1])
+
+
+def test_surfaces_stay_in_the_eg3d_box(truth):
+    for labels, depth in ((truth["labels"], truth["depth"]), (truth["novel_labels"], truth["novel_depth"])):
+        for label, d in zip(labels, depth.astype(np.float32)):
+            origin, direction = render.pixel_rays(label.astype(np.float64), RES, 1, xp=np)
+            points = np.asarray(origin)[:, None] + np.stack(direction) * d.reshape(-1)[None]
+            inside = points[:, d.reshape(-1) > 0]
+            assert np.abs(inside).max() <= 0.5
+
+
+def test_camera_labels_are_valid(truth):
+    for label in np.concatenate([truth["labels"], truth["novel_labels"], truth["head_frame_labels"]]):
+        c2w, k = cameras.split_eg3d_label(label.astype(np.float64))
+        assert cameras.camera_problems(c2w, k) == []
+
+
+def test_head_frame_labels_undo_the_head_pose(truth):
+    """A point fixed on the head projects to the same pixel through the world camera (head posed) and through
+    the head-frame camera (head at rest)."""
+    rest = np.array([0.03, 0.02, 0.15])
+    for label, head_label, pose in zip(truth["labels"], truth["head_frame_labels"], truth["pose"]):
+        posed = P.head_to_world(rest / P.HEAD_SCALE, pose)
+        unposed = P.head_to_world(rest / P.HEAD_SCALE, np.zeros(6))
+        np.testing.assert_allclose(_project(label, posed), _project(head_label, unposed), atol=1e-5)
+
+
+def _project(label, point):
+    c2w, k = cameras.split_eg3d_label(np.asarray(label, np.float64))
+    cam = c2w[:3, :3].T @ (np.asarray(point) - c2w[:3, 3])
+    return np.array([k[0, 0] * cam[0] / cam[2] + k[0, 2], k[1, 1] * cam[1] / cam[2] + k[1, 2]])
+
+
+def test_test_frames_hold_expressions_beyond_the_training_range(info, truth):
+    declared = info["test_expressions"]["beyond_training_range"]
+    assert {"jaw_open", "smile", "brow_raise"} <= set(declared)
+    n_train = FRAMES - TEST
+    for name, ranges in declared.items():
+        col = truth["expression"][:, P.EXPRESSION_INDEX[name]]
+        train_lo, train_hi = col[:n_train].min(), col[:n_train].max()
+        test_lo, test_hi = col[n_train:].min(), col[n_train:].max()
+        assert test_hi > train_hi + 1e-3 or test_lo < train_lo - 1e-3, name
+        assert ranges["train"] == pytest.approx([train_lo, train_hi], abs=1e-3)
+    for name, peak in world.TEST_EVENTS:
+        assert truth["expression"][n_train:, P.EXPRESSION_INDEX[name]].max() == pytest.approx(peak, abs=1e-6)
+    assert truth["expression"][:n_train, P.EXPRESSION_INDEX["jaw_open"]].max() <= world.JAW_TRAIN_MAX + 1e-6
+
+
+def test_pixel_rays_pass_through_pixel_centres():
+    """A camera looking at the nose tip from off-axis, zoomed so the tip spans many pixels, with an off-centre
+    principal point: the depth minimum (sub-pixel, from a parabola fit) lies where the label's intrinsics
+    project the tip's closest point, and its depth is that point's distance."""
+    ident = P.sample_identity(SEED).vector
+    expr, pose = P.expression(smile=0.3), P.pose(yaw=0.15, pitch=-0.05, roll=0.04, translation=(0.005, 0, 0))
+    tip = world._nose_tip(ident, expr, pose).astype(np.float64)
+    # The tip is the front pole of a sphere of radius nose_r[1] (head-local) about this centre.
+    from avatar_data.heads import model
+
+    d = model.derive(ident.astype(np.float64), expr.astype(np.float64), pose.astype(np.float64))
+    centre = P.head_to_world(np.array(d["nose_b"]), pose)
+    radius = P.HEAD_SCALE * d["nose_r"][1]
+    origin = centre + 2.5 * np.array([0.25, 0.1, 0.96]) / np.linalg.norm([0.25, 0.1, 0.96])
+    c2w = cameras.cam2world_from_forward(centre - origin, origin)
+    k = np.array([[32.0, 0.0, 0.46], [0.0, 32.0, 0.53], [0.0, 0.0, 1.0]])
+    label = cameras.eg3d_label(c2w, k)
+    out = render.render(ident, expr[None], pose[None], label[None], resolution=RES, supersample=2)
+    depth, mask = out["depth"][0], out["mask"][0]
+    closest = centre + radius * (origin - centre) / np.linalg.norm(origin - centre)
+    expected = _project(label, closest) * RES - 0.5  # OpenCV pixel coordinates: centre of pixel i at i
+    z = np.where(mask == 1, depth, np.inf)
+    row, col = np.unravel_index(np.argmin(z), z.shape)
+    assert 2 <= row < RES - 2 and 2 <= col < RES - 2
+
+    def vertex(a, b, c):
+        return 0.5 * (a - c) / (a - 2 * b + c)
+
+    sub = np.array([col + vertex(z[row, col - 1], z[row, col], z[row, col + 1]),
+                    row + vertex(z[row - 1, col], z[row, col], z[row + 1, col])])
+    np.testing.assert_allclose(sub, expected, atol=0.05)
+    assert z[row, col] == pytest.approx(np.linalg.norm(origin - closest), abs=2e-3)
+    assert np.linalg.norm(tip - centre) == pytest.approx(radius, rel=1e-6)
+
+
+def test_render_is_independent_of_the_batch_company():
+    ident = P.sample_identity(SEED).vector
+    exprs = np.stack([P.expression(jaw_open=0.5), P.expression(smile=1.0), P.expression(blink_l=1.0)])
+    labels = views.orbit_labels([0.0, 20.0, -30.0], [0.0, 5.0, -10.0])
+    poses = np.zeros((3, 6), np.float32)
+    together = render.render(ident, exprs, poses, labels, resolution=RES)
+    alone = render.render(ident, exprs[1:2], poses[1:2], labels[1:2], resolution=RES)
+    for key in ("rgb", "depth", "mask"):
+        np.testing.assert_array_equal(together[key][1], alone[key][0])
+    assert not np.array_equal(together["rgb"][0], together["rgb"][1])
+    assert np.all(together["overflow"] == 0)
+
+
+@pytest.mark.parametrize("argv_extra, message", [
+    (["--frames", "1"], "--frames must be at least 2"),
+    (["--seed", "1000"], "pretraining identity"),
+    (["--seed", "-3"], "outside the identity seeds"),
+    (["--speech", "/no/such/file.wav"], "--speech must be"),
+    (["--test-frames", "8"], "need 0 < test frames < frames"),
+    (["--novel-views", "20"], "bad novel view"),
+    (["--resolution", "abc"], "invalid int value"),
+])
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys, argv_extra, message):
+    argv = _argv(tmp_path / "w") + argv_extra
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(ERROR_PREFIX) and message in err[-1]
+    assert not any("Traceback" in line for line in err)
+    assert not (tmp_path / "w").exists()
+
+
+def test_cli_refuses_to_overwrite_a_directory_that_is_not_a_world(tmp_path, capsys):
+    target = tmp_path / "data"
+    target.mkdir()
+    (target / "precious.txt").write_text("keep me")
+    assert main(_argv(target, SEED, "--overwrite")) == 2
+    assert "not a synthetic world" in capsys.readouterr().err
+    assert (target / "precious.txt").read_text() == "keep me"
+
+
+def test_espeak_without_the_binary_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(_argv(tmp_path / "w", SEED, "--speech", "espeak")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "espeak-ng" in err[0] and err[0].startswith(ERROR_PREFIX)
+
+
+def test_importing_avatar_data_and_the_parameters_loads_no_jax():
+    code = "import sys, avatar_data, avatar_data.heads.params, avatar_data.heads.views; print('jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
