@@ -7,7 +7,9 @@ Exit status 0 on success (a JSON summary on stdout), 2 with one line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 
 from avatar_data.prepare.core import PrepareError, PrepareOptions, prepare_video
@@ -44,9 +46,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail if no face is found within this many seconds (default %(default)g)")
     p.add_argument("--min-seconds", type=float, default=d.min_seconds,
                    help="fail for videos shorter than this (default %(default)g)")
+    p.add_argument("--png-level", type=int, default=d.png_compress_level, choices=range(10), metavar="0-9",
+                   help="zlib level of the frame PNGs (default 0: stored, as EG3D's; 1: ~2.7x smaller, slower)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it is an earlier prepared video")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--native-logs", action="store_true",
+                   help="keep MediaPipe / TFLite's own log lines on stderr (hidden by default)")
     return p
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null for C++ libraries (MediaPipe, TFLite print a few start-up lines
+    there) while Python's sys.stderr (progress bar, errors) keeps writing to the real stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python_stderr = sys.stderr
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        os.close(saved)
+        os.close(devnull)
 
 
 def main(argv=None) -> int:
@@ -55,9 +82,11 @@ def main(argv=None) -> int:
         fps=args.fps, resolution=args.resolution, test_fraction=args.test_fraction, background=args.background,
         masks=args.masks, jobs=args.jobs, expression_dim=args.expression_dim, smooth_seconds=args.smooth_seconds,
         max_lost_fraction=args.max_lost_fraction, first_face_seconds=args.first_face_seconds,
-        min_seconds=args.min_seconds, overwrite=args.overwrite)
+        min_seconds=args.min_seconds, overwrite=args.overwrite, png_compress_level=args.png_level)
+    silence = contextlib.nullcontext() if args.native_logs else _native_stderr_silenced()
     try:
-        meta = prepare_video(args.video, args.out_dir, options, quiet=args.quiet)
+        with silence:
+            meta = prepare_video(args.video, args.out_dir, options, quiet=args.quiet)
     except (PrepareError, OSError) as e:
         print(f"{ERROR_PREFIX} {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2

