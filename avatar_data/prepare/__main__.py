@@ -12,21 +12,16 @@ import json
 import os
 import sys
 
-from avatar_data.prepare.core import PrepareError, PrepareOptions, prepare_video
+from avatar_data.prepare.core import PrepareOptions, prepare_video
+from hfagp_common import cli
 
 PROG = "avatar_data.prepare"
-ERROR_PREFIX = f"{PROG}: error:"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{ERROR_PREFIX} {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     d = PrepareOptions()
-    p = _Parser(prog=f"python -m {PROG}",
-                description="Track, crop (EG3D FFHQ recipe) and label a talking-head video for HFA-GP training.")
+    p = cli.ArgumentParser(PROG, description="Track, crop (EG3D FFHQ recipe) and label a talking-head video "
+                                             "for HFA-GP training.")
     p.add_argument("video", help="input video file (anything ffmpeg reads)")
     p.add_argument("out_dir", help="dataset directory to create (must be absent or empty; see --overwrite)")
     p.add_argument("--fps", type=float, default=d.fps, help="output frame rate (default %(default)g)")
@@ -76,27 +71,25 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def _main(args) -> int:
     options = PrepareOptions(
         fps=args.fps, resolution=args.resolution, test_fraction=args.test_fraction, background=args.background,
         masks=args.masks, jobs=args.jobs, expression_dim=args.expression_dim, smooth_seconds=args.smooth_seconds,
         max_lost_fraction=args.max_lost_fraction, first_face_seconds=args.first_face_seconds,
         min_seconds=args.min_seconds, overwrite=args.overwrite, png_compress_level=args.png_level)
-    silence = contextlib.nullcontext() if args.native_logs else _native_stderr_silenced()
-    try:
-        with silence:
-            meta = prepare_video(args.video, args.out_dir, options, quiet=args.quiet)
-    except (PrepareError, OSError) as e:
-        print(f"{ERROR_PREFIX} {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-        return 2
-    except ImportError as e:
-        print(f"{ERROR_PREFIX} {e}", file=sys.stderr)
-        return 2
+    with contextlib.nullcontext() if args.native_logs else _native_stderr_silenced():
+        meta = prepare_video(args.video, args.out_dir, options, quiet=args.quiet)
     summary = {"out_dir": args.out_dir, "counts": meta["counts"], "warnings": meta["warnings"],
                "frames_per_second": round(meta["frames_per_second"], 2), "timings_s": meta["timings_s"]}
     print(json.dumps(summary, indent=1))
     return 0
+
+
+def main(argv=None) -> int:
+    """The command; returns its exit status (0, or 2 with one error line; 130 when interrupted)."""
+    parser = build_parser()
+    # ImportError: mediapipe or OpenCV missing (the message says what to install).
+    return cli.run(PROG, lambda: _main(parser.parse_args(argv)), expected=cli.EXPECTED_ERRORS + (ImportError,))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ recipe (`alignment`), solves its head pose and EG3D label (`pose`), optionally s
 PNG. Then the bad-input rules, the labels, the split, the expressions (`expression`), the audio features
 (`avatar_data.audio_features`), the metadata and the report (`report`).
 
-Everything is written into a temporary sibling of ``out_dir`` that is renamed into place at the end, so
-``out_dir`` either is a complete dataset or is untouched.
+Everything is written into a temporary sibling of ``out_dir`` that is renamed into place at the end
+(`hfagp_common.atomic.atomic_directory`), so ``out_dir`` either is a complete dataset or is untouched.
 
 Layout (the synthetic world's, read by `avatar_data.readers.read_eg3d_folder` and `hfagp.datasets.load_world`)::
 
@@ -35,8 +35,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import shutil
-import tempfile
 import threading
 import time
 from typing import Optional
@@ -46,6 +44,7 @@ from PIL import Image
 
 from avatar_data import cameras
 from avatar_data.prepare import alignment, expression, pose, report, smoothing, tracking, video
+from hfagp_common import atomic
 
 FORMAT_VERSION = 1
 METADATA_FILE = "prepare.json"
@@ -130,17 +129,6 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
         raise PrepareError(f"{out_dir} exists and is not a prepared video (no {METADATA_FILE}); refusing to replace it")
     if not overwrite:
         raise PrepareError(f"{out_dir} already holds a prepared video (pass --overwrite to replace it)")
-
-
-def _commit(tmp: str, out_dir: str) -> None:
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir))
-        os.replace(out_dir, os.path.join(old, "previous"))
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
 
 
 def _write_json(path: str, data) -> None:
@@ -337,10 +325,9 @@ def prepare_video(video_path, out_dir, options: Optional[PrepareOptions] = None,
         info = video.probe(video_path)
     except video.VideoError as e:
         raise PrepareError(str(e)) from None
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-    try:
+    with atomic.atomic_directory(out_dir, overwrite=options.overwrite,
+                                 replaceable=lambda p: (p / METADATA_FILE).is_file()) as tmp:
+        tmp = str(tmp)
         os.makedirs(os.path.join(tmp, FRAMES_DIR))
         if options.masks or options.background == "white":
             os.makedirs(os.path.join(tmp, MASKS_DIR))
@@ -353,10 +340,6 @@ def prepare_video(video_path, out_dir, options: Optional[PrepareOptions] = None,
         meta["frames_per_second"] = meta["counts"]["decoded"] / meta["timings_s"]["total_s"]
         _write_report(tmp, meta, frames)
         _write_json(os.path.join(tmp, METADATA_FILE), meta)
-        _commit(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta
 
 

@@ -56,7 +56,10 @@ def test_other_non_videos(tmp_path, capsys, kind):
 def test_bad_options(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["a.mp4", str(tmp_path / "out"), "--background", "green"])
-    _assert_one_line_error(exit_info.value.code, capsys.readouterr().err.strip().splitlines(), "--background")
+    # A usage error prints the usage, then the one error line (the project's CLI contract, hfagp_common.cli).
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("usage: python -m avatar_data.prepare")
+    _assert_one_line_error(exit_info.value.code, [line for line in lines if "error:" in line], "--background")
     rc, err = _run_main(capsys, ["a.mp4", str(tmp_path / "out"), "--test-fraction", "1.5"])
     _assert_one_line_error(rc, err, "test fraction")
 
