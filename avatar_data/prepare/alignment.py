@@ -124,17 +124,6 @@ def eg3d_crop_transform(five_2d: np.ndarray, resolution: int = EG3D_OUTPUT_SIZE)
     return CropTransform(centre=(float(t[0]), float(t[1])), scale=float(scale), size=int(resolution))
 
 
-def crop_transform_params(five_2d: np.ndarray) -> np.ndarray:
-    """[..., 5, 2] five points -> [..., 3] (centre x, centre y, POS scale s) of EG3D's crop, vectorised."""
-    pts = np.asarray(five_2d, np.float64)
-    flat = pts.reshape(-1, 5, 2)
-    out = np.empty((flat.shape[0], 3))
-    for i, p in enumerate(flat):
-        t, s = pos(p, STANDARD_FIVE_POINTS)
-        out[i] = (t[0], t[1], s)
-    return out.reshape(pts.shape[:-2] + (3,))
-
-
 def warp_to_crop(image: np.ndarray, transform: CropTransform, resample: int = Image.LANCZOS,
                  fill: int = 0) -> np.ndarray:
     """Resample the crop of ``image`` (uint8 [H, W, C] or [H, W]) -> uint8 [size, size(, C)].

