@@ -146,3 +146,28 @@ def test_mesh_to_68_is_mirror_symmetric_on_the_canonical_face():
                              np.arange(35, 30, -1), [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40],
                              [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55], [64, 63, 62, 61, 60, 67, 66, 65]])
     np.testing.assert_allclose(pts[mirror] * np.array([-1.0, 1.0, 1.0]), pts, atol=1e-3)
+
+
+def test_make_canonical_face_script_round_trips_its_data():
+    import importlib.util
+    import pathlib
+
+    script = pathlib.Path(__file__).parents[3] / "scripts" / "make_canonical_face.py"
+    spec = importlib.util.spec_from_file_location("make_canonical_face", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    v, tri = canonical_face.VERTICES, canonical_face.TRIANGLES
+    text = "canonical_mesh: {\n  vertex_type: VERTEX_PT\n  primitive_type: TRIANGLE\n"
+    text += "".join(f"  vertex_buffer: {x:.6f}\n" for row in v for x in (*row, 0.5, 0.5))
+    text += "".join(f"  index_buffer: {i}\n" for i in tri.reshape(-1)) + "}\n"
+    text += "".join(f"procrustes_landmark_basis {{ landmark_id: {i} weight: {float(w)!r} }}\n"
+                    for i, w in zip(canonical_face.PROCRUSTES_IDS, canonical_face.PROCRUSTES_WEIGHTS))
+    data = mod.parse_metadata(text)
+    namespace = {}
+    exec(mod.render_module(data, "test.pbtxt"), namespace)
+    np.testing.assert_array_equal(namespace["VERTICES"], v)
+    np.testing.assert_array_equal(namespace["TRIANGLES"], tri)
+    np.testing.assert_array_equal(namespace["PROCRUSTES_IDS"], canonical_face.PROCRUSTES_IDS)
+    np.testing.assert_array_equal(namespace["PROCRUSTES_WEIGHTS"], canonical_face.PROCRUSTES_WEIGHTS)
+    with pytest.raises(ValueError):
+        mod.parse_metadata("vertex_buffer: 1.0\n")
