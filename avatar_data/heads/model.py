@@ -31,10 +31,10 @@ from avatar_data.heads import params as P
 SCENE_BOX = 0.49
 SCENE_RADIUS = 0.6
 CURL_FREQUENCY = 22.0  # bumps per head-local unit of the curly hair
-JAW_HINGE = (-0.005, -0.035)  # (y, z) of the jaw's hinge axis (parallel to x), head-local
+JAW_HINGE = (-0.076, -0.04)  # (y, z) of the jaw's hinge axis (parallel to x), head-local
 
 # Material ids returned by `surface_colour` (for tests and debugging).
-SKIN, SHIRT, EYE, TEETH, BROW, HAIR = range(6)
+SKIN, SHIRT, EYE, TEETH, BROW, HAIR, MOUTH = range(7)
 
 _SCLERA = (0.80, 0.78, 0.74)
 _PUPIL = (0.015, 0.012, 0.012)
@@ -148,11 +148,13 @@ def derive(identity, expression, pose, xp=np) -> dict:
     top = mouth_y + 0.0022 + 0.28 * drop
     bottom = mouth_y - 1.15 * drop - 0.0022
     d["cavity_c"] = (0.0, 0.5 * (top + bottom), 0.126 + 0.004 * pucker)
-    d["cavity_r"] = (half_w * (0.92 + 0.25 * pucker * e["jaw_open"]), 0.5 * (top - bottom), 0.03)
+    d["cavity_r"] = (half_w * (0.92 + 0.3 * e["jaw_open"] * (1.0 - pucker)), 0.5 * (top - bottom), 0.03)
     d["teeth_upper_c"] = (0.0, mouth_y + 0.0072, 0.112)
     d["teeth_lower_c"] = (0.0, mouth_y - 0.0105, 0.109)
     d["teeth_half"] = (0.0185 * s["mouth_width"], 0.0042, 0.007)
     d["tongue_c"] = (0.0, mouth_y - 0.021, 0.095)
+    d["throat_c"] = (0.0, mouth_y - 0.5 * drop, 0.085)
+    d["throat_r"] = (0.03, 0.02 + 0.5 * drop, 0.035)
 
     # Neck and shoulders (world frame, translated with the head).
     d["neck_top"] = (0.0, -0.125, -0.038)  # head-local, carried by the pose
@@ -162,7 +164,7 @@ def derive(identity, expression, pose, xp=np) -> dict:
     d["torso_half"] = (0.17 * s["shoulder_width"], 0.035, 0.06)
 
     # Hair.
-    for name in ("hair_centre", "hair_radii", "hair_bottom", "hair_face", "texture_phase"):
+    for name in ("hair_centre", "hair_radii", "hair_bottom", "hair_face", "hair_taper", "texture_phase"):
         d[name] = tuple(ident[name][i] for i in range(ident[name].shape[0]))
     d["hair_curl"] = ident["hair_curl"][0]
     d["hair_bun"] = ident["hair_bun"][0]
@@ -259,8 +261,8 @@ def _head_local(x, y, z, d):
 def components(x, y, z, d, xp) -> dict:
     """Distances of the scene's parts at world points (arrays of one shape) -> dict of arrays.
 
-    Keys: 'skin' (face, head, ears, neck, lips; with the mouth cavity carved out), 'shirt', 'eye', 'lid',
-    'teeth', 'brow', 'hair', plus helper fields for colouring ('lips', 'cavity', 'nostril', 'q' = head-local
+    Keys: 'skin' (face, head, ears, neck, lips, lids; with the mouth cavity carved out), 'shirt', 'eye',
+    'teeth' (with the tongue), 'mouth' (the dark back of the open mouth), 'brow', 'hair', plus helper fields for colouring ('lips', 'cavity', 'nostril', 'q' = head-local
     coordinates, 'ax' = |q_x|, 'side' = +1 on the +x side, 'lid_cut' = the lid planes' signed distance).
     """
     t = d["translation"]
@@ -322,6 +324,7 @@ def components(x, y, z, d, xp) -> dict:
                        _rounded_box(qx, yj, zj, d["teeth_lower_c"], d["teeth_half"], 0.003, xp))
     tongue = _ellipsoid(qx, yj, zj, d["tongue_c"], (0.02, 0.008, 0.025), xp)
     teeth = xp.minimum(teeth, tongue)
+    mouth = _ellipsoid(qx, qy, qz, d["throat_c"], d["throat_r"], xp)  # the dark back of the open mouth
     br = d["brow_r"]
     brow = xp.minimum(_round_cone(ax, qy, qz, d["brow_a"], d["brow_b"], (br * 1.2, br), xp),
                       _round_cone(ax, qy, qz, d["brow_b"], d["brow_c"], (br, br * 0.6), xp))
@@ -338,12 +341,16 @@ def components(x, y, z, d, xp) -> dict:
     outer = xp.minimum(outer, _sphere(qx, qy, qz, d["bun_c"], d["hair_bun"], xp))
     hb, hf = d["hair_bottom"], d["hair_face"]
     below = (hb[0] + hb[1] * qz - qy) / _sqrt(1.0 + hb[1] * hb[1], xp)
+    # Thin the shell towards its lower edge, so short hair ends on the skin instead of as the rim of a cap.
+    taper = d["hair_taper"]
+    outer = outer + taper[0] * xp.clip(1.0 + below / taper[1], 0.0, 1.0)
     face = xp.maximum(xp.minimum(qz - hf[0], hf[1] - qy), xp.minimum(qz - hf[2], hf[3] - qy))
     hair = _smax(_smax(outer, below, 0.01, xp), face, 0.006, xp)
 
     # Head parts are in head-local units; the neck and shoulders in world units.
     k = P.HEAD_SCALE
-    skin, eye, lid, teeth, tongue, brow, hair = (k * v for v in (skin, eye, lid, teeth, tongue, brow, hair))
+    skin, eye, lid, teeth, tongue, brow, hair, mouth = (
+        k * v for v in (skin, eye, lid, teeth, tongue, brow, hair, mouth))
     lips, cavity, nostril = k * lips, k * cavity, k * nostril
     nt, r = d["neck_top"], d["rot"]
     px, py, pz = P.HEAD_PIVOT
@@ -354,7 +361,7 @@ def components(x, y, z, d, xp) -> dict:
     shirt = _rounded_box(wx, wy, wz, d["torso_c"], d["torso_half"], 0.075, xp)
     skin = _smin(skin, neck, 0.035, xp)
 
-    return {"skin": skin, "shirt": shirt, "eye": eye, "lid": lid, "teeth": teeth, "tongue": tongue,
+    return {"skin": skin, "shirt": shirt, "eye": eye, "lid": lid, "teeth": teeth, "tongue": tongue, "mouth": mouth,
             "brow": brow, "hair": hair, "lips": lips, "cavity": cavity, "nostril": nostril,
             "q": (qx, qy, qz), "ax": ax, "side": side, "lid_cut": lid_cut, "s_up": s_up}
 
@@ -368,7 +375,7 @@ def _clip(dist, x, y, z, xp):
 def scene_distance(x, y, z, d, xp):
     """Signed distance bound of the whole scene at world points (arrays of one shape)."""
     c = components(x, y, z, d, xp)
-    solid = xp.minimum(xp.minimum(xp.minimum(c["skin"], c["shirt"]), c["eye"]),
+    solid = xp.minimum(xp.minimum(xp.minimum(c["skin"], c["shirt"]), xp.minimum(c["eye"], c["mouth"])),
                        xp.minimum(xp.minimum(c["teeth"], c["brow"]), c["hair"]))
     return _clip(solid, x, y, z, xp)
 
@@ -384,7 +391,7 @@ def surface_colour(x, y, z, d, xp):
     c = components(x, y, z, d, xp)
     qx, qy, qz = c["q"]
     ph = d["texture_phase"]
-    names = ("skin", "shirt", "eye", "teeth", "brow", "hair")
+    names = ("skin", "shirt", "eye", "teeth", "brow", "hair", "mouth")
     dist = xp.stack([c[n] for n in names])
     material = xp.argmin(dist, axis=0)
 
@@ -405,7 +412,7 @@ def surface_colour(x, y, z, d, xp):
     skin = mix(skin, (skin[0] * 1.06, skin[1] * 0.9, skin[2] * 0.9), 0.5 * blush)
     w_lips = xp.clip(1.0 - (c["lips"] - c["skin"]) / 0.004, 0.0, 1.0)
     skin = mix(skin, d["lip_rgb"], w_lips)
-    w_cavity = xp.clip((-c["cavity"] - c["skin"] + 0.0015) / 0.003, 0.0, 1.0)
+    w_cavity = xp.clip((-c["cavity"] - c["skin"] + 0.0025) / 0.002, 0.0, 1.0)
     skin = mix(skin, rgb(_MOUTH), w_cavity)
     w_nostril = xp.clip((-c["nostril"] - c["skin"] + 0.002) / 0.003, 0.0, 1.0)
     skin = mix(skin, scale(d["skin_rgb"], 0.25), w_nostril)
@@ -439,7 +446,7 @@ def surface_colour(x, y, z, d, xp):
     fine = psin(2.7 * d["hair_strands"] * azimuth / (2.0 * math.pi) + 0.9 * n2, xp)
     hair = scale(d["hair_rgb"], 1.0 + 0.16 * streak + 0.1 * fine + 0.08 * n1)
 
-    parts = (skin, shirt, eye, teeth, brow, hair)
+    parts = (skin, shirt, eye, teeth, brow, hair, rgb(_MOUTH))
     out = []
     for ch in range(3):
         v = parts[0][ch] * xp.ones_like(x)

@@ -74,7 +74,7 @@ EXPRESSION_RANGES = {
 }
 EXPRESSION_INDEX = {n: i for i, n in enumerate(EXPRESSION_NAMES)}
 GAZE_ANGLES = (0.45, 0.35)
-JAW_ANGLE = 0.36  # radians the mandible turns at jaw_open = 1
+JAW_ANGLE = 0.34  # radians the mandible turns at jaw_open = 1
 
 POSE_NAMES = ("yaw", "pitch", "roll", "tx", "ty", "tz")
 POSE_DIM = len(POSE_NAMES)
@@ -152,7 +152,7 @@ IDENTITY_LAYOUT = (
     ("ear_size", 1), ("lip_thickness", 1), ("mouth_width", 1), ("brow_thickness", 1), ("neck_width", 1),
     ("shoulder_width", 1),
     ("skin_rgb", 3), ("lip_rgb", 3), ("iris_rgb", 3), ("hair_rgb", 3), ("shirt_rgb", 3), ("background_rgb", 3),
-    ("hair_centre", 3), ("hair_radii", 3), ("hair_bottom", 2), ("hair_face", 4), ("hair_curl", 1),
+    ("hair_centre", 3), ("hair_radii", 3), ("hair_bottom", 2), ("hair_face", 4), ("hair_taper", 2), ("hair_curl", 1),
     ("hair_bun", 1), ("hair_strands", 1), ("texture_phase", 3), ("skin_texture", 1),
 )
 IDENTITY_SLICES = {}
@@ -180,8 +180,8 @@ CRANIUM_RADII = (0.132, 0.158, 0.175)
 HAIR_STYLES = ("short", "bob", "curly", "long", "bun")
 
 # sRGB anchor colours; identities interpolate between neighbours and jitter a little.
-_SKIN_TONES = np.array([[0.96, 0.83, 0.74], [0.90, 0.72, 0.60], [0.78, 0.58, 0.44], [0.62, 0.43, 0.30],
-                        [0.45, 0.30, 0.20], [0.32, 0.21, 0.14]])
+_SKIN_TONES = np.array([[0.96, 0.83, 0.74], [0.90, 0.72, 0.60], [0.80, 0.60, 0.46], [0.66, 0.46, 0.33],
+                        [0.52, 0.35, 0.24], [0.40, 0.26, 0.18]])
 _HAIR_COLOURS = np.array([[0.06, 0.05, 0.05], [0.22, 0.14, 0.08], [0.40, 0.26, 0.14], [0.55, 0.25, 0.10],
                           [0.78, 0.64, 0.38], [0.62, 0.60, 0.58]])
 _IRIS_COLOURS = np.array([[0.30, 0.18, 0.08], [0.18, 0.10, 0.05], [0.42, 0.36, 0.16], [0.25, 0.45, 0.25],
@@ -226,7 +226,8 @@ def hair_geometry(style: str, shape: dict, gen: np.random.Generator) -> dict:
     The hair is the part of an ellipsoid (``hair_centre``, ``hair_radii``, bumped by ``hair_curl``) above the
     plane ``y = bottom[0] + bottom[1] * z`` and outside the boxes ``z > face[0] and y < face[1]`` (the face) and
     ``z > face[2] and y < face[3]`` (the throat, for long hair), plus a bun
-    sphere of radius ``hair_bun`` at the back of the crown.
+    sphere of radius ``hair_bun`` at the back of the crown. ``taper = (amount, width)`` thins the shell by up to
+    `amount` over the last `width` above the lower cut.
     """
     cx, cy, cz = CRANIUM_CENTRE
     rx = CRANIUM_RADII[0] * shape["head_width"]
@@ -236,18 +237,21 @@ def hair_geometry(style: str, shape: dict, gen: np.random.Generator) -> dict:
     if style in ("short", "bun"):
         thick = 0.012 + j(0.004)
         g = dict(centre=(cx, cy + 0.004, cz - 0.003), radii=(rx + thick, ry + thick, rz + thick),
-                 bottom=(0.034 + j(0.01), 0.55), face=(1.0, 1.0, 1.0, 1.0), curl=0.0,
+                 bottom=(0.034 + j(0.01), 0.55), face=(1.0, 1.0, 1.0, 1.0), taper=(0.9 * thick, 0.035), curl=0.0,
                  bun=0.052 + j(0.008) if style == "bun" else 0.0)
     elif style == "curly":
         thick = 0.026 + j(0.006)
         g = dict(centre=(cx, cy + 0.006, cz - 0.004), radii=(rx + thick, ry + thick, rz + thick),
-                 bottom=(0.022 + j(0.01), 0.5), face=(1.0, 1.0, 1.0, 1.0), curl=0.012, bun=0.0)
+                 bottom=(0.022 + j(0.01), 0.5), face=(1.0, 1.0, 1.0, 1.0), taper=(0.6 * thick, 0.04), curl=0.012,
+                 bun=0.0)
     elif style == "bob":
         g = dict(centre=(cx, cy - 0.03, cz - 0.012), radii=(rx + 0.024, ry + 0.045, rz + 0.018),
-                 bottom=(-0.115 + j(0.015), 0.12), face=(0.055 + j(0.01), 0.118 + j(0.008), 1.0, 1.0), curl=0.0, bun=0.0)
+                 bottom=(-0.115 + j(0.015), 0.12), face=(0.055 + j(0.01), 0.118 + j(0.008), 1.0, 1.0), taper=(0.0, 1.0),
+                 curl=0.0, bun=0.0)
     elif style == "long":
         g = dict(centre=(cx, cy - 0.08, cz - 0.022), radii=(rx + 0.026, ry + 0.11, rz + 0.022),
-                 bottom=(-0.24 + j(0.02), 0.35), face=(0.035 + j(0.01), 0.12 + j(0.008), -0.035, -0.13), curl=0.0, bun=0.0)
+                 bottom=(-0.24 + j(0.02), 0.35), face=(0.035 + j(0.01), 0.12 + j(0.008), -0.035, -0.13),
+                 taper=(0.0, 1.0), curl=0.0, bun=0.0)
     else:
         raise ValueError(f"unknown hair style {style!r}; known: {HAIR_STYLES}")
     return g
@@ -268,7 +272,8 @@ def sample_identity(seed: int) -> Identity:
     values = dict(shape)
     values.update(skin_rgb=skin, lip_rgb=lip, iris_rgb=iris, hair_rgb=hair, shirt_rgb=shirt,
                   background_rgb=background, hair_centre=g["centre"], hair_radii=g["radii"],
-                  hair_bottom=g["bottom"], hair_face=g["face"], hair_curl=g["curl"], hair_bun=g["bun"],
+                  hair_bottom=g["bottom"], hair_face=g["face"], hair_taper=g["taper"], hair_curl=g["curl"],
+                  hair_bun=g["bun"],
                   hair_strands=gen.uniform(36.0, 56.0), texture_phase=gen.uniform(0.0, 2 * math.pi, 3),
                   skin_texture=gen.uniform(0.03, 0.07))
     vec = np.zeros(IDENTITY_DIM, np.float32)
