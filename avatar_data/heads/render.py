@@ -5,9 +5,10 @@ pixel column i, row j passes through ``((i + 0.5) / R, (j + 0.5) / R)`` in norma
 EG3D's RaySampler; with supersampling s the s x s sub-rays of a pixel sit at the centres of its s x s
 sub-pixels, and the pixel is their box average.
 
-Per ray: `STEPS` fixed sphere-tracing steps from where the ray enters the scene ball (never before depth
+Per ray: up to `STEPS` sphere-tracing steps from where the ray enters the scene ball (never before depth
 `T_NEAR`), each advancing by `RELAX` times the distance bound, or stepping back by the full (negative)
-distance after an overshoot; normals from a four-point tetrahedral finite difference; five-sample ambient
+distance after an overshoot; a ray stops once its distance is below half a (sub-)pixel footprint or it
+has left the far bound `T_FAR`; normals from a four-point tetrahedral finite difference; five-sample ambient
 occlusion along the normal; Lambert shading from a key and a fill light fixed in the world (so that every
 view of a scene sees the same lighting) plus a sky-tinted ambient term, and a small highlight on the eyes.
 Shading is in linear light, averaged over the sub-rays, and written as sRGB.
@@ -32,8 +33,8 @@ from avatar_data.heads import model
 from avatar_data.heads import params as P
 
 STEPS = 64
-FIRST_STEPS = 20        # steps taken by every ray; the unfinished ones continue in a smaller buffer
-ACTIVE_FRACTION = 0.25  # size of that buffer, as a fraction of the rays
+FIRST_STEPS = 20        # steps taken by every ray; the unfinished ones continue in chunks
+CHUNK_FRACTION = 0.125  # rays per chunk of the second marching phase and of shading, as a fraction of all
 RELAX = 0.85
 T_NEAR, T_FAR = 2.25, 3.3  # EG3D FFHQ's ray_start / ray_end
 HIT_PIXELS = 0.5           # a ray hits when its distance bound is below this many (sub-)pixel footprints
@@ -67,12 +68,25 @@ def pixel_rays(label, resolution: int, supersample: int = 1, xp=jnp):
     return (c2w[0, 3], c2w[1, 3], c2w[2, 3]), (dx / norm, dy / norm, dz / norm)
 
 
-def _trace(origin, direction, d, pixel_angle):
-    """Sphere tracing -> (t [M], hit bool [M], number of unfinished rays that did not fit the second phase).
+def _chunked(fn, selected, count, size: int, chunk: int, state):
+    """Apply ``fn(indices, state) -> state`` to the rays `selected` [size] (indices of the chosen rays first,
+    then `size` as filler) in chunks of `chunk`, only as many chunks as `count` rays need."""
+    def body(k, state):
+        return fn(jax.lax.dynamic_slice(selected, (k * chunk,), (chunk,)), state)
 
-    All rays take `FIRST_STEPS` steps; then the rays still marching (neither converged nor past the far
-    bound) are gathered, in index order, into a buffer of `ACTIVE_FRACTION` of the rays, which takes the
-    remaining steps. Rays that converged stay put, so where a ray ends depends on that ray alone.
+    return jax.lax.fori_loop(0, (count + chunk - 1) // chunk, body, state)
+
+
+def _gather(a, idx, fill):
+    return a.at[idx].get(mode="fill", fill_value=fill)
+
+
+def _trace(origin, direction, d, pixel_angle):
+    """Sphere tracing -> (t [M], hit bool [M]).
+
+    All rays take `FIRST_STEPS` steps; the rays still marching then (neither converged nor past the far
+    bound) are gathered in chunks of `CHUNK_FRACTION` of the rays and take up to `STEPS - FIRST_STEPS` more,
+    a chunk stopping early once all its rays are done. A ray's steps depend on that ray alone.
     """
     ox, oy, oz = origin
     dx, dy, dz = direction
@@ -84,30 +98,41 @@ def _trace(origin, direction, d, pixel_angle):
     valid = (disc > 0.0) & (t0 < t1)
     t0 = jnp.where(valid, t0, t1 + 0.01)
 
+    def running(t, dist, t1):
+        return (jnp.abs(dist) >= HIT_PIXELS * pixel_angle * t) & (t <= t1)
+
     def march(t, dist, dx, dy, dz, t1, steps):
-        def step(_, carry):
-            t, dist = carry
-            done = (jnp.abs(dist) < HIT_PIXELS * pixel_angle * t) | (t > t1)
-            dist = jnp.where(done, dist, model.scene_distance(ox + t * dx, oy + t * dy, oz + t * dz, d, jnp))
+        def cond(carry):
+            i, t, dist = carry
+            return (i < steps) & jnp.any(running(t, dist, t1))
+
+        def step(carry):
+            i, t, dist = carry
+            live = running(t, dist, t1)
+            new = model.scene_distance(ox + t * dx, oy + t * dy, oz + t * dz, d, jnp)
+            dist = jnp.where(live, new, dist)
             move = jnp.where(dist > 0.0, RELAX * dist, dist)
-            t = jnp.where(done, t, jnp.minimum(t + move, t1 + 0.01))
-            return t, dist
-        return jax.lax.fori_loop(0, steps, step, (t, dist))
+            return i + 1, jnp.where(live, jnp.minimum(t + move, t1 + 0.01), t), dist
+
+        _, t, dist = jax.lax.while_loop(cond, step, (0, t, dist))
+        return t, dist
 
     t, dist = march(t0, jnp.ones_like(t0), dx, dy, dz, t1, FIRST_STEPS)
-    active = (jnp.abs(dist) >= HIT_PIXELS * pixel_angle * t) & (t <= t1)
+    active = running(t, dist, t1)
     size = t.shape[0]
-    capacity = max(1, int(size * ACTIVE_FRACTION))
-    (idx,) = jnp.nonzero(active, size=capacity, fill_value=size)
-    pad = lambda a, v: jnp.concatenate([a, jnp.full((1,), v, a.dtype)])
-    take = lambda a, v: pad(a, v)[idx]
-    t_a, dist_a = march(take(t, T_FAR + 0.01), take(dist, 1.0), take(dx, 0.0), take(dy, 0.0), take(dz, 1.0),
-                        take(t1, T_FAR), STEPS - FIRST_STEPS)
-    t = pad(t, 0.0).at[idx].set(t_a)[:size]
-    dist = pad(dist, 0.0).at[idx].set(dist_a)[:size]
-    overflow = jnp.maximum(jnp.sum(active) - capacity, 0)
+    chunk = max(1, int(size * CHUNK_FRACTION))
+    (selected,) = jnp.nonzero(active, size=size, fill_value=size)
+
+    def continue_chunk(idx, state):
+        t, dist = state
+        t_c, dist_c = march(_gather(t, idx, T_FAR + 0.01), _gather(dist, idx, 1.0), _gather(dx, idx, 0.0),
+                            _gather(dy, idx, 0.0), _gather(dz, idx, 1.0), _gather(t1, idx, T_FAR),
+                            STEPS - FIRST_STEPS)
+        return t.at[idx].set(t_c, mode="drop"), dist.at[idx].set(dist_c, mode="drop")
+
+    t, dist = _chunked(continue_chunk, selected, jnp.sum(active), size, chunk, (t, dist))
     hit = valid & (dist < HIT_PIXELS * pixel_angle * t) & (t <= t1)
-    return t, hit, overflow
+    return t, hit
 
 
 _TETRAHEDRON = np.array([[1.0, -1.0, -1.0], [-1.0, -1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, 1.0, 1.0]], np.float32)
@@ -167,32 +192,45 @@ def _shade(px, py, pz, direction, d):
 
 def render_one(identity, expression, pose, label, resolution: int, supersample: int):
     """One image: identity [IDENTITY_DIM], expression [10], pose [6], label [25] (float32) ->
-    (rgb uint8 [R, R, 3], depth float32 [R, R], mask float32 [R, R], overflow int32 []: rays that were
-    still marching after `FIRST_STEPS` but did not fit the second phase's buffer; 0 in a healthy render)."""
+    (rgb uint8 [R, R, 3], depth float32 [R, R], mask float32 [R, R]).
+
+    Only the rays that hit are shaded, in chunks of `CHUNK_FRACTION` of the rays."""
     d = model.derive(identity, expression, pose, jnp)
     origin, direction = pixel_rays(label, resolution, supersample)
     n = resolution * supersample
     pixel_angle = 1.0 / (label[16] * n)
-    t, hit, overflow = _trace(origin, direction, d, pixel_angle)
-    px, py, pz = (o + t * v for o, v in zip(origin, direction))
-    colour = _shade(px, py, pz, direction, d)
-    bg = d["background_rgb"]
+    t, hit = _trace(origin, direction, d, pixel_angle)
+    size = t.shape[0]
+    (selected,) = jnp.nonzero(hit, size=size, fill_value=size)
+
+    def shade_chunk(idx, colour):
+        t_c = _gather(t, idx, T_NEAR)
+        dir_c = tuple(_gather(v, idx, 0.0) for v in direction)
+        shaded = _shade(*(o + t_c * v for o, v in zip(origin, dir_c)), dir_c, d)
+        return tuple(c.at[idx].set(v, mode="drop") for c, v in zip(colour, shaded))
+
+    background = tuple(jnp.full((size,), b, jnp.float32) for b in d["background_rgb"])
+    chunk = max(1, int(size * CHUNK_FRACTION))
+    colour = _chunked(shade_chunk, selected, jnp.sum(hit), size, chunk, background)
     s = supersample
     box = lambda a: a.reshape(resolution, s, resolution, s).mean(axis=(1, 3))
     hitf = hit.astype(jnp.float32)
-    rgb = jnp.stack([box(jnp.where(hit, c, b)) for c, b in zip(colour, bg)], axis=-1)
+    rgb = jnp.stack([box(c) for c in colour], axis=-1)
     srgb = jnp.clip(rgb, 0.0, 1.0) ** (1.0 / 2.2)
     rgb8 = jnp.round(srgb * 255.0).astype(jnp.uint8)
     count = box(hitf)
     depth = jnp.where(count > 0, box(hitf * t) / jnp.maximum(count, 1e-6), 0.0)
-    return rgb8, depth.astype(jnp.float32), count, overflow
+    return rgb8, depth.astype(jnp.float32), count
 
 
 @functools.partial(jax.jit, static_argnames=("resolution", "supersample"))
 def render_batch(identity, expression, pose, label, resolution: int, supersample: int):
-    """`render_one` over a batch: [B, IDENTITY_DIM], [B, 10], [B, 6], [B, 25] -> [B, ...] outputs."""
+    """`render_one` over a batch: [B, IDENTITY_DIM], [B, 10], [B, 6], [B, 25] -> [B, ...] outputs.
+
+    The images are rendered one after the other (`jax.lax.map`), not vectorised: each image's loops then
+    stop as soon as its own rays are done, and no image depends on the others."""
     fn = functools.partial(render_one, resolution=resolution, supersample=supersample)
-    return jax.vmap(fn)(identity, expression, pose, label)
+    return jax.lax.map(lambda args: fn(*args), (identity, expression, pose, label))
 
 
 def render(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray, labels: np.ndarray, *,
@@ -200,7 +238,7 @@ def render(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray, label
            batch_size: int = BATCH_SIZE) -> dict:
     """Render N images on the host: identity [N, IDENTITY_DIM] (or [IDENTITY_DIM], shared), expression [N, 10],
     pose [N, 6], labels [N, 25] -> {'rgb': uint8 [N, R, R, 3], 'depth': float32 [N, R, R],
-    'mask': float32 [N, R, R], 'overflow': int32 [N]} (see `render_one`).
+    'mask': float32 [N, R, R]} (see `render_one`).
 
     Batches have the fixed size ``batch_size`` (the last one padded), so one compiled program serves every N
     and an image's pixels never depend on which other images share its batch. The next batch is dispatched
@@ -222,8 +260,7 @@ def render(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray, label
         raise ValueError(f"need resolution >= 1 and supersample >= 1, got {resolution} and {supersample}")
     out = {"rgb": np.zeros((n, resolution, resolution, 3), np.uint8),
            "depth": np.zeros((n, resolution, resolution), np.float32),
-           "mask": np.zeros((n, resolution, resolution), np.float32),
-           "overflow": np.zeros((n,), np.int32)}
+           "mask": np.zeros((n, resolution, resolution), np.float32)}
     if n == 0:
         return out
     pad = (-n) % batch_size
@@ -238,7 +275,7 @@ def render(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray, label
             if pending is not None:
                 s0, values = pending
                 stop = min(s0 + batch_size, n)
-                for key, v in zip(("rgb", "depth", "mask", "overflow"), values):
+                for key, v in zip(("rgb", "depth", "mask"), values):
                     out[key][s0:stop] = np.asarray(v)[: stop - s0]
                 bar.update(stop - s0)
             pending = result

@@ -227,7 +227,6 @@ def test_render_is_independent_of_the_batch_company():
     for key in ("rgb", "depth", "mask"):
         np.testing.assert_array_equal(together[key][1], alone[key][0])
     assert not np.array_equal(together["rgb"][0], together["rgb"][1])
-    assert np.all(together["overflow"] == 0)
 
 
 @pytest.mark.parametrize("argv_extra, message", [
