@@ -10,9 +10,9 @@ chin, smoothly joined; cheeks; a nose (a round cone with nostril wings and holes
 sockets with eyeballs (sclera, iris, pupil, turned by the gaze) and eyelids (sphere caps cut by two tilted
 planes through the eye centre, the upper one lowered by a blink); brows (two capsules on the forehead); lips
 bent by smile/pucker around a mouth cavity with teeth and a tongue. The jaw opens by turning the mandible
-(chin, lower lip, lower teeth, tongue) about a hinge below the ears; the lower face morphs from its rest
-shape above the mouth to the turned one below it, and the cavity grows with the opening. A neck joins the posed head to shoulders
-that only translate. The hair is a clipped, optionally bumped ellipsoid shell with an optional bun. The scene
+(chin, lower lip, lower teeth, tongue) about a hinge behind the mouth; the lower face morphs from its rest
+shape above the mouth to the turned one below it, and the cavity (with a dark throat behind it) grows with
+the opening. A neck joins the posed head to shoulders that only translate. The hair is a clipped, optionally bumped ellipsoid shell with an optional bun. The scene
 is intersected with EG3D's box (|x|, |y|, |z| <= `SCENE_BOX`) and a ball of radius `SCENE_RADIUS` about the
 origin, so every surface lies where EG3D can represent it.
 
@@ -31,7 +31,9 @@ from avatar_data.heads import params as P
 SCENE_BOX = 0.49
 SCENE_RADIUS = 0.6
 CURL_FREQUENCY = 22.0  # bumps per head-local unit of the curly hair
-JAW_HINGE = (-0.076, -0.04)  # (y, z) of the jaw's hinge axis (parallel to x), head-local
+# (y, z) of the jaw's hinge axis (parallel to x), head-local: a little above and well behind the mouth, so the
+# opening jaw moves the lower lip mostly down (a real jaw also slides forward as it turns, which this mimics).
+JAW_HINGE = (-0.076, -0.04)
 
 # Material ids returned by `surface_colour` (for tests and debugging).
 SKIN, SHIRT, EYE, TEETH, BROW, HAIR, MOUTH = range(7)
@@ -129,18 +131,18 @@ def derive(identity, expression, pose, xp=np) -> dict:
     d["brow_c"] = (bx2, by2, skull_front(bx2, by2) - 0.001)
     d["brow_r"] = 0.0048 * s["brow_thickness"]
 
-    # Mouth. The mandible (lower face, chin, lower lip, lower teeth, tongue) turns about a hinge below the
-    # ears by jaw_open * JAW_ANGLE; `drop` is how far the lower lip's top moves down.
+    # Mouth. The mandible (lower face, chin, lower lip, lower teeth, tongue) turns about JAW_HINGE by
+    # jaw_open * JAW_ANGLE; `drop` is how far that moves the top of the lower lip down.
     mouth_y = -0.096 - 0.006 * (s["chin_length"] - 1.0)
     d["mouth_y"] = mouth_y
+    front = 0.133 + 0.014 * pucker
     theta = P.JAW_ANGLE * e["jaw_open"]
     d["jaw_cos"], d["jaw_sin"] = xp.cos(theta), xp.sin(theta)
     hy, hz = JAW_HINGE
-    drop = (mouth_y - hy) * (1.0 - d["jaw_cos"]) + (0.13 - hz) * d["jaw_sin"]
+    drop = (mouth_y - hy) * (1.0 - d["jaw_cos"]) + (front - hz) * d["jaw_sin"]
     d["bend"] = 12.0 * smile  # corners move up by bend * x^2
     half_w = 0.026 * s["mouth_width"] * (1.0 + 0.18 * xp.maximum(smile, 0.0)) * (1.0 - 0.38 * pucker)
     lip = s["lip_thickness"] * (1.0 + 0.35 * pucker)
-    front = 0.133 + 0.014 * pucker
     d["upper_lip_c"] = (0.0, mouth_y + 0.0068 * lip, front)
     d["upper_lip_r"] = (half_w * 1.04, 0.0068 * lip, 0.0125 + 0.004 * pucker)
     d["lower_lip_c"] = (0.0, mouth_y - 0.0078 * lip, front - 0.0025)
@@ -231,6 +233,7 @@ def _smin(a, b, k, xp):
 
 
 def _smax(a, b, k, xp):
+    """Polynomial smooth maximum (blend width k)."""
     h = xp.maximum(k - xp.abs(a - b), 0.0) / k
     return xp.maximum(a, b) + 0.25 * k * h * h
 
@@ -262,8 +265,9 @@ def components(x, y, z, d, xp) -> dict:
     """Distances of the scene's parts at world points (arrays of one shape) -> dict of arrays.
 
     Keys: 'skin' (face, head, ears, neck, lips, lids; with the mouth cavity carved out), 'shirt', 'eye',
-    'teeth' (with the tongue), 'mouth' (the dark back of the open mouth), 'brow', 'hair', plus helper fields for colouring ('lips', 'cavity', 'nostril', 'q' = head-local
-    coordinates, 'ax' = |q_x|, 'side' = +1 on the +x side, 'lid_cut' = the lid planes' signed distance).
+    'teeth' (with the tongue), 'mouth' (the dark back of the open mouth), 'brow', 'hair', plus helper fields
+    for colouring: 'lid', 'tongue', 'lips', 'cavity', 'nostril', 'q' (head-local coordinates), 'ax' (|q_x|),
+    'side' (+1 on the +x side, -1 on the other), 'lid_cut' and 's_up' (the lid planes' signed distances).
     """
     t = d["translation"]
     wx, wy, wz = x - t[0], y - t[1], z - t[2]
@@ -307,7 +311,6 @@ def components(x, y, z, d, xp) -> dict:
     skin = _smin(skin, lips, 0.007, xp)
     cavity = _ellipsoid(qx, bent, qz, d["cavity_c"], d["cavity_r"], xp)
     skin = _smax(skin, -cavity, 0.003, xp)
-
 
     eye = _sphere(ax, qy, qz, d["eye_c"], d["eye_r"], xp)
     ec = d["eye_c"]
@@ -361,8 +364,8 @@ def components(x, y, z, d, xp) -> dict:
     shirt = _rounded_box(wx, wy, wz, d["torso_c"], d["torso_half"], 0.075, xp)
     skin = _smin(skin, neck, 0.035, xp)
 
-    return {"skin": skin, "shirt": shirt, "eye": eye, "lid": lid, "teeth": teeth, "tongue": tongue, "mouth": mouth,
-            "brow": brow, "hair": hair, "lips": lips, "cavity": cavity, "nostril": nostril,
+    return {"skin": skin, "shirt": shirt, "eye": eye, "lid": lid, "teeth": teeth, "tongue": tongue,
+            "mouth": mouth, "brow": brow, "hair": hair, "lips": lips, "cavity": cavity, "nostril": nostril,
             "q": (qx, qy, qz), "ax": ax, "side": side, "lid_cut": lid_cut, "s_up": s_up}
 
 

@@ -78,20 +78,32 @@ def save_png(path: str, image: np.ndarray, bits: int = 8) -> None:
     Image.fromarray(np.asarray(image, np.uint8) & mask).save(path, optimize=True)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'0-7' -> [0, ..., 7]; '3,5,9' -> [3, 5, 9]."""
+    try:
+        if "-" in text.strip("-"):
+            a, b = text.split("-", 1)
+            seeds = list(range(int(a), int(b) + 1))
+        else:
+            seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad seeds {text!r}: expected A-B or a comma-separated list") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seeds in {text!r}")
+    return seeds
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m avatar_data.heads.sheet",
                                 description="Contact sheet (identities x expressions and views) of the head world.")
     p.add_argument("out", help="PNG to write")
-    p.add_argument("--seeds", default="0-7", help="evaluation identity seeds, 'A-B' or comma-separated")
+    p.add_argument("--seeds", type=parse_seeds, default=list(range(8)),
+                   help="evaluation identity seeds, 'A-B' or comma-separated (default 0-7)")
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--strip", default=None, help="also write a 16-frame talking-video strip of the first seed")
     p.add_argument("--bits", type=int, default=8, help="bits per channel stored in the PNGs (7 makes smaller files)")
     args = p.parse_args(argv)
-    if "-" in args.seeds:
-        a, b = args.seeds.split("-")
-        seeds = list(range(int(a), int(b) + 1))
-    else:
-        seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
     t0 = time.perf_counter()
     save_png(args.out, tile(sheet_images(seeds, args.resolution)), args.bits)
     print(f"{args.out}: {len(seeds)} x {len(SHEET_COLUMNS)} images in {time.perf_counter() - t0:.1f} s")

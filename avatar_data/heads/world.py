@@ -243,37 +243,39 @@ def make_head_world(
         raise ValueError(f"resolution must be at least 8, got {resolution}")
     novel_views = [(float(y), float(p)) for y, p in novel_views]
     n_train = num_frames - n_test
-    synthetic.check_out_dir(out_dir, overwrite)
-
-    identity = P.sample_identity(seed)
-    video = video_parameters(seed, num_frames, n_test, speech)
-    expression, pose = video["expression"], video["pose"]
-    waveform, rate = video["speech"]["waveform"], video["speech"]["sample_rate"]
-    audio = audio_features.frame_features(waveform, rate, num_frames, fps=FPS)
-    tracked, mix = tracked_expressions(seed, expression)
-    labels = np.repeat(views.frontal_label()[None], num_frames, axis=0)
-    test_index = np.arange(n_train, num_frames)
-    novel_frame = np.repeat(test_index, len(novel_views)).astype(np.int32)
-    novel_view = np.tile(np.arange(len(novel_views)), n_test).astype(np.int32)
-    novel_labels = views.orbit_labels([v[0] for v in novel_views], [v[1] for v in novel_views])[novel_view] \
-        if novel_views else np.zeros((0, cameras.LABEL_DIM), np.float32)
-    timings["signals_s"] = time.perf_counter() - t_start
-
-    t0 = time.perf_counter()
-    frames = render.render(identity.vector, expression, pose, labels, resolution=resolution,
-                           supersample=SUPERSAMPLE, progress=progress, desc="frames")
-    timings["render_frames_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    novel = render.render(identity.vector, expression[novel_frame], pose[novel_frame], novel_labels,
-                          resolution=resolution, supersample=SUPERSAMPLE, progress=progress, desc="novel views")
-    timings["render_novel_views_s"] = time.perf_counter() - t0
-
-    train_range, test_range = _ranges(expression[:n_train]), _ranges(expression[n_train:])
-    beyond = {n: {"train": train_range[n], "test": test_range[n]} for n in P.EXPRESSION_NAMES
-              if test_range[n][1] > train_range[n][1] + 1e-3 or test_range[n][0] < train_range[n][0] - 1e-3}
-
     tmp = synthetic._prepare_out_dir(out_dir, overwrite)
     try:
+        identity = P.sample_identity(seed)
+        video = video_parameters(seed, num_frames, n_test, speech)
+        expression, pose = video["expression"], video["pose"]
+        # The audio features are those of speech.wav as stored (16-bit), so they can be recomputed from it.
+        audio_features.write_wav(os.path.join(tmp, "speech.wav"), video["speech"]["waveform"],
+                                 video["speech"]["sample_rate"])
+        waveform, rate = audio_features.read_wav(os.path.join(tmp, "speech.wav"))
+        audio = audio_features.frame_features(waveform, rate, num_frames, fps=FPS)
+        tracked, mix = tracked_expressions(seed, expression)
+        labels = np.repeat(views.frontal_label()[None], num_frames, axis=0)
+        test_index = np.arange(n_train, num_frames)
+        novel_frame = np.repeat(test_index, len(novel_views)).astype(np.int32)
+        novel_view = np.tile(np.arange(len(novel_views)), n_test).astype(np.int32)
+        novel_labels = views.orbit_labels([v[0] for v in novel_views], [v[1] for v in novel_views])[novel_view] \
+            if novel_views else np.zeros((0, cameras.LABEL_DIM), np.float32)
+        timings["signals_s"] = time.perf_counter() - t_start
+
+        t0 = time.perf_counter()
+        frames = render.render(identity.vector, expression, pose, labels, resolution=resolution,
+                               supersample=SUPERSAMPLE, progress=progress, desc="frames")
+        timings["render_frames_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        novel = render.render(identity.vector, expression[novel_frame], pose[novel_frame], novel_labels,
+                              resolution=resolution, supersample=SUPERSAMPLE, progress=progress,
+                              desc="novel views")
+        timings["render_novel_views_s"] = time.perf_counter() - t0
+
+        train_range, test_range = _ranges(expression[:n_train]), _ranges(expression[n_train:])
+        beyond = {n: {"train": train_range[n], "test": test_range[n]} for n in P.EXPRESSION_NAMES
+                  if test_range[n][1] > train_range[n][1] + 1e-3 or test_range[n][0] < train_range[n][0] - 1e-3}
+
         t0 = time.perf_counter()
         frame_names = [f"{i:05d}.png" for i in range(num_frames)]
         writers.write_eg3d_folder(os.path.join(tmp, "frames"), frames["rgb"], labels, frame_names)
@@ -281,7 +283,6 @@ def make_head_world(
                               {"train": list(range(n_train)), "test": test_index.tolist()})
         np.save(os.path.join(tmp, "expression.npy"), tracked)
         np.save(os.path.join(tmp, "aud.npy"), audio)
-        audio_features.write_wav(os.path.join(tmp, "speech.wav"), waveform, rate)
         novel_dir = os.path.join(tmp, "novel_views")
         os.makedirs(novel_dir)
         novel_names = [f"{f:05d}_view{v}.png" for f, v in zip(novel_frame, novel_view)]

@@ -83,7 +83,8 @@ def test_loaded_arrays(tmp_path, small_shards):
 
 
 def test_identity_split_never_overlaps_evaluation(tmp_path):
-    assert all(P.is_pretrain_identity(s) and not P.is_evaluation_identity(s) for s in dataset.default_identity_seeds(50))
+    seeds = dataset.default_identity_seeds(50)
+    assert all(P.is_pretrain_identity(s) and not P.is_evaluation_identity(s) for s in seeds)
     assert not set(P.EVALUATION_IDENTITY_SEEDS) & set(range(P.PRETRAIN_IDENTITY_SEED_START, 10 ** 4))
     for bad in ([3, 1000], [999]):
         with pytest.raises(ValueError, match="not pretraining identities"):

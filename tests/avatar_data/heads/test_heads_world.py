@@ -14,6 +14,7 @@ import pytest
 from avatar_data import audio_features, cameras, readers
 from avatar_data.heads import params as P
 from avatar_data.heads import render, views, world
+from avatar_data.heads import speech as speech_module
 from avatar_data.heads.__main__ import ERROR_PREFIX, main
 
 RES, FRAMES, TEST, SEED = 32, 8, 3, 4
@@ -112,7 +113,8 @@ def test_tracked_expressions_hold_the_true_values_in_their_slots(world_dir, trut
 
 def test_novel_views_depth_and_masks(world_dir, truth):
     entries = json.loads((world_dir / "novel_views/views.json").read_text())["views"]
-    labels = dict((n, np.asarray(v)) for n, v in json.loads((world_dir / "novel_views/dataset.json").read_text())["labels"])
+    index = json.loads((world_dir / "novel_views/dataset.json").read_text())["labels"]
+    labels = {name: np.asarray(label) for name, label in index}
     assert sorted((e["frame_index"], e["view_index"]) for e in entries) == \
         [(f, v) for f in range(FRAMES - TEST, FRAMES) for v in range(len(VIEWS))]
     for e in entries:
@@ -271,3 +273,21 @@ def test_importing_avatar_data_and_the_parameters_loads_no_jax():
     code = "import sys, avatar_data, avatar_data.heads.params, avatar_data.heads.views; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_speech_from_a_wav_file_drives_the_world(tmp_path):
+    rate = 22050
+    t = np.arange(int(0.5 * rate)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * 220.0 * t) * (np.sin(2 * np.pi * 4.0 * t) > 0)
+    source = tmp_path / "talk.wav"
+    audio_features.write_wav(source, tone, rate)
+    out = tmp_path / "w"
+    assert main(_argv(out, SEED, "--speech", str(source), "--novel-views", "none")) == 0
+    info = json.loads((out / "world.json").read_text())
+    assert info["speech"]["source"] == str(source.resolve()) and info["speech"]["sample_rate"] == 16000
+    wave, rate_out = audio_features.read_wav(out / "speech.wav")
+    expected = speech_module.resample(audio_features.read_wav(source)[0], rate, 16000)
+    np.testing.assert_allclose(wave, speech_module.fit_length(expected, len(wave)), atol=2 / 32767)
+    np.testing.assert_allclose(np.load(out / "aud.npy"), audio_features.frame_features(wave, 16000, FRAMES),
+                               atol=1e-3)
+    assert json.loads((out / "novel_views/views.json").read_text()) == {"views": []}
