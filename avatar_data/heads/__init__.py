@@ -52,10 +52,12 @@ resumable shards, `dataset.load_pretrain_dataset`) uses seeds >= 1000 only, and 
 those without ``--allow-pretrain-identity``. ``python -m avatar_data.heads.sheet OUT.png`` draws a contact
 sheet (docs/images/heads/).
 
-Speed on the 2-core CPU this was written on (shared with other jobs; jax 0.10 CPU, one core busy per
-program): a 128 x 128 image with 2 x 2 supersampling takes about 0.25-0.4 s (about 0.1 s without
-supersampling), compilation of a (resolution, supersampling) program 20-35 s; see the report in the
-commit history for the measured video and dataset figures.
+Speed measured on the 2-core CPU this was written on, shared with other jobs (load average 4-6, so about
+one core for this program; jax 0.10 CPU): a 128 x 128 image takes about 0.19 s with the default 2 x 2
+supersampling and 0.05 s without (batches of 8, images rendered one after another so every loop stops when
+its own rays are done); compiling one (resolution, supersampling) program takes about 20 s. The 200-frame
+128 x 128 world with its 120 novel views took 1 min 51 s (107 s in `world.make_head_world`, including the
+compile); the pretraining dataset rendered 2.5-4.5 images/s at 128 x 128.
 
 Importing this package or `params`, `views` and `speech` loads no jax; `model`, `render`, `world`, `dataset`
 and `sheet` do.
