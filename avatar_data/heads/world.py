@@ -33,8 +33,9 @@ EXPRESSION_SLOTS = tuple(range(P.EXPRESSION_DIM))  # expression.npy[:, k] is the
 TRACKER_NOISE = 0.02
 TRACKER_NOISE_CORRELATION = 0.6  # AR(1) coefficient of the noise from frame to frame
 
-# Head motion amplitudes (reached within every video of 2 s or more): yaw, pitch, roll in degrees, translation
-# in world units.
+# Head motion amplitudes: yaw, pitch, roll in degrees, translation in world units. The smooth motion is
+# rescaled so that its largest excursion within the video reaches them (clips too short to swing past half
+# of them are scaled by 2 at most).
 HEAD_MOTION = {"yaw_deg": 13.0, "pitch_deg": 6.5, "roll_deg": 3.0, "tx": 0.012, "ty": 0.008, "tz": 0.01}
 
 # Speech -> mouth in the training frames; the test frames add the `TEST_EVENTS` peaks on top.

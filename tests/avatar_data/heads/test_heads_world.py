@@ -291,3 +291,13 @@ def test_speech_from_a_wav_file_drives_the_world(tmp_path):
     np.testing.assert_allclose(np.load(out / "aud.npy"), audio_features.frame_features(wave, 16000, FRAMES),
                                atol=1e-3)
     assert json.loads((out / "novel_views/views.json").read_text()) == {"views": []}
+
+
+def test_a_pretraining_identity_only_when_allowed(tmp_path, capsys):
+    out = tmp_path / "w"
+    assert main(_argv(out, P.PRETRAIN_IDENTITY_SEED_START)) == 2
+    assert "--allow-pretrain-identity" in capsys.readouterr().err and not out.exists()
+    seed = P.PRETRAIN_IDENTITY_SEED_START + 7
+    assert main(_argv(out, seed, "--allow-pretrain-identity", "--novel-views", "none")) == 0
+    info = json.loads((out / "world.json").read_text())
+    assert info["identity"]["seed"] == seed and info["identity_split"]["is_pretrain_identity"]
