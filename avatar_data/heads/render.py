@@ -2,8 +2,11 @@
 
 Cameras are EG3D labels [N, 25] (OpenCV cam2world + normalised intrinsics, `avatar_data.cameras`). The ray of
 pixel column i, row j passes through ``((i + 0.5) / R, (j + 0.5) / R)`` in normalised image coordinates, as in
-EG3D's RaySampler; with supersampling s the s x s sub-rays of a pixel sit at the centres of its s x s
-sub-pixels, and the pixel is their box average.
+EG3D's RaySampler. Antialiasing is adaptive supersampling: pixels whose centre ray differs from a neighbour's
+(coverage, depth by more than `EDGE_DEPTH`, sRGB colour by more than `EDGE_RGB`; about 20% of a 128 x 128
+head image) are rendered again from s x s rays at the centres of their sub-pixels and become the box average
+of those; the others keep their centre ray. At 128 x 128 and s = 2 this costs about 2.6x a render without
+antialiasing (full supersampling: about 3.7x) and differs from full supersampling by 0.1 / 255 on average.
 
 Per ray: up to `STEPS` sphere-tracing steps from where the ray enters the scene ball (never before depth
 `T_NEAR`), each advancing by `RELAX` times the distance bound, or stepping back by the full (negative)
@@ -14,8 +17,8 @@ view of a scene sees the same lighting) plus a sky-tinted ambient term, and a sm
 Shading is in linear light, averaged over the sub-rays, and written as sRGB.
 
 Outputs per image: rgb uint8 [R, R, 3]; depth float32 [R, R], the euclidean distance from the camera centre
-along the unit ray to the surface (EG3D's ``image_depth``), averaged over the sub-rays that hit, 0 where none
-did; mask float32 [R, R] in [0, 1], the fraction of sub-rays that hit.
+along the unit ray to the surface (EG3D's ``image_depth``), averaged over the rays of the pixel that hit, 0
+where none did; mask float32 [R, R] in [0, 1], the fraction of the pixel's rays that hit.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ HIT_PIXELS = 0.5           # a ray hits when its distance bound is below this ma
 NORMAL_STEP = 6e-4
 AO_STEPS = (0.006, 0.018, 0.034, 0.056, 0.085)
 BATCH_SIZE = 8             # every image is rendered in a batch of this size, so results never depend on N
+JOBS_PER_PASS = 2          # the pixel-centre pass runs as this many jobs of equal size
+EDGE_RGB = 0.045           # sRGB difference to a neighbour that makes a pixel an edge (about 11 / 255)
+EDGE_DEPTH = 0.01          # depth difference (world units) that makes a pixel an edge
 
 _KEY_DIR = np.array([-0.45, 0.55, 0.70]) / np.linalg.norm([-0.45, 0.55, 0.70])
 _FILL_DIR = np.array([0.70, 0.05, 0.55]) / np.linalg.norm([0.70, 0.05, 0.55])
@@ -49,15 +55,11 @@ _FILL_RGB = (0.32, 0.35, 0.40)
 _SKY_RGB = (0.36, 0.37, 0.40)
 
 
-def pixel_rays(label, resolution: int, supersample: int = 1, xp=jnp):
-    """Rays of an EG3D label [25] at resolution*supersample sub-pixels: origin (3 scalars) and unit
-    directions (3 arrays [n*n], row-major over (row, column) with n = resolution * supersample)."""
+def rays_at(label, u, v, xp=jnp):
+    """Rays of an EG3D label [25] through normalised image points (u, v) (arrays of one shape; pixel column
+    i of an R-wide image spans u in [i / R, (i + 1) / R]): origin (3 scalars), unit directions (3 arrays)."""
     c2w = label[:16].reshape(4, 4)
     k = label[16:].reshape(3, 3)
-    n = resolution * supersample
-    centres = (xp.arange(n, dtype=xp.float32) + 0.5) / n
-    u = xp.broadcast_to(centres[None, :], (n, n)).reshape(-1)
-    v = xp.broadcast_to(centres[:, None], (n, n)).reshape(-1)
     fx, fy, cx, cy, sk = k[0, 0], k[1, 1], k[0, 2], k[1, 2], k[0, 1]
     x_cam = (u - cx + cy * sk / fy - sk * v / fy) / fx
     y_cam = (v - cy) / fy
@@ -66,6 +68,16 @@ def pixel_rays(label, resolution: int, supersample: int = 1, xp=jnp):
     dz = c2w[2, 0] * x_cam + c2w[2, 1] * y_cam + c2w[2, 2]
     norm = xp.sqrt(dx * dx + dy * dy + dz * dz)
     return (c2w[0, 3], c2w[1, 3], c2w[2, 3]), (dx / norm, dy / norm, dz / norm)
+
+
+def pixel_rays(label, resolution: int, supersample: int = 1, xp=jnp):
+    """Rays of an EG3D label [25] through the centres of resolution*supersample sub-pixels: origin (3 scalars)
+    and unit directions (3 arrays [n*n], row-major over (row, column) with n = resolution * supersample)."""
+    n = resolution * supersample
+    centres = (xp.arange(n, dtype=xp.float32) + 0.5) / n
+    u = xp.broadcast_to(centres[None, :], (n, n)).reshape(-1)
+    v = xp.broadcast_to(centres[:, None], (n, n)).reshape(-1)
+    return rays_at(label, u, v, xp)
 
 
 def _chunked(fn, selected, count, size: int, chunk: int, state):
@@ -190,37 +202,105 @@ def _shade(px, py, pz, direction, d):
     return out
 
 
-def render_one(identity, expression, pose, label, resolution: int, supersample: int):
-    """One image: identity [IDENTITY_DIM], expression [10], pose [6], label [25] (float32) ->
-    (rgb uint8 [R, R, 3], depth float32 [R, R], mask float32 [R, R]).
-
-    Only the rays that hit are shaded, in chunks of `CHUNK_FRACTION` of the rays."""
-    d = model.derive(identity, expression, pose, jnp)
-    origin, direction = pixel_rays(label, resolution, supersample)
-    n = resolution * supersample
-    pixel_angle = 1.0 / (label[16] * n)
+def _trace_and_shade(label, u, v, d, pixel_angle):
+    """Rays through (u, v) [K] -> (t [K], hit bool [K], linear rgb (3 arrays [K], the background where no
+    hit)). Only the rays that hit are shaded, in chunks of `CHUNK_FRACTION` of the rays."""
+    origin, direction = rays_at(label, u, v)
     t, hit = _trace(origin, direction, d, pixel_angle)
     size = t.shape[0]
     (selected,) = jnp.nonzero(hit, size=size, fill_value=size)
 
     def shade_chunk(idx, colour):
         t_c = _gather(t, idx, T_NEAR)
-        dir_c = tuple(_gather(v, idx, 0.0) for v in direction)
-        shaded = _shade(*(o + t_c * v for o, v in zip(origin, dir_c)), dir_c, d)
-        return tuple(c.at[idx].set(v, mode="drop") for c, v in zip(colour, shaded))
+        dir_c = tuple(_gather(w, idx, 0.0) for w in direction)
+        shaded = _shade(*(o + t_c * w for o, w in zip(origin, dir_c)), dir_c, d)
+        return tuple(c.at[idx].set(w, mode="drop") for c, w in zip(colour, shaded))
 
     background = tuple(jnp.full((size,), b, jnp.float32) for b in d["background_rgb"])
     chunk = max(1, int(size * CHUNK_FRACTION))
-    colour = _chunked(shade_chunk, selected, jnp.sum(hit), size, chunk, background)
-    s = supersample
-    box = lambda a: a.reshape(resolution, s, resolution, s).mean(axis=(1, 3))
-    hitf = hit.astype(jnp.float32)
-    rgb = jnp.stack([box(c) for c in colour], axis=-1)
+    return t, hit, _chunked(shade_chunk, selected, jnp.sum(hit), size, chunk, background)
+
+
+def _edges(rgb, hit, depth, resolution: int):
+    """Pixels [R*R] bool whose colour (sRGB), coverage or depth differs from a 4-neighbour's by more than
+    `EDGE_RGB` / any / `EDGE_DEPTH`."""
+    shape = (resolution, resolution)
+    srgb = [jnp.clip(c, 0.0, 1.0).reshape(shape) ** (1.0 / 2.2) for c in rgb]
+    hit, depth = hit.reshape(shape), depth.reshape(shape)
+
+    def differs(axis):
+        take = lambda a, lo, hi: jax.lax.slice_in_dim(a, lo, hi, axis=axis)
+        n = resolution
+        out = take(hit, 1, n) != take(hit, 0, n - 1)
+        out |= jnp.abs(take(depth, 1, n) - take(depth, 0, n - 1)) > EDGE_DEPTH
+        for c in srgb:
+            out |= jnp.abs(take(c, 1, n) - take(c, 0, n - 1)) > EDGE_RGB
+        pad = [(0, 0), (0, 0)]
+        before, after = list(pad), list(pad)
+        before[axis], after[axis] = (1, 0), (0, 1)
+        return jnp.pad(out, before) | jnp.pad(out, after)
+
+    return (differs(0) | differs(1)).reshape(-1)
+
+
+def render_one(identity, expression, pose, label, resolution: int, supersample: int):
+    """One image: identity [IDENTITY_DIM], expression [10], pose [6], label [25] (float32) ->
+    (rgb uint8 [R, R, 3], depth float32 [R, R], mask float32 [R, R]).
+
+    Adaptive supersampling: every pixel is first rendered by its centre ray; then the pixels on an edge
+    (`_edges`: silhouettes, occlusions, colour boundaries) are rendered again from supersample x supersample
+    sub-pixel rays, whose box average replaces them. Both passes run as one loop over jobs of the same number
+    of rays, so the tracing and shading code is compiled once.
+    """
+    d = model.derive(identity, expression, pose, jnp)
+    r, s = resolution, supersample
+    pixels, samples = r * r, s * s
+    job = samples * max(1, -(-pixels // (JOBS_PER_PASS * samples)))  # rays per job, a multiple of samples
+    first_jobs = -(-pixels // job)
+    per_refine = job // samples                                        # pixels per refinement job
+    pixel_angle = 1.0 / (label[16] * r)
+    sub = jnp.arange(job) % samples
+    sub_u, sub_v = ((sub % s).astype(jnp.float32) + 0.5) / s, ((sub // s).astype(jnp.float32) + 0.5) / s
+
+    def body(state):
+        j, total, selected, acc = state
+        # Once the first pass is done, pick the edge pixels and schedule their refinement jobs.
+        def schedule(_):
+            rgb, hit, depth_sum = acc[:3], acc[3], acc[4]
+            depth = jnp.where(hit > 0, depth_sum / jnp.maximum(hit, 1e-6), 0.0)
+            edge = _edges(rgb, hit, depth, r)
+            (sel,) = jnp.nonzero(edge, size=pixels, fill_value=pixels)
+            count = jnp.sum(edge)
+            return first_jobs + jnp.maximum((count + per_refine - 1) // per_refine, 1), sel.astype(jnp.int32)
+
+        total, selected = jax.lax.cond(j == first_jobs, schedule, lambda _: (total, selected), None)
+        refine = j >= first_jobs
+        first_ids = j * job + jnp.arange(job)
+        refine_ids = jnp.repeat(_gather(selected, (j - first_jobs) * per_refine + jnp.arange(per_refine), pixels),
+                                samples)
+        ids = jnp.where(refine, refine_ids, jnp.where(first_ids < pixels, first_ids, pixels))
+        du = jnp.where(refine, sub_u, 0.5)
+        dv = jnp.where(refine, sub_v, 0.5)
+        u = ((ids % r).astype(jnp.float32) + du) / r
+        v = ((ids // r).astype(jnp.float32) + dv) / r
+        t, hit, colour = _trace_and_shade(label, u, v, d, jnp.where(refine, pixel_angle / s, pixel_angle))
+        weight = jnp.where(refine, 1.0 / samples, 1.0)
+        hitf = hit.astype(jnp.float32)
+        values = (*colour, hitf, hitf * t)
+        acc = tuple(a.at[ids].set(0.0, mode="drop").at[ids].add(weight * x, mode="drop")
+                    for a, x in zip(acc, values))
+        return j + 1, total, selected, acc
+
+    acc = tuple(jnp.zeros((pixels,), jnp.float32) for _ in range(5))
+    total = first_jobs + (1 if s > 1 else 0)
+    state = (0, total, jnp.full((pixels,), pixels, jnp.int32), acc)
+    _, _, _, acc = jax.lax.while_loop(lambda st: st[0] < st[1], body, state)
+    rgb = jnp.stack(acc[:3], axis=-1).reshape(r, r, 3)
     srgb = jnp.clip(rgb, 0.0, 1.0) ** (1.0 / 2.2)
     rgb8 = jnp.round(srgb * 255.0).astype(jnp.uint8)
-    count = box(hitf)
-    depth = jnp.where(count > 0, box(hitf * t) / jnp.maximum(count, 1e-6), 0.0)
-    return rgb8, depth.astype(jnp.float32), count
+    coverage = acc[3].reshape(r, r)
+    depth = jnp.where(coverage > 0, acc[4].reshape(r, r) / jnp.maximum(coverage, 1e-6), 0.0)
+    return rgb8, depth.astype(jnp.float32), coverage
 
 
 @functools.partial(jax.jit, static_argnames=("resolution", "supersample"))
