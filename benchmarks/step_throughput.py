@@ -11,7 +11,7 @@ whether the step recompiled after the first call (it must not).
 The step is training's own (`hfagp.train.step.make_train_step`: latent, G.synthesis with stochastic
 rendering, L2 loss, backward, Adam; stage 2 also updates G) on random data, without the input pipeline. The latent is
 either W+ codes optimised directly (`--encoder none`, the default: what the PyTorch baseline in
-NOTES.md times) or the official RGB encoder + basis (`--encoder rgb`, ~180 GFLOP more per step at 256).
+the PyTorch baseline times) or the official RGB encoder + basis (`--encoder rgb`, ~180 GFLOP more per step at 256).
 
 PyTorch baseline: with `--torch-eg3d PATH` (a user's clone of NVlabs/eg3d; never vendored or
 downloaded) `benchmarks/torch_step.py` runs in a subprocess of `--torch-python` right after the JAX
@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hfagp_common.host import huge_pages_requested  # noqa: E402  (no JAX import)
 
 TORCH_STEP = Path(__file__).resolve().with_name("torch_step.py")
-# The targets: JAX step at least this many times faster than PyTorch EG3D's (CPU, 2 threads).
+# Speed targets on CPU (2 threads): the JAX step at least this many times faster than PyTorch EG3D's.
 TARGET_SPEEDUP = {"tiny128": 4.0, "small512": 1.3, "ffhq512-128": 1.3}
 CONV_SHAPE = dict(batch=2, size=128, channels=128)
 

@@ -10,7 +10,7 @@ downloaded. The spec JSON (written by `step_throughput.py`) holds `GeneratorConf
 of the preset, the camera labels and the encoder's settings, so both sides build the same generator.
 
 The step (one Adam update, as in HFA-GP's trainers, `G.train()`, stochastic renderer):
-  latent: `--encoder none`: W+ codes ws [B, 14, 512] are the optimised leaf (NOTES.md's baseline);
+  latent: `--encoder none`: W+ codes ws [B, 14, 512] are the optimised leaf (the baseline of docs/benchmarks.md);
           `--encoder rgb`: ws = RGB encoder(image) @ QR-orthonormalised basis + offset, written here
           in torch after `encoders/rgb.py` and `prior/basis.py` (random init);
   image = G.synthesis(ws, c, noise_mode='const')['image'];  loss = mean((image - target)^2) at the

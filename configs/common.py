@@ -64,7 +64,7 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     # 'folder' (a user's video dataset, prepared once as tfds) or 'synthetic' (a world with ground truth).
     c.data.source = "folder"
-    # The dataset folder (data.source='folder').
+    # The dataset folder (data.source='folder'), or a video file (prepared once by avatar_data.prepare).
     c.data.folder = ""
     # Its layout: 'eg3d' | 'nerface' | 'adnerf' (avatar_data/README.md).
     c.data.format = "eg3d"
@@ -82,6 +82,9 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.data.num_test_frames = 0
     # grain worker processes reading training batches (0: in the training process).
     c.data.worker_count = 2
+    # A video file's preparation: output frame rate and background ('keep', or 'white' with segmentation).
+    c.data.video_fps = 25.0
+    c.data.video_background = "keep"
     c.data.synthetic = ml_collections.ConfigDict()
     # An existing world directory (default: WORKDIR/synthetic_world, made on the first run).
     c.data.synthetic.dir = ""

@@ -4,6 +4,7 @@ Output layout (everything channels-last):
   image        [B, img_resolution, img_resolution, 3]   super-resolved image, about [-1, 1]
   image_raw    [B, h, h, 3]                             raw neural rendering (h = neural rendering res.)
   image_depth  [B, h, h, 1]                             expected ray depth (world units)
+  image_mask   [B, h, h, 1]                             accumulated ray opacity in [0, 1] (1: the ray hit density)
 
 `image_raw` is the clean rendering. The reference 2X/4X super-resolution modules add block0's
 ToRGB output into it in place (an aliasing side effect, see the fixture README); we do not.
@@ -102,7 +103,7 @@ class TriPlaneGenerator(nn.Module):
         neural_rendering_resolution: Optional[int] = None,
         return_intermediates: bool = False,
     ):
-        """ws [B,num_ws,w_dim], c [B,25] -> {'image', 'image_raw', 'image_depth'} (see module doc).
+        """ws [B,num_ws,w_dim], c [B,25] -> {'image', 'image_raw', 'image_depth', 'image_mask'} (module doc).
 
         With return_intermediates, also 'planes' [B,3,256,256,32], 'feature_image' [B,h,h,32],
         'ray_origins'/'ray_directions' [B,h*h,3].
@@ -116,13 +117,14 @@ class TriPlaneGenerator(nn.Module):
             decode = functools.partial(self.decode_points, planes)
         else:  # recompute sampling + decoder in the backward pass instead of storing per-sample activations
             decode = functools.partial(nn.remat(TriPlaneGenerator.decode_points), self, planes)
-        feats, depth, _ = rendering.render_rays(decode, origins, directions, cfg.render, key)
+        feats, depth, opacity = rendering.render_rays(decode, origins, directions, cfg.render, key)
         b = ws.shape[0]
         feature_image = feats.reshape(b, res, res, feats.shape[-1])
         depth_image = depth.reshape(b, res, res, 1)
         rgb = feature_image[..., :3]
         image = self.superresolution(rgb, feature_image, ws, cfg.superresolution_noise_mode)
-        out = {"image": image, "image_raw": rgb, "image_depth": depth_image}
+        out = {"image": image, "image_raw": rgb, "image_depth": depth_image,
+               "image_mask": opacity.reshape(b, res, res, 1)}
         if return_intermediates:
             out.update(planes=planes, feature_image=feature_image, ray_origins=origins,
                        ray_directions=directions)

@@ -1,4 +1,4 @@
-"""A run's data, from its config: a synthetic avatar world (default) or a user's folder via tfds.
+"""A run's data, from its config: a world with ground truth, a user's folder via tfds, or a user's video.
 
 `build_datasets(config, workdir, generator)` returns `Datasets` with random-access train/test sources
 (tfds array_record sources or in-memory `ArraySource`s, same interface: len(), [i] -> dict of numpy
@@ -83,8 +83,47 @@ def world_dir_of(config, workdir) -> Optional[Path]:
     return Path(config.data.synthetic.dir or Path(workdir) / workdir_lib.SYNTHETIC_WORLD_DIR)
 
 
+def is_video(path) -> bool:
+    """Whether `data.folder` names a video file (prepared once by `avatar_data.prepare`) instead of a folder."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    from avatar_data.prepare import is_video_file
+
+    return is_video_file(path)
+
+
+def prepared_video_dir(config, workdir) -> Path:
+    """Where a video named by `data.folder` is prepared: `data.prepared_dir` or WORKDIR/prepared_data/<stem>."""
+    root = Path(config.data.prepared_dir or Path(workdir) / workdir_lib.PREPARED_DATA_DIR)
+    return root / f"{Path(config.data.folder).stem}_{config.data.resolution}px"
+
+
+def _video_datasets(config, workdir) -> Datasets:
+    """A user's video: prepared once (face tracking, EG3D crops and cameras, expressions, audio features) into
+    the world layout, then read like a world without ground truth; later runs reuse the preparation."""
+    data_cfg = config.data
+    out = prepared_video_dir(config, workdir)
+    if not (out / "prepare.json").is_file():
+        if jax.process_index() == 0:
+            from avatar_data.prepare import PrepareOptions, prepare_video
+
+            print(f"preparing {data_cfg.folder} into {out} (once; later runs reuse it)", file=sys.stderr)
+            prepare_video(data_cfg.folder, out, PrepareOptions(
+                fps=float(data_cfg.video_fps), resolution=int(data_cfg.resolution),
+                test_fraction=float(data_cfg.test_fraction), background=data_cfg.video_background),
+                quiet=not config.progress_bar)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("prepared_video")
+    train, test, res, keys = load_world(out, model_lib.smoothing_window(config.model))
+    return Datasets(train, test, res, keys)
+
+
 def build_datasets(config, workdir, generator) -> Datasets:
-    """The run's datasets (making the synthetic world first if the config asks for one that is missing)."""
+    """The run's datasets (making the synthetic world first if the config asks for one that is missing, or
+    preparing the video `data.folder` names)."""
     data_cfg = config.data
     if data_cfg.source == "synthetic":
         world_dir = world_dir_of(config, workdir)
@@ -97,6 +136,8 @@ def build_datasets(config, workdir, generator) -> Datasets:
                 multihost_utils.sync_global_devices("synthetic_world")
         train, test, res, keys = load_world(world_dir, model_lib.smoothing_window(config.model))
         return Datasets(train, test, res, keys, world_dir)
+    if is_video(data_cfg.folder):
+        return _video_datasets(config, workdir)
     return _folder_datasets(data_cfg, workdir)
 
 
@@ -126,4 +167,4 @@ def _folder_datasets(data_cfg, workdir) -> Datasets:
     return Datasets(train, test, data_cfg.resolution, keys)
 
 
-__all__ = ["Datasets", "build_datasets", "load_world", "world_dir_of"]
+__all__ = ["Datasets", "build_datasets", "is_video", "load_world", "prepared_video_dir", "world_dir_of"]

@@ -3,7 +3,7 @@
 The paper's Table 1 compares against PTI run per test frame: "For each testing frame, PTI optimizes
 both the latent code and the EG3D generator for a faithful reconstruction." Per frame:
 
-  1. `invert_latent`: Adam on a W+ code (the issue asks for W+; PTI's default is W) from w_avg,
+  1. `invert_latent`: Adam on a W+ code (PTI's default is W; see `PTIConfig`) from w_avg,
      with the official projector's schedule (lr cosine ramp-down over the last 25 %, linear ramp-up
      over the first 5 %, Gaussian noise on the code decaying to zero at 75 %, scaled by the spread
      of mapped samples) and its noise-buffer optimisation with the multi-scale autocorrelation

@@ -78,7 +78,7 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, train_g
         grads = {**grads, **jax.tree_util.tree_map(jnp.zeros_like, frozen)}
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         metrics.update(loss=loss, grad_norm=grad_norm, finite=jnp.isfinite(loss) & jnp.isfinite(grad_norm))
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from encoders import ENCODERS
+from hfagp import datasets as datasets_lib
 from hfagp import lpips as lpips_lib
 from hfagp import model as model_lib
 from hfagp_common.cli import ConfigError
@@ -28,8 +29,11 @@ def check_config(cfg) -> None:
     _need(cfg.model.k > 0, f"model.k must be positive, got {cfg.model.k}")
     _need(cfg.data.source in DATA_SOURCES, f"data.source must be one of {DATA_SOURCES}, got {cfg.data.source!r}")
     if cfg.data.source == "folder":
-        _need(bool(cfg.data.folder), "data.source='folder' needs data.folder=PATH")
-        _need(Path(cfg.data.folder).is_dir(), f"data.folder={cfg.data.folder!r} is not a directory")
+        _need(bool(cfg.data.folder), "data.source='folder' needs data.folder=PATH (a dataset folder or a video)")
+        folder = Path(cfg.data.folder)
+        _need(folder.exists(), f"data.folder={cfg.data.folder!r} does not exist")
+        _need(folder.is_dir() or datasets_lib.is_video(folder),
+              f"data.folder={cfg.data.folder!r} is neither a dataset folder nor a video ffmpeg can read")
     _need(cfg.optim.batch_size > 0, f"optim.batch_size must be positive, got {cfg.optim.batch_size}")
     _need(cfg.optim.learning_rate > 0, f"optim.learning_rate must be positive, got {cfg.optim.learning_rate}")
     _need(cfg.schedule.total_steps > 0, f"schedule.total_steps must be positive, got {cfg.schedule.total_steps}")
