@@ -52,12 +52,12 @@ resumable shards, `dataset.load_pretrain_dataset`) uses seeds >= 1000 only, and 
 those without ``--allow-pretrain-identity``. ``python -m avatar_data.heads.sheet OUT.png`` draws a contact
 sheet (docs/images/heads/).
 
-Speed measured on the 2-core CPU this was written on, shared with other jobs (load average 4-6, so about
-one core for this program; jax 0.10 CPU): a 128 x 128 image takes about 0.19 s with the default 2 x 2
-supersampling and 0.05 s without (batches of 8, images rendered one after another so every loop stops when
-its own rays are done); compiling one (resolution, supersampling) program takes about 20 s. The 200-frame
-128 x 128 world with its 120 novel views took 1 min 51 s (107 s in `world.make_head_world`, including the
-compile); the pretraining dataset rendered 2.5-4.5 images/s at 128 x 128.
+Speed measured on the 2-core CPU this was written on (jax 0.10 CPU; batches of 8 images rendered one after
+another, so every loop stops when its own rays are done), quiet machine / shared with other jobs (load
+average 4-6): a 128 x 128 image takes 0.07 / 0.16-0.19 s with the default adaptive 2 x 2 supersampling and
+0.04 / 0.05-0.06 s without; compiling one (resolution, supersampling) program takes 15-25 s. The 200-frame
+128 x 128 world with its 120 novel views took 45 s / 1 min 51 s of wall time, compilation included; the
+pretraining dataset renders about 9 / 3-5 images per second at 128 x 128.
 
 Importing this package or `params`, `views` and `speech` loads no jax; `model`, `render`, `world`, `dataset`
 and `sheet` do.
@@ -74,3 +74,6 @@ from avatar_data.heads.params import (
     pose,
     sample_identity,
 )
+
+__all__ = ["EVALUATION_IDENTITY_SEEDS", "EXPRESSION_NAMES", "EXPRESSION_RANGES", "HAIR_STYLES",
+           "PRETRAIN_IDENTITY_SEED_START", "Identity", "expression", "pose", "sample_identity"]

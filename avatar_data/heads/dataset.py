@@ -26,7 +26,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -113,7 +113,7 @@ def _render_shard(config: dict, k: int) -> dict:
 
 def make_pretrain_dataset(out_dir: str, identity_seeds: Sequence[int], scenes_per_identity: int,
                           views_per_scene: int, resolution: int, seed: int = 0, progress: bool = True,
-                          max_new_shards: Optional[int] = None) -> dict:
+                          max_new_shards: int | None = None) -> dict:
     """Render (or finish rendering) the dataset in `out_dir`; returns a summary dict.
 
     identity_seeds: pretraining seeds only (ValueError otherwise). Existing finished shards are kept; a
@@ -161,15 +161,15 @@ def make_pretrain_dataset(out_dir: str, identity_seeds: Sequence[int], scenes_pe
     with tqdm(total=len(todo), desc="shards", unit="shard", disable=not progress, file=sys.stderr) as bar:
         for k in todo:
             arrays = _render_shard(config, k)
-            tmp = tempfile.NamedTemporaryFile(dir=out_dir, prefix=f".shard_{k:05d}.tmp", delete=False)
-            tmp.close()
+            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".shard_{k:05d}.tmp")
+            os.close(fd)
             try:
-                save_npz_deterministic(tmp.name, arrays, compress=True)
-                os.chmod(tmp.name, 0o644)
-                os.replace(tmp.name, shard_path(out_dir, k))
+                save_npz_deterministic(tmp, arrays, compress=True)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, shard_path(out_dir, k))
             except BaseException:
-                if os.path.exists(tmp.name):
-                    os.remove(tmp.name)
+                if os.path.exists(tmp):
+                    os.remove(tmp)
                 raise
             images += len(arrays["image"])
             bar.update(1)
@@ -181,11 +181,11 @@ def make_pretrain_dataset(out_dir: str, identity_seeds: Sequence[int], scenes_pe
 
 
 def _atomic_write(path: str, data: bytes) -> None:
-    tmp = tempfile.NamedTemporaryFile(dir=os.path.dirname(path) or ".", prefix=".tmp-", delete=False)
-    with tmp:
-        tmp.write(data)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 def load_pretrain_dataset(path: str, allow_incomplete: bool = False) -> dict:

@@ -12,9 +12,10 @@ planes through the eye centre, the upper one lowered by a blink); brows (two cap
 bent by smile/pucker around a mouth cavity with teeth and a tongue. The jaw opens by turning the mandible
 (chin, lower lip, lower teeth, tongue) about a hinge behind the mouth; the lower face morphs from its rest
 shape above the mouth to the turned one below it, and the cavity (with a dark throat behind it) grows with
-the opening. A neck joins the posed head to shoulders that only translate. The hair is a clipped, optionally bumped ellipsoid shell with an optional bun. The scene
-is intersected with EG3D's box (|x|, |y|, |z| <= `SCENE_BOX`) and a ball of radius `SCENE_RADIUS` about the
-origin, so every surface lies where EG3D can represent it.
+the opening. A neck joins the posed head to shoulders that only translate. The hair is a clipped, optionally
+bumped and tapered ellipsoid shell with an optional bun. The scene is intersected with EG3D's box (|x|, |y|,
+|z| <= `SCENE_BOX`) and a ball of radius `SCENE_RADIUS` about the origin, so every surface lies where EG3D can
+represent it.
 
 Distances are bounds rather than exact (ellipsoids, smooth unions, warps), with a Lipschitz constant a
 little above one where the hair is bumped: the tracer steps by a relaxed fraction of them.

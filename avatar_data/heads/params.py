@@ -24,7 +24,7 @@ from __future__ import annotations
 import colorsys
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,7 +32,7 @@ import numpy as np
 # The identity split. Evaluation worlds (`python -m avatar_data.heads --seed S`) use EVALUATION seeds; the
 # pretraining dataset of an EG3D prior uses PRETRAIN seeds only, so no evaluated person was seen by the prior.
 
-EVALUATION_IDENTITY_SEEDS = range(0, 1000)
+EVALUATION_IDENTITY_SEEDS = range(1000)
 PRETRAIN_IDENTITY_SEED_START = 1000
 MAX_IDENTITY_SEED = 2 ** 31 - 1
 
@@ -234,24 +234,25 @@ def hair_geometry(style: str, shape: dict, gen: np.random.Generator) -> dict:
     ry = CRANIUM_RADII[1] * shape["head_height"]
     rz = CRANIUM_RADII[2] * shape["head_depth"]
     j = lambda s: float(gen.uniform(-s, s))
+    no_face = (1.0, 1.0, 1.0, 1.0)  # face cuts outside the head: inactive
     if style in ("short", "bun"):
         thick = 0.012 + j(0.004)
-        g = dict(centre=(cx, cy + 0.004, cz - 0.003), radii=(rx + thick, ry + thick, rz + thick),
-                 bottom=(0.034 + j(0.01), 0.55), face=(1.0, 1.0, 1.0, 1.0), taper=(0.9 * thick, 0.035), curl=0.0,
-                 bun=0.052 + j(0.008) if style == "bun" else 0.0)
+        g = {"centre": (cx, cy + 0.004, cz - 0.003), "radii": (rx + thick, ry + thick, rz + thick),
+             "bottom": (0.034 + j(0.01), 0.55), "face": no_face, "taper": (0.9 * thick, 0.035), "curl": 0.0,
+             "bun": 0.052 + j(0.008) if style == "bun" else 0.0}
     elif style == "curly":
         thick = 0.026 + j(0.006)
-        g = dict(centre=(cx, cy + 0.006, cz - 0.004), radii=(rx + thick, ry + thick, rz + thick),
-                 bottom=(0.022 + j(0.01), 0.5), face=(1.0, 1.0, 1.0, 1.0), taper=(0.6 * thick, 0.04), curl=0.012,
-                 bun=0.0)
+        g = {"centre": (cx, cy + 0.006, cz - 0.004), "radii": (rx + thick, ry + thick, rz + thick),
+             "bottom": (0.022 + j(0.01), 0.5), "face": no_face, "taper": (0.6 * thick, 0.04), "curl": 0.012,
+             "bun": 0.0}
     elif style == "bob":
-        g = dict(centre=(cx, cy - 0.03, cz - 0.012), radii=(rx + 0.024, ry + 0.045, rz + 0.018),
-                 bottom=(-0.115 + j(0.015), 0.12), face=(0.055 + j(0.01), 0.118 + j(0.008), 1.0, 1.0), taper=(0.0, 1.0),
-                 curl=0.0, bun=0.0)
+        g = {"centre": (cx, cy - 0.03, cz - 0.012), "radii": (rx + 0.024, ry + 0.045, rz + 0.018),
+             "bottom": (-0.115 + j(0.015), 0.12), "face": (0.055 + j(0.01), 0.118 + j(0.008), 1.0, 1.0),
+             "taper": (0.0, 1.0), "curl": 0.0, "bun": 0.0}
     elif style == "long":
-        g = dict(centre=(cx, cy - 0.08, cz - 0.022), radii=(rx + 0.026, ry + 0.11, rz + 0.022),
-                 bottom=(-0.24 + j(0.02), 0.35), face=(0.035 + j(0.01), 0.12 + j(0.008), -0.035, -0.13),
-                 taper=(0.0, 1.0), curl=0.0, bun=0.0)
+        g = {"centre": (cx, cy - 0.08, cz - 0.022), "radii": (rx + 0.026, ry + 0.11, rz + 0.022),
+             "bottom": (-0.24 + j(0.02), 0.35), "face": (0.035 + j(0.01), 0.12 + j(0.008), -0.035, -0.13),
+             "taper": (0.0, 1.0), "curl": 0.0, "bun": 0.0}
     else:
         raise ValueError(f"unknown hair style {style!r}; known: {HAIR_STYLES}")
     return g

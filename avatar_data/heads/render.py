@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -345,7 +344,7 @@ def render(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray, label
         return out
     pad = (-n) % batch_size
     arrays = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in arrays]
-    pending: Optional[tuple] = None
+    pending: tuple | None = None
     with tqdm(total=n, desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
         for start in range(0, n + pad + batch_size, batch_size):
             result = None

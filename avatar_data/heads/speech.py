@@ -60,7 +60,7 @@ def synthetic_speech(seed_rng: np.random.Generator, duration_s: float,
     Returns {'waveform': float64 [N] in [-1, 1], 'sample_rate': int, 'syllables': [(start_s, end_s, vowel
     index)], 'f0': float (mean pitch, Hz)}.
     """
-    n = int(round(duration_s * sample_rate))
+    n = round(duration_s * sample_rate)
     gen = seed_rng
     f0 = gen.uniform(100.0, 210.0)
     syllables, t = [], gen.uniform(0.1, 0.4)
@@ -115,7 +115,7 @@ def resample(waveform: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
     x = np.asarray(waveform, np.float64)
     if rate == new_rate or len(x) == 0:
         return x.copy()
-    m = int(round(len(x) * new_rate / rate))
+    m = round(len(x) * new_rate / rate)
     spec = np.fft.rfft(x)
     keep = min(len(spec), m // 2 + 1)
     out_spec = np.zeros(m // 2 + 1, complex)
@@ -146,12 +146,13 @@ def espeak_speech(gen: np.random.Generator, duration_s: float, sample_rate: int 
                 break
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "speech.wav")
-        result = subprocess.run([binary, "-s", "150", "-w", path, " ".join(text)], capture_output=True, text=True)
+        result = subprocess.run([binary, "-s", "150", "-w", path, " ".join(text)], capture_output=True, text=True,
+                                check=False)
         if result.returncode != 0 or not os.path.isfile(path):
             raise SpeechError(f"{ESPEAK_BINARY} failed: {result.stderr.strip() or result.returncode}")
         wave, rate = audio_features.read_wav(path)
     wave = resample(wave, rate, sample_rate)
-    return {"waveform": fit_length(wave, int(round(duration_s * sample_rate))), "sample_rate": sample_rate,
+    return {"waveform": fit_length(wave, round(duration_s * sample_rate)), "sample_rate": sample_rate,
             "text": " ".join(text)}
 
 
@@ -162,7 +163,7 @@ def wav_speech(path: str, duration_s: float, sample_rate: int = SAMPLE_RATE) -> 
     except OSError as e:
         raise SpeechError(f"cannot read speech file {path}: {e}") from None
     wave = resample(wave, rate, sample_rate)
-    return {"waveform": fit_length(wave, int(round(duration_s * sample_rate))), "sample_rate": sample_rate,
+    return {"waveform": fit_length(wave, round(duration_s * sample_rate)), "sample_rate": sample_rate,
             "source_rate": int(rate), "source_seconds": len(wave) / sample_rate}
 
 
@@ -171,7 +172,7 @@ def mouth_signals(waveform: np.ndarray, sample_rate: int, num_frames: int, fps: 
     98th percentile) and 'roundness' in [-1, 1] (spectral centroid of voiced frames mapped so that low
     centroids -> +1, rounded lips; high -> -1, spread lips; 0 in silence)."""
     x = np.asarray(waveform, np.float64)
-    win = int(round(0.04 * sample_rate))
+    win = round(0.04 * sample_rate)
     centres = np.round((np.arange(num_frames) / fps - LAG_SECONDS) * sample_rate).astype(np.int64)
     idx = centres[:, None] + np.arange(-win // 2, win - win // 2)[None]
     padded = np.concatenate([x, np.zeros(1)])

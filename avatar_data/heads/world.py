@@ -13,12 +13,11 @@ import os
 import shutil
 import time
 import zipfile
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from avatar_data import audio_features, cameras, writers
-from avatar_data import synthetic
+from avatar_data import audio_features, cameras, synthetic, writers
 from avatar_data.heads import params as P
 from avatar_data.heads import speech as S
 from avatar_data.heads import views
@@ -132,7 +131,7 @@ def video_parameters(seed: int, num_frames: int, num_test_frames: int, speech: s
     events = []
     if num_test_frames > 0:
         for k, (name, peak) in enumerate(TEST_EVENTS):
-            centre = n_train + int(round((k + 1) * (num_test_frames - 1) / (len(TEST_EVENTS) + 1)))
+            centre = n_train + round((k + 1) * (num_test_frames - 1) / (len(TEST_EVENTS) + 1))
             half = max(2.0, num_test_frames / 4.0)
             col = idx[name]
             bump = peak * _bump(t, centre, half) * (t >= n_train)
@@ -219,7 +218,7 @@ def make_head_world(
     *,
     seed: int = 0,
     num_frames: int = 200,
-    num_test_frames: Optional[int] = None,
+    num_test_frames: int | None = None,
     resolution: int = 128,
     novel_views: Sequence[tuple[float, float]] = DEFAULT_NOVEL_VIEWS,
     speech: str = "synthetic",
@@ -237,7 +236,7 @@ def make_head_world(
 
     timings, t_start = {}, time.perf_counter()
     check_identity_seed(seed, allow_pretrain_identity)
-    n_test = max(1, int(round(0.1 * num_frames))) if num_test_frames is None else int(num_test_frames)
+    n_test = max(1, round(0.1 * num_frames)) if num_test_frames is None else int(num_test_frames)
     if not 0 < n_test < num_frames:
         raise ValueError(f"need 0 < test frames < frames, got {n_test} and {num_frames}")
     if resolution < 8:

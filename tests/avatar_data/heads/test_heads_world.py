@@ -285,7 +285,7 @@ def test_speech_from_a_wav_file_drives_the_world(tmp_path):
     assert main(_argv(out, SEED, "--speech", str(source), "--novel-views", "none")) == 0
     info = json.loads((out / "world.json").read_text())
     assert info["speech"]["source"] == str(source.resolve()) and info["speech"]["sample_rate"] == 16000
-    wave, rate_out = audio_features.read_wav(out / "speech.wav")
+    wave, _rate_out = audio_features.read_wav(out / "speech.wav")
     expected = speech_module.resample(audio_features.read_wav(source)[0], rate, 16000)
     np.testing.assert_allclose(wave, speech_module.fit_length(expected, len(wave)), atol=2 / 32767)
     np.testing.assert_allclose(np.load(out / "aud.npy"), audio_features.frame_features(wave, 16000, FRAMES),
