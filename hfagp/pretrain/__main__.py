@@ -1,0 +1,41 @@
+"""``python -m hfagp.pretrain --config=configs/pretrain_heads.py --workdir=DIR [--config.x=y ...]``
+
+Renders the pretraining data, trains the prior, validates it on held-out identities and exports the best
+generator to DIR/generator (see `hfagp.pretrain.loop`). Rerunning the same command resumes.
+"""
+
+import shlex
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file("config", "configs/pretrain_heads.py", "Pretraining config.", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for the data cache, checkpoints and the exported generator.")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    del argv
+    import json
+
+    from absl import logging
+
+    from hfagp.pretrain.loop import pretrain
+    from hfagp_common import cli
+
+    def run():
+        command = "python -m hfagp.pretrain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        result = pretrain(flags.FLAGS.config, flags.FLAGS.workdir, command=command)
+        print(json.dumps({k: result.get(k) for k in ("best_step", "held_out_metrics", "wall_time_s", "stopped_at")
+                          if k in result}, indent=1))
+
+    logging.set_verbosity(logging.WARNING)
+    sys.exit(cli.run("hfagp.pretrain", run))
+
+
+if __name__ == "__main__":
+    from hfagp_common.host import reexec_with_huge_pages
+
+    reexec_with_huge_pages()
+    app.run(main)

@@ -1,0 +1,140 @@
+"""Pretraining data: multi-identity head-world renders as batches, and the held-out validation identities.
+
+Training batches hold `scenes_per_batch` scenes seen from `views_per_scene` of their views each; batch t
+depends only on (seed, t), so a resumed run draws exactly the batches an uninterrupted one would.
+
+Targets of a batch (numpy, float32):
+  image [B,R,R,3] in [-1, 1]         the rendered frame (person over its background colour)
+  raw   [B,r,r,3] in [-1, 1]         the frame area-averaged to the neural rendering resolution r and composited
+                                     on black where the person is absent (EG3D's raw rendering of empty space)
+  depth [B,r,r]                      mean ray distance to the surface over the foreground of each r-pixel
+  mask  [B,r,r] in [0, 1]            foreground coverage of each r-pixel
+  label [B,25], identity [B], scene [B] int32
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from hfagp_common.images import area_downsample, from_uint8
+
+VALIDATION_FILE = "validation.npz"
+
+
+@dataclasses.dataclass
+class PretrainData:
+    """The whole data set in memory (uint8 images), indexed by scene."""
+
+    image: np.ndarray        # uint8 [N, R, R, 3]
+    depth: np.ndarray        # float16 [N, R, R] (0 on the background)
+    mask: np.ndarray         # uint8 [N, R, R] (coverage * 255)
+    label: np.ndarray        # float32 [N, 25]
+    identity: np.ndarray     # int32 [N] index of the identity
+    scene: np.ndarray        # int32 [N] global scene index
+    metadata: dict
+
+    def __post_init__(self):
+        order = np.argsort(self.scene, kind="stable")
+        bounds = np.searchsorted(self.scene[order], np.arange(self.num_scenes + 1))
+        self._scene_rows = [order[bounds[s]:bounds[s + 1]] for s in range(self.num_scenes)]
+        self.scene_identity = np.zeros(self.num_scenes, np.int32)
+        self.scene_identity[self.scene] = self.identity
+
+    @property
+    def num_scenes(self) -> int:
+        return int(self.scene.max()) + 1 if len(self.scene) else 0
+
+    @property
+    def num_identities(self) -> int:
+        return int(self.identity.max()) + 1 if len(self.identity) else 0
+
+    @property
+    def resolution(self) -> int:
+        return int(self.image.shape[1])
+
+    def rows(self, rows: np.ndarray, raw_resolution: int) -> dict:
+        """The targets of data-set rows (see the module doc)."""
+        image = from_uint8(self.image[rows])
+        mask = self.mask[rows].astype(np.float32)[..., None] / 255.0
+        depth = self.depth[rows].astype(np.float32)[..., None]
+        r = raw_resolution
+        mask_r = area_downsample(mask, r)
+        raw = area_downsample((image + 1.0) * 0.5 * mask, r) * 2.0 - 1.0
+        depth_r = area_downsample(depth * mask, r) / np.maximum(mask_r, 1e-6)
+        return {"image": image, "raw": raw.astype(np.float32), "depth": depth_r[..., 0].astype(np.float32),
+                "mask": mask_r[..., 0].astype(np.float32), "label": self.label[rows],
+                "identity": self.identity[rows], "scene": self.scene[rows]}
+
+    def batch(self, step: int, seed: int, scenes_per_batch: int, views_per_scene: int, raw_resolution: int) -> dict:
+        """Batch `step` of the training sequence (deterministic in seed and step)."""
+        gen = np.random.default_rng([int(seed), 7, int(step)])
+        scenes = gen.choice(self.num_scenes, scenes_per_batch, replace=self.num_scenes < scenes_per_batch)
+        rows = np.concatenate([gen.choice(self._scene_rows[s], views_per_scene,
+                                          replace=len(self._scene_rows[s]) < views_per_scene) for s in scenes])
+        return self.rows(rows, raw_resolution)
+
+
+def ensure_dataset(data_dir: Path, identity_seeds: Sequence[int], scenes_per_identity: int, views_per_scene: int,
+                   resolution: int, seed: int, progress: bool) -> dict:
+    """Renders what is missing of the data set (resumable, shard by shard); returns the render summary."""
+    from avatar_data.heads.dataset import make_pretrain_dataset
+
+    return make_pretrain_dataset(str(data_dir), list(identity_seeds), scenes_per_identity, views_per_scene,
+                                 resolution, seed=seed, progress=progress)
+
+
+def load_data(data_dir: Path) -> PretrainData:
+    from avatar_data.heads.dataset import load_pretrain_dataset
+
+    arrays = load_pretrain_dataset(str(data_dir))
+    return PretrainData(arrays["image"], arrays["depth"], arrays["mask"], arrays["label"], arrays["identity"],
+                        arrays["scene"], arrays["metadata"])
+
+
+def validation_views(novel_yaw_deg: Sequence[float]) -> np.ndarray:
+    """(yaw, pitch) offsets in degrees [V, 2] of the validation views: frontal first, then the novel ones."""
+    return np.array([(0.0, 0.0)] + [(float(y), 0.0) for y in novel_yaw_deg], np.float64)
+
+
+def ensure_validation(workdir: Path, identity_seeds: Sequence[int], novel_yaw_deg: Sequence[float],
+                      resolution: int) -> dict:
+    """The validation identities (evaluation seeds, neutral expression, head straight) rendered at the frontal
+    camera and the novel views: {'image' float32 [I, V, R, R, 3] in [-1, 1], 'label' [I, V, 25], 'seeds' [I],
+    'views' [V, 2]}; cached in WORKDIR/validation.npz."""
+    from avatar_data import cameras
+    from avatar_data.heads import params as heads_params
+    from avatar_data.heads import render as heads_render
+
+    path = Path(workdir) / VALIDATION_FILE
+    views = validation_views(novel_yaw_deg)
+    key = json.dumps({"seeds": [int(s) for s in identity_seeds], "views": views.tolist(), "resolution": resolution})
+    if path.is_file():
+        with np.load(path) as cached:
+            if str(cached["key"]) == key:
+                return {"image": from_uint8(cached["image"]), "label": cached["label"],
+                        "seeds": cached["seeds"], "views": cached["views"]}
+    bad = [s for s in identity_seeds if not heads_params.is_evaluation_identity(s)]
+    if bad:
+        raise ValueError(f"validation identities {bad} are not evaluation identities (seeds "
+                         f"{heads_params.EVALUATION_IDENTITY_SEEDS.start}..{heads_params.EVALUATION_IDENTITY_SEEDS.stop - 1})")
+    labels = cameras.yaw_pitch_cameras(np.radians(views[:, 0]), np.radians(views[:, 1]))
+    images, all_labels = [], []
+    for seed in identity_seeds:
+        identity = heads_params.sample_identity(int(seed)).vector
+        n = len(views)
+        out = heads_render.render(identity, heads_params.neutral_expression(n),
+                                  np.zeros((n, heads_params.POSE_DIM), np.float32), labels, resolution=resolution)
+        images.append(out["rgb"])
+        all_labels.append(labels)
+    arrays = {"image": np.stack(images), "label": np.stack(all_labels).astype(np.float32),
+              "seeds": np.asarray(identity_seeds, np.int32), "views": views, "key": np.array(key)}
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return {"image": from_uint8(arrays["image"]), "label": arrays["label"], "seeds": arrays["seeds"],
+            "views": views}

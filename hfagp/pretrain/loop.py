@@ -1,0 +1,277 @@
+"""Pretraining a miniature EG3D prior on the head world: `pretrain(config, workdir)`.
+
+Decide how to run. The order is important, and every stage resumes where a stopped run left it:
+  1. the data set, rendered once into shards (`avatar_data.heads.dataset`), and the validation identities;
+  2. the auto-decoder (`hfagp.pretrain.objective`), trained with the project's train step
+     (`hfagp.train.step.make_train_step`), checkpointed every `checkpoint_every` steps (orbax);
+  3. every `eval_every` steps the held-out identities are inverted (`hfagp.pretrain.validate`); the best
+     generator so far (by novel-view PSNR) is kept in WORKDIR/best/, and training stops early after
+     `patience` validations without improvement;
+  4. the export: the best generator with its mapping network fitted to the codes and `w_avg` set to the mean
+     code (`hfagp.pretrain.export`), stored as `export.dtype`, validated again as stored, with a provenance
+     file (command, commit, seed, data, steps, wall time, machine, held-out metrics, checksums).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import jax
+import numpy as np
+
+import eg3d_flax
+from hfagp import workdir as workdir_lib
+from hfagp.pretrain import data as data_lib
+from hfagp.pretrain import export as export_lib
+from hfagp.pretrain import objective
+from hfagp.pretrain.validate import invert_and_score
+from hfagp.train import checkpointing, summaries
+from hfagp.train.loop import StopRequest
+from hfagp.train.step import create_train_state, make_train_step
+from hfagp_common.atomic import atomic_directory, write_text
+from hfagp_common.cli import ConfigError
+
+BEST_DIR = "best"
+TIMING_FILE = "timing.json"
+PROVENANCE_FILE = "provenance.json"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def generator_config(gen_cfg) -> eg3d_flax.GeneratorConfig:
+    """The architecture a pretraining config names (a preset with its overrides)."""
+    base = eg3d_flax.preset(gen_cfg.preset)
+    render = dataclasses.replace(base.render, depth_resolution=int(gen_cfg.depth_resolution),
+                                 depth_resolution_importance=int(gen_cfg.depth_resolution_importance))
+    return base.replace(channel_base=int(gen_cfg.channel_base), channel_max=int(gen_cfg.channel_max),
+                        neural_rendering_resolution=int(gen_cfg.neural_rendering_resolution), render=render)
+
+
+def _timing(workdir: Path) -> dict:
+    path = workdir / TIMING_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _add_time(workdir: Path, stage: str, seconds: float) -> None:
+    timing = _timing(workdir)
+    timing[stage] = round(timing.get(stage, 0.0) + seconds, 1)
+    write_text(workdir / TIMING_FILE, json.dumps(timing, indent=1) + "\n")
+
+
+def _generator_with(G: eg3d_flax.Generator, params: dict, codes: dict, scene_identity) -> eg3d_flax.Generator:
+    """The generator with trained params and w_avg = the mean scene code (where inversion starts)."""
+    mean_code = np.asarray(objective.scene_codes(codes, scene_identity)).mean(axis=0)
+    G = G.replace_variables({"params": params, "buffers": G.variables["buffers"]})
+    return export_lib.with_w_avg(G, mean_code)
+
+
+def _save_best(workdir: Path, G: eg3d_flax.Generator, codes: dict, step: int, scores: dict) -> None:
+    """WORKDIR/best/: the generator (float32), the codes and the validation scores, replaced atomically."""
+    with atomic_directory(workdir / BEST_DIR, overwrite=True) as tmp:
+        eg3d_flax.save_generator(G, tmp / "generator")
+        np.savez(tmp / "codes.npz", **{k: np.asarray(v) for k, v in codes.items()})
+        (tmp / "best.json").write_text(json.dumps({"step": step, **_summary(scores)}, indent=1) + "\n")
+
+
+def _summary(scores: dict) -> dict:
+    keep = ("same_view_psnr", "novel_view_psnr", "gap_db", "same_view_ssim", "novel_view_ssim")
+    out = {k: round(scores[k], 4) for k in keep}
+    out["psnr_per_identity_and_view"] = np.round(scores["psnr"], 3).tolist()
+    return out
+
+
+def _git_commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("+uncommitted changes" if dirty else "") if head else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def file_checksums(directory: Path) -> dict:
+    """{relative path: sha256} of every file under `directory` (sorted)."""
+    out = {}
+    for path in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
+        out[str(path.relative_to(directory))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def pretrain(config, workdir, command: Optional[str] = None) -> dict:
+    """Runs (or resumes) every stage in `workdir`; returns the provenance dict of the exported generator."""
+    workdir = Path(workdir).absolute()
+    workdir.mkdir(parents=True, exist_ok=True)
+    workdir_lib.use_compilation_cache(config)
+    config_json = config.to_json_best_effort(indent=2) + "\n"
+    config_path = workdir / workdir_lib.CONFIG_FILE
+    if config_path.is_file() and json.loads(config_path.read_text()) != json.loads(config_json):
+        raise ConfigError(f"{workdir} holds a pretraining run of another config ({config_path}); use a new workdir")
+    write_text(config_path, config_json)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+    # 1. Data.
+    from avatar_data.heads.dataset import default_identity_seeds
+
+    seeds = default_identity_seeds(config.data.identities)
+    data_dir = Path(config.data.dir or workdir / "data")
+    t0 = time.perf_counter()
+    rendered = data_lib.ensure_dataset(data_dir, seeds, config.data.scenes_per_identity, config.data.views_per_scene,
+                                       config.data.resolution, config.seed, config.progress_bar)
+    validation = data_lib.ensure_validation(workdir, config.validation.identity_seeds, config.validation.novel_yaw_deg,
+                                            config.data.resolution)
+    _add_time(workdir, "data_s", time.perf_counter() - t0)
+    data = data_lib.load_data(data_dir)
+    log(f"data: {len(data.image)} images, {data.num_scenes} scenes of {data.num_identities} identities "
+        f"({rendered['shards_rendered']} shards rendered now); {len(validation['seeds'])} validation identities")
+
+    # 2. Model, optimizer, state (restored if a checkpoint exists).
+    gcfg = generator_config(config.generator)
+    if gcfg.img_resolution != data.resolution:
+        raise ConfigError(f"the generator renders {gcfg.img_resolution}px, the data is {data.resolution}px")
+    G = eg3d_flax.random_generator(gcfg, seed=config.generator.init_seed)
+    codes = objective.init_codes(data.num_identities, data.num_scenes, gcfg.w_dim, config.model.identity_code_std,
+                                 config.seed)
+    params = {"model": {"codes": codes}, "generator": G.variables["params"]}
+    total = int(config.schedule.total_steps)
+    tx = objective.make_optimizer(config.optim, total, params)
+    state = create_train_state(params, tx, jax.random.PRNGKey(config.seed))
+    ckpt = checkpointing.Checkpointer(workdir, keep=config.schedule.keep)
+    restored = ckpt.restore_latest(state, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+    if restored is not None:
+        state = restored[0]
+        log(f"resumed from {ckpt.directory} at step {int(state.step)}")
+    start = int(state.step)
+    best_path = workdir / BEST_DIR / "best.json"
+    best = json.loads(best_path.read_text()) if best_path.is_file() else None
+    history_path = workdir / workdir_lib.EVAL_METRICS_FILE
+    history = [json.loads(x) for x in history_path.read_text().splitlines()] if history_path.is_file() else []
+
+    # 3. Training with validation and early stopping.
+    constants = {"generator_buffers": G.variables["buffers"]}
+    loss_fn = objective.make_loss_fn(config, G.module, gcfg.num_ws)
+    step_fn = jax.jit(make_train_step(loss_fn, tx, train_generator=True), donate_argnums=(0,))
+    opt = config.optim
+    patience, since_best = int(config.schedule.patience), 0
+    if best is not None:
+        since_best = sum(1 for h in history if h["step"] > best["step"])
+    stopped_early = since_best >= patience and start < total
+    bar = summaries.ProgressBar(total, start, enabled=config.progress_bar)
+    writer = summaries.SummaryWriter(workdir, enabled=True)
+    t_train = time.perf_counter()
+    t_rate, steps_rate = time.time(), 0
+    try:
+        with StopRequest() as stop:
+            for step in range(start, total):
+                if stopped_early:
+                    break
+                batch = data.batch(step, config.seed, opt.scenes_per_batch, opt.views_per_scene,
+                                   gcfg.neural_rendering_resolution)
+                state, metrics = step_fn(state, batch, constants)
+                done = step + 1
+                steps_rate += 1
+                if done % config.log_every == 0 or done == total:
+                    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    if not values.pop("finite"):
+                        raise RuntimeError(f"non-finite pretraining loss at step {done}: {values}")
+                    rate = steps_rate / max(time.time() - t_rate, 1e-9)
+                    t_rate, steps_rate = time.time(), 0
+                    ckpt.log_metrics(done, values)
+                    writer.scalars(done, {f"train/{k}": v for k, v in values.items()})
+                    bar.update(done, values, rate)
+                if done % config.schedule.eval_every == 0 or done == total:
+                    Gt = _generator_with(G, state.params["generator"], state.params["model"]["codes"],
+                                         data.scene_identity)
+                    scores = invert_and_score(Gt, validation, config.validation.invert_steps,
+                                              config.validation.invert_lr)
+                    entry = {"step": done, **_summary(scores)}
+                    history.append(entry)
+                    with open(history_path, "a") as f:
+                        f.write(json.dumps(entry) + "\n")
+                    writer.scalars(done, {f"validation/{k}": v for k, v in entry.items() if isinstance(v, float)})
+                    log(f"step {done}: held-out same-view {entry['same_view_psnr']:.2f} dB, novel-view "
+                        f"{entry['novel_view_psnr']:.2f} dB (gap {entry['gap_db']:.2f} dB)")
+                    if best is None or entry["novel_view_psnr"] > best["novel_view_psnr"]:
+                        _save_best(workdir, Gt, state.params["model"]["codes"], done, scores)
+                        best, since_best = entry, 0
+                    else:
+                        since_best += 1
+                        stopped_early = since_best >= patience
+                if done % config.schedule.checkpoint_every == 0 or done == total or stopped_early or \
+                        stop.signal is not None:
+                    ckpt.save(done, state, None)
+                if stop.signal is not None:
+                    log(f"stopped by signal {stop.signal} at step {done}; rerun the same command to resume")
+                    return {"stopped_at": done}
+    finally:
+        ckpt.wait()
+        bar.close()
+        writer.close()
+        _add_time(workdir, "train_s", time.perf_counter() - t_train)
+    if best is None:
+        raise RuntimeError("no validation was run (schedule.eval_every > total_steps?)")
+
+    # 4. Export.
+    return export_best(config, workdir, data, validation, command=command)
+
+
+def export_best(config, workdir: Path, data: data_lib.PretrainData, validation: dict,
+                command: Optional[str] = None) -> dict:
+    """Exports WORKDIR/best/ (see the module doc) into `export.dir` (default WORKDIR/generator)."""
+    t0 = time.perf_counter()
+    best = json.loads((workdir / BEST_DIR / "best.json").read_text())
+    out_dir = Path(config.export.dir or workdir / "generator")
+    done = out_dir / PROVENANCE_FILE
+    if done.is_file():
+        previous = json.loads(done.read_text())
+        if previous.get("best_step") == best["step"] and previous.get("config") == json.loads(config.to_json_best_effort()):
+            return previous  # this best generator was exported already
+    G = eg3d_flax.load_generator(workdir / BEST_DIR / "generator")
+    with np.load(workdir / BEST_DIR / "codes.npz") as f:
+        codes = {k: f[k] for k in f.files}
+    scene_codes = np.asarray(objective.scene_codes(codes, data.scene_identity))
+    params, swd = export_lib.fit_mapping(G, scene_codes, config.export.mapping_steps, seed=config.seed)
+    G = export_lib.with_w_avg(G.replace_variables({"params": params, "buffers": G.variables["buffers"]}),
+                              scene_codes.mean(axis=0))
+    stored = export_lib.storage_cast(G, config.export.dtype)
+    scores = invert_and_score(stored, validation, config.validation.invert_steps, config.validation.invert_lr)
+    timing = _timing(workdir)
+    timing["export_s"] = round(time.perf_counter() - t0, 1)
+    provenance = {
+        "command": command or "python -m hfagp.pretrain --config=configs/pretrain_heads.py --workdir=WORKDIR",
+        "commit": _git_commit(),
+        "seed": int(config.seed),
+        "config": json.loads(config.to_json_best_effort()),
+        "data": {"identities": int(data.num_identities), "scenes": int(data.num_scenes), "images": int(len(data.image)),
+                 "resolution": int(data.resolution), "views_per_scene": int(config.data.views_per_scene),
+                 "identity_seeds": f"{data.metadata['identity_seeds'][0]}..{data.metadata['identity_seeds'][-1]}"},
+        "best_step": int(best["step"]),
+        "steps_run": int(max(h["step"] for h in _read_jsonl(workdir / workdir_lib.EVAL_METRICS_FILE))),
+        "validation_during_training": best,
+        "held_out_metrics": {**_summary(scores), "identity_seeds": [int(s) for s in validation["seeds"]],
+                             "views_deg": validation["views"].tolist(), "invert_steps": int(config.validation.invert_steps),
+                             "invert_lr": float(config.validation.invert_lr), "stored_dtype": config.export.dtype},
+        "mapping_fit": {"steps": int(config.export.mapping_steps), "sliced_wasserstein_first_last":
+                        [round(swd[0], 5), round(swd[-1], 5)] if swd else None},
+        "wall_time_s": timing,
+        "machine": {"platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),
+                    "jax": jax.__version__, "backend": jax.default_backend(),
+                    "device": str(jax.devices()[0].device_kind)},
+    }
+    export_lib.save(G, out_dir, config.export.dtype, metadata={"pretraining": f"see {PROVENANCE_FILE}"})
+    provenance["checksums"] = file_checksums(out_dir)
+    write_text(out_dir / PROVENANCE_FILE, json.dumps(provenance, indent=1) + "\n")
+    return provenance
+
+
+def _read_jsonl(path: Path) -> list:
+    return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()] if Path(path).is_file() else []
