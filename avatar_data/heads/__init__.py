@@ -28,16 +28,19 @@ The video world, ``python -m avatar_data.heads OUT_DIR [--seed S] [--frames T] [
 [--resolution R] [--novel-views Y:P,...] [--speech synthetic|espeak|PATH.wav] [--overwrite] [--quiet]``,
 writes the layout of `avatar_data.synthetic` (so `hfagp` trains and evaluates on it unchanged):
 
-* ``frames/`` (EG3D folder, T frames in time order, all at the fixed frontal camera; the head moves),
-  ``split.json`` (the last N frames are the test frames), ``novel_views/`` (EG3D folder: every test frame
-  from yaw +-20, +-35 and pitch +-15 degrees by default, head pose as in that frame) + ``views.json``;
+* ``frames/`` (EG3D folder, T frames in time order, filmed by a fixed frontal camera while the head moves;
+  the labels are that camera in the head's rest frame, as a face tracker reports it, so head motion is
+  camera motion as in EG3D's FFHQ poses), ``split.json`` (the last N frames are the test frames),
+  ``novel_views/`` (EG3D folder: every test frame from yaw +-20, +-35 and pitch +-15 degrees by default, head
+  pose as in that frame, labels in the head's rest frame too) + ``views.json``;
 * ``expression.npy`` [T, 76] float32: columns 0-9 the true expression (`params.EXPRESSION_NAMES` order),
   columns 10-75 a fixed seeded linear mix of them, all with AR(1) tracker-like noise (std 0.02);
   ``aud.npy`` [T, 16, 29] (`avatar_data.audio_features.frame_features` of the speech) and ``speech.wav``
   (16 kHz); ``nerface/`` and ``adnerf/`` (the same video in those layouts);
-* ``ground_truth.npz``: identity vector and layout, expression [T, 10], pose [T, 6], labels,
-  head_frame_labels (the cameras seen from the head's rest frame), depth float16 [T, R, R], mask float16
-  [T, R, R], novel_labels / novel_frame_index / novel_view_index / novel_depth / novel_mask, nose_tip [T, 3];
+* ``ground_truth.npz``: identity vector and layout, expression [T, 10], pose [T, 6], labels (head frame, as
+  in frames/), world_labels (the fixed world camera), depth float16 [T, R, R], mask float16 [T, R, R],
+  novel_labels / novel_world_labels / novel_frame_index / novel_view_index / novel_depth / novel_mask,
+  nose_tip [T, 3] (world);
 * ``world.json``: format ``hfagp-head-world``, sizes, fps, seed, speech source, identity summary, the test
   expressions beyond the training range (the test frames add peaks of jaw_open 0.95, smile 0.85 and
   brow_raise 0.9, while the training frames keep jaw_open <= 0.7), timings.

@@ -254,20 +254,24 @@ def make_head_world(
         waveform, rate = audio_features.read_wav(os.path.join(tmp, "speech.wav"))
         audio = audio_features.frame_features(waveform, rate, num_frames, fps=FPS)
         tracked, mix = tracked_expressions(seed, expression)
-        labels = np.repeat(views.frontal_label()[None], num_frames, axis=0)
+        # The video is filmed by a fixed frontal camera while the head moves; the labels a face tracker reports
+        # are that camera in the head's rest frame (head motion folded into the camera, as EG3D's poses).
+        world_labels = np.repeat(views.frontal_label()[None], num_frames, axis=0)
+        labels = head_frame_labels(world_labels, pose)
         test_index = np.arange(n_train, num_frames)
         novel_frame = np.repeat(test_index, len(novel_views)).astype(np.int32)
         novel_view = np.tile(np.arange(len(novel_views)), n_test).astype(np.int32)
-        novel_labels = views.orbit_labels([v[0] for v in novel_views], [v[1] for v in novel_views])[novel_view] \
+        novel_world_labels = views.orbit_labels([v[0] for v in novel_views], [v[1] for v in novel_views])[novel_view] \
             if novel_views else np.zeros((0, cameras.LABEL_DIM), np.float32)
+        novel_labels = head_frame_labels(novel_world_labels, pose[novel_frame])
         timings["signals_s"] = time.perf_counter() - t_start
 
         t0 = time.perf_counter()
-        frames = render.render(identity.vector, expression, pose, labels, resolution=resolution,
+        frames = render.render(identity.vector, expression, pose, world_labels, resolution=resolution,
                                supersample=SUPERSAMPLE, progress=progress, desc="frames")
         timings["render_frames_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        novel = render.render(identity.vector, expression[novel_frame], pose[novel_frame], novel_labels,
+        novel = render.render(identity.vector, expression[novel_frame], pose[novel_frame], novel_world_labels,
                               resolution=resolution, supersample=SUPERSAMPLE, progress=progress,
                               desc="novel views")
         timings["render_novel_views_s"] = time.perf_counter() - t0
@@ -299,10 +303,10 @@ def make_head_world(
         save_npz_deterministic(os.path.join(tmp, "ground_truth.npz"), {
             "identity": identity.vector, "identity_layout": np.array(json.dumps(P.IDENTITY_LAYOUT)),
             "expression_names": np.array(P.EXPRESSION_NAMES), "expression": expression, "pose": pose,
-            "pose_names": np.array(P.POSE_NAMES), "labels": labels,
-            "head_frame_labels": head_frame_labels(labels, pose),
+            "pose_names": np.array(P.POSE_NAMES), "labels": labels, "world_labels": world_labels,
             "depth": frames["depth"].astype(np.float16), "mask": frames["mask"].astype(np.float16),
-            "novel_labels": novel_labels, "novel_frame_index": novel_frame, "novel_view_index": novel_view,
+            "novel_labels": novel_labels, "novel_world_labels": novel_world_labels,
+            "novel_frame_index": novel_frame, "novel_view_index": novel_view,
             "novel_depth": novel["depth"].astype(np.float16), "novel_mask": novel["mask"].astype(np.float16),
             "expression_mix_matrix": mix["matrix"].astype(np.float32),
             "expression_mix_bias": mix["bias"].astype(np.float32),
@@ -331,7 +335,10 @@ def make_head_world(
                        **({"syllables": len(sp["syllables"]), "f0_hz": round(sp["f0"], 2)} if "f0" in sp else {}),
                        **({"text": sp["text"]} if "text" in sp else {})},
             "camera": {"radius": cameras.EG3D_RADIUS, "pivot": list(cameras.EG3D_PIVOT),
-                       "intrinsics": cameras.FFHQ_INTRINSICS.tolist(), "video": "fixed frontal camera; the head moves"},
+                       "intrinsics": cameras.FFHQ_INTRINSICS.tolist(),
+                       "video": "a fixed frontal camera films the moving head; the labels (frames/, novel_views/, "
+                                "ground_truth labels) are the cameras in the head's rest frame, as a face tracker "
+                                "reports them; world_labels / novel_world_labels are the cameras in the world"},
             "head_motion": HEAD_MOTION,
             "novel_views_deg": [list(v) for v in novel_views],
             "expression": {"file_dim": EXPRESSION_FILE_DIM, "true_slots": list(EXPRESSION_SLOTS),

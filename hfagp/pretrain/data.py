@@ -3,6 +3,10 @@
 Training batches hold `scenes_per_batch` scenes seen from `views_per_scene` of their views each; batch t
 depends only on (seed, t), so a resumed run draws exactly the batches an uninterrupted one would.
 
+Cameras are given in the head's rest frame (`avatar_data.heads.world.head_frame_labels`: the rigid head pose
+folded into the camera), as EG3D's FFHQ poses are estimated relative to the face: the generator models a
+canonical head and every head pose is a camera pose.
+
 Targets of a batch (numpy, float32):
   image [B,R,R,3] in [-1, 1]         the rendered frame (person over its background colour)
   raw   [B,r,r,3] in [-1, 1]         the frame area-averaged to the neural rendering resolution r and composited
@@ -89,10 +93,13 @@ def ensure_dataset(data_dir: Path, identity_seeds: Sequence[int], scenes_per_ide
 
 
 def load_data(data_dir: Path) -> PretrainData:
+    """The data set with head-frame cameras (see the module doc)."""
     from avatar_data.heads.dataset import load_pretrain_dataset
+    from avatar_data.heads.world import head_frame_labels
 
     arrays = load_pretrain_dataset(str(data_dir))
-    return PretrainData(arrays["image"], arrays["depth"], arrays["mask"], arrays["label"], arrays["identity"],
+    labels = head_frame_labels(arrays["label"], arrays["pose"]).astype(np.float32)
+    return PretrainData(arrays["image"], arrays["depth"], arrays["mask"], labels, arrays["identity"],
                         arrays["scene"], arrays["metadata"])
 
 

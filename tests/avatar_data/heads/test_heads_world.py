@@ -117,9 +117,12 @@ def test_novel_views_depth_and_masks(world_dir, truth):
     labels = {name: np.asarray(label) for name, label in index}
     assert sorted((e["frame_index"], e["view_index"]) for e in entries) == \
         [(f, v) for f in range(FRAMES - TEST, FRAMES) for v in range(len(VIEWS))]
+    names = [f"{f:05d}_view{v}.png" for f, v in zip(truth["novel_frame_index"], truth["novel_view_index"])]
+    np.testing.assert_allclose(np.stack([labels[n] for n in names]), truth["novel_labels"], atol=1e-6)
+    world_labels = dict(zip(names, truth["novel_world_labels"]))
     for e in entries:
         assert (e["yaw_offset_deg"], e["pitch_offset_deg"]) == VIEWS[e["view_index"]]
-        c2w, _ = cameras.split_eg3d_label(labels[e["name"]])
+        c2w, _ = cameras.split_eg3d_label(world_labels[e["name"]].astype(np.float64))
         centre = c2w[:3, 3]
         yaw = math.degrees(math.atan2(centre[0], centre[2]))
         assert yaw == pytest.approx(VIEWS[e["view_index"]][0], abs=1e-3)
@@ -139,7 +142,7 @@ def test_novel_views_depth_and_masks(world_dir, truth):
 
 
 def test_surfaces_stay_in_the_eg3d_box(truth):
-    for labels, depth in ((truth["labels"], truth["depth"]), (truth["novel_labels"], truth["novel_depth"])):
+    for labels, depth in ((truth["world_labels"], truth["depth"]), (truth["novel_world_labels"], truth["novel_depth"])):
         for label, d in zip(labels, depth.astype(np.float32)):
             origin, direction = render.pixel_rays(label.astype(np.float64), RES, 1, xp=np)
             points = np.asarray(origin)[:, None] + np.stack(direction) * d.reshape(-1)[None]
@@ -148,7 +151,8 @@ def test_surfaces_stay_in_the_eg3d_box(truth):
 
 
 def test_camera_labels_are_valid(truth):
-    for label in np.concatenate([truth["labels"], truth["novel_labels"], truth["head_frame_labels"]]):
+    for label in np.concatenate([truth["labels"], truth["novel_labels"], truth["world_labels"],
+                                 truth["novel_world_labels"]]):
         c2w, k = cameras.split_eg3d_label(label.astype(np.float64))
         assert cameras.camera_problems(c2w, k) == []
 
@@ -157,7 +161,7 @@ def test_head_frame_labels_undo_the_head_pose(truth):
     """A point fixed on the head projects to the same pixel through the world camera (head posed) and through
     the head-frame camera (head at rest)."""
     rest = np.array([0.03, 0.02, 0.15])
-    for label, head_label, pose in zip(truth["labels"], truth["head_frame_labels"], truth["pose"]):
+    for label, head_label, pose in zip(truth["world_labels"], truth["labels"], truth["pose"]):
         posed = P.head_to_world(rest / P.HEAD_SCALE, pose)
         unposed = P.head_to_world(rest / P.HEAD_SCALE, np.zeros(6))
         np.testing.assert_allclose(_project(label, posed), _project(head_label, unposed), atol=1e-5)
