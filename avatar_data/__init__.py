@@ -18,3 +18,7 @@ from avatar_data.readers import (
     read_nerface_folder,
 )
 from avatar_data.writers import write_adnerf_folder, write_eg3d_folder, write_nerface_folder
+
+__all__ = ["ArraySource", "DatasetError", "VideoClip", "audio_windows", "cameras", "clip_arrays", "read_adnerf_folder",
+           "read_clip", "read_eg3d_folder", "read_nerface_folder", "write_adnerf_folder", "write_eg3d_folder",
+           "write_nerface_folder"]

@@ -36,9 +36,7 @@ import dataclasses
 import functools
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from typing import Any, Optional, Sequence
 
@@ -46,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from avatar_data import cameras, writers
+from avatar_data import cameras, worlds, writers
 from avatar_data.readers import AUDIO_FEATURE_SHAPE, EXPRESSION_DIM
 from hfagp_common import cli
 
@@ -299,7 +297,7 @@ def render_images(generator, ws: np.ndarray, labels: np.ndarray, *, batch_size: 
     config (e.g. the original and a perturbed copy) share one compilation. The next batch is dispatched
     before the previous one is copied back.
     """
-    from tqdm.auto import tqdm
+    from hfagp_common.batching import batched
 
     n = ws.shape[0]
     if labels.shape != (n, cameras.LABEL_DIM):
@@ -307,65 +305,13 @@ def render_images(generator, ws: np.ndarray, labels: np.ndarray, *, batch_size: 
     if n == 0:
         res = generator.config.img_resolution
         return np.zeros((0, res, res, 3), np.uint8)
-    pad = (-n) % batch_size
-    ws_p = np.concatenate([ws, np.repeat(ws[-1:], pad, axis=0)]).astype(np.float32)
-    labels_p = np.concatenate([labels, np.repeat(labels[-1:], pad, axis=0)]).astype(np.float32)
-    out, pending = [], None
-    with tqdm(total=n, desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
-        for start in range(0, n + pad, batch_size):
-            result = _render_uint8(generator.config, generator.variables, ws_p[start:start + batch_size],
-                                   labels_p[start:start + batch_size])
-            if pending is not None:
-                out.append(np.asarray(pending))
-                bar.update(batch_size)
-            pending = result
-        out.append(np.asarray(pending))
-        bar.update(n - bar.n)
-    return np.concatenate(out)[:n]
+    fn = lambda w, c: _render_uint8(generator.config, generator.variables, w, c)
+    return batched(fn, [np.asarray(ws, np.float32), np.asarray(labels, np.float32)], batch_size, desc=desc,
+                   progress=progress)
 
 
 # ----------------------------------------------------------------------------------------------------
 # The world.
-
-
-def check_out_dir(out_dir: str, overwrite: bool) -> None:
-    """Raise FileExistsError unless ``out_dir`` is absent, empty, or (with overwrite) an earlier world."""
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir):
-        if not os.path.isdir(out_dir):
-            raise FileExistsError(f"{out_dir} exists and is not a directory")
-        entries = os.listdir(out_dir)
-        if entries and not overwrite:
-            raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite=True / --overwrite to "
-                                  "replace an earlier synthetic world)")
-        if entries and not os.path.isfile(os.path.join(out_dir, "world.json")):
-            raise FileExistsError(f"{out_dir} is not a synthetic world (no world.json); refusing to replace it")
-
-
-def _prepare_out_dir(out_dir: str, overwrite: bool) -> str:
-    """Check the destination; returns a fresh temporary sibling directory to write into."""
-    check_out_dir(out_dir, overwrite)
-    out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-
-
-def _commit_out_dir(tmp: str, out_dir: str) -> None:
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir))
-        os.replace(out_dir, os.path.join(old, "world"))
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
-
-
-def _write_json(path: str, data) -> None:
-    with open(path, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
 
 
 def make_synthetic_world(
@@ -411,8 +357,8 @@ def make_synthetic_world(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     novel_views = [(float(y), float(p)) for y, p in novel_views]
     n_train = num_frames - n_test
-    tmp = _prepare_out_dir(out_dir, overwrite)
-    try:
+    with worlds.world_directory(out_dir, overwrite) as tmp:
+        tmp = str(tmp)
         # The hidden person and its motion.
         latent = sample_latent_subspace(generator, _rng(seed, "latent"), subspace_dim,
                                         truncation_psi=truncation_psi, direction_scale=direction_scale)
@@ -457,19 +403,10 @@ def make_synthetic_world(
         t0 = time.perf_counter()
         frame_names = [f"{i:05d}.png" for i in range(num_frames)]
         writers.write_eg3d_folder(os.path.join(tmp, "frames"), frames, labels, frame_names)
-        _write_json(os.path.join(tmp, "split.json"),
-                    {"train": list(range(n_train)), "test": test_index.tolist()})
-        np.save(os.path.join(tmp, "expression.npy"), expression)
-        np.save(os.path.join(tmp, "aud.npy"), audio)
-        novel_names = [f"{f:05d}_view{v}.png" for f, v in zip(novel_frame, novel_view)]
-        novel_dir = os.path.join(tmp, "novel_views")
-        os.makedirs(novel_dir)
-        if len(novel_names):
-            writers.write_eg3d_folder(novel_dir, novel, novel_labels, novel_names)
-        _write_json(os.path.join(novel_dir, "views.json"), {
-            "views": [{"name": name, "frame_index": int(f), "view_index": int(v),
-                       "yaw_offset_deg": novel_views[v][0], "pitch_offset_deg": novel_views[v][1]}
-                      for name, f, v in zip(novel_names, novel_frame, novel_view)]})
+        worlds.write_split(tmp, n_train, test_index)
+        np.save(os.path.join(tmp, worlds.EXPRESSION_FILE), expression)
+        np.save(os.path.join(tmp, worlds.AUDIO_FILE), audio)
+        worlds.write_novel_views(tmp, novel, novel_labels, novel_frame, novel_view, novel_views)
         sizes = {"train": n_train, "test": n_test}
         if "nerface" in extra_formats:
             writers.write_nerface_folder(os.path.join(tmp, "nerface"), frames, labels, expression,
@@ -522,11 +459,7 @@ def make_synthetic_world(
                       **{f: f"{f}/" for f in EXTRA_FORMATS if f in extra_formats}},
             "timing_s": {k: round(v, 3) for k, v in timings.items()},
         }
-        _write_json(os.path.join(tmp, "world.json"), world)
-        _commit_out_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        worlds.write_json(os.path.join(tmp, worlds.WORLD_FILE), world)
     return world
 
 
@@ -616,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args) -> int:
-    check_out_dir(args.out_dir, args.overwrite)
+    worlds.check_out_dir(args.out_dir, args.overwrite)
     t0 = time.perf_counter()
     generator, spec = resolve_generator(args.generator, args.generator_seed)
     load_s = time.perf_counter() - t0

@@ -22,7 +22,6 @@ import numpy as np
 from hfagp import model as model_lib
 from hfagp import workdir as workdir_lib
 
-WORLD_FILE = "world.json"
 
 
 @dataclasses.dataclass
@@ -56,13 +55,14 @@ def load_world(world_dir: Path, smoothing_window: int = model_lib.AUDIO_SMOOTHIN
     The audio windows of a frame are taken from the whole video's features (`aud.npy`), so the first test
     frames see the last training frames before them, as the official sampler does.
     """
+    from avatar_data import worlds
     from avatar_data.array_source import ArraySource
     from avatar_data.readers import audio_windows, clip_arrays, read_eg3d_folder
 
-    arrays = clip_arrays(read_eg3d_folder(world_dir / "frames"))
+    arrays = clip_arrays(read_eg3d_folder(world_dir / worlds.FRAMES_DIR))
     n = arrays["image"].shape[0]
-    split = json.loads((world_dir / "split.json").read_text())
-    for name, key in (("expression.npy", "expression"), ("aud.npy", "audio")):
+    split = json.loads((world_dir / worlds.SPLIT_FILE).read_text())
+    for name, key in ((worlds.EXPRESSION_FILE, "expression"), (worlds.AUDIO_FILE, "audio")):
         path = world_dir / name
         if path.is_file():
             values = np.load(path, allow_pickle=False).astype(np.float32)
@@ -127,7 +127,9 @@ def build_datasets(config, workdir, generator) -> Datasets:
     data_cfg = config.data
     if data_cfg.source == "synthetic":
         world_dir = world_dir_of(config, workdir)
-        if not (world_dir / WORLD_FILE).is_file():
+        from avatar_data.worlds import is_world
+
+        if not is_world(world_dir):
             if jax.process_index() == 0:
                 _make_world(data_cfg.synthetic, world_dir, generator)
             if jax.process_count() > 1:

@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 
 from avatar_data.heads import params as P
+from hfagp_common import cli
 
-ERROR_PREFIX = "avatar_data.heads: error:"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{ERROR_PREFIX} {message}\n")
+NAME = "avatar_data.heads"
+ERROR_PREFIX = f"{NAME}: error:"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> cli.ArgumentParser:
     from avatar_data.heads import world
     from avatar_data.synthetic import parse_novel_views
 
-    p = _Parser(prog="python -m avatar_data.heads",
-                description="Render a procedural talking-head video world with ground truth (depth, masks, "
+    p = cli.ArgumentParser(NAME, description="Render a procedural talking-head video world with ground truth (depth, masks, "
                             "expression and pose parameters, novel views of the test frames).")
     p.add_argument("out_dir", help="directory to create (must not exist or be empty; see --overwrite)")
     p.add_argument("--seed", type=int, default=0,
                    help=f"identity and world seed (evaluation identities: {P.EVALUATION_IDENTITY_SEEDS.start}.."
                         f"{P.EVALUATION_IDENTITY_SEEDS.stop - 1})")
-    p.add_argument("--frames", type=int, default=200, help="video length T at 25 fps")
+    p.add_argument("--frames", type=int, default=200, help="video length T at 25 fps (at least 2)")
     p.add_argument("--test-frames", type=int, default=None, help="held-out last frames (default 10%% of T)")
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--novel-views", type=parse_novel_views, default=list(world.DEFAULT_NOVEL_VIEWS),
@@ -46,27 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
+def _main(args) -> int:
     from avatar_data.heads import speech, world
 
-    args = build_parser().parse_args(argv)
     if args.frames < 2:
-        print(f"{ERROR_PREFIX} --frames must be at least 2, got {args.frames}", file=sys.stderr)
-        return 2
-    try:
-        world.check_identity_seed(args.seed, args.allow_pretrain_identity)
-        if args.speech not in ("synthetic", "espeak") and not os.path.isfile(args.speech):
-            raise speech.SpeechError(f"--speech must be 'synthetic', 'espeak' or a .wav file; "
-                                     f"{args.speech!r} is none of them")
-        t0 = time.perf_counter()
-        info = world.make_head_world(
-            args.out_dir, seed=args.seed, num_frames=args.frames, num_test_frames=args.test_frames,
-            resolution=args.resolution, novel_views=args.novel_views, speech=args.speech,
-            allow_pretrain_identity=args.allow_pretrain_identity, overwrite=args.overwrite,
-            progress=not args.quiet)
-    except (ValueError, OSError) as e:  # SpeechError is a ValueError; OSError includes FileExistsError.
-        print(f"{ERROR_PREFIX} {e}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--frames must be at least 2, got {args.frames}")
+    world.check_identity_seed(args.seed, args.allow_pretrain_identity)
+    if args.speech not in ("synthetic", "espeak") and not os.path.isfile(args.speech):
+        raise speech.SpeechError(f"--speech must be 'synthetic', 'espeak' or a .wav file; "
+                                 f"{args.speech!r} is none of them")
+    t0 = time.perf_counter()
+    info = world.make_head_world(
+        args.out_dir, seed=args.seed, num_frames=args.frames, num_test_frames=args.test_frames,
+        resolution=args.resolution, novel_views=args.novel_views, speech=args.speech,
+        allow_pretrain_identity=args.allow_pretrain_identity, overwrite=args.overwrite,
+        progress=not args.quiet)
     summary = {"out_dir": os.path.abspath(args.out_dir), "num_frames": info["num_frames"],
                "num_test_frames": info["num_test_frames"], "resolution": info["resolution"],
                "novel_views": len(info["novel_views_deg"]) * info["num_test_frames"],
@@ -74,6 +62,11 @@ def main(argv=None) -> int:
                "wall_s": round(time.perf_counter() - t0, 2), "timing_s": info["timing_s"]}
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return cli.run(NAME, lambda: _main(args))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ alone, so shards are independent and byte-identical across runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -30,8 +29,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from avatar_data import cameras
 from avatar_data.heads import params as P
-from avatar_data.heads import views
+from hfagp_common import cli
 
 FORMAT_NAME = "hfagp-head-pretrain"
 FORMAT_VERSION = 1
@@ -41,7 +41,8 @@ MAX_YAW_DEG, MAX_PITCH_DEG = 40.0, 20.0
 POSE_JITTER = {"yaw_deg": 10.0, "pitch_deg": 6.0, "roll_deg": 4.0, "translation": 0.01}
 ARRAY_KEYS = ("image", "depth", "mask", "label", "identity", "scene", "view", "expression", "pose")
 _SCENE_STREAM, _CAMERA_STREAM = P.STREAMS["pretrain_scene"], P.STREAMS["pretrain_camera"]
-ERROR_PREFIX = "avatar_data.heads.dataset: error:"
+NAME = "avatar_data.heads.dataset"
+ERROR_PREFIX = f"{NAME}: error:"
 
 
 def default_identity_seeds(num_identities: int, first: int = P.PRETRAIN_IDENTITY_SEED_START) -> list[int]:
@@ -101,7 +102,7 @@ def _render_shard(config: dict, k: int) -> dict:
         cols["pose"] += [pose] * v
         cols["offsets"].append(scene_cameras(config["seed"], ident_seed, number, v))
     offsets = np.concatenate(cols["offsets"])
-    labels = views.orbit_labels(offsets[:, 0], offsets[:, 1])
+    labels = cameras.yaw_pitch_cameras(np.radians(offsets[:, 0]), np.radians(offsets[:, 1]))
     out = render.render(np.stack(cols["identity_vec"]), np.stack(cols["expression"]), np.stack(cols["pose"]),
                         labels, resolution=config["resolution"], supersample=SUPERSAMPLE)
     return {"image": out["rgb"], "depth": out["depth"].astype(np.float16),
@@ -223,17 +224,11 @@ def load_pretrain_dataset(path: str, allow_incomplete: bool = False) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    class Parser(argparse.ArgumentParser):
-        def error(self, message):
-            self.print_usage(sys.stderr)
-            self.exit(2, f"{ERROR_PREFIX} {message}\n")
-
-    p = Parser(prog="python -m avatar_data.heads.dataset",
-               description="Render many pretraining identities x expressions x views of the head world "
-                           "(resumable: rerun the same command to finish an interrupted run).")
+def build_parser() -> cli.ArgumentParser:
+    p = cli.ArgumentParser(NAME, description="Render many pretraining identities x expressions x views of the head "
+                                             "world (resumable: rerun the same command to finish an interrupted run).")
     p.add_argument("out_dir")
-    p.add_argument("--identities", type=int, required=True, help="number of pretraining identities")
+    p.add_argument("--identities", type=cli.positive_int, required=True, help="number of pretraining identities")
     p.add_argument("--first-identity", type=int, default=P.PRETRAIN_IDENTITY_SEED_START,
                    help=f"first identity seed (>= {P.PRETRAIN_IDENTITY_SEED_START})")
     p.add_argument("--scenes", type=int, required=True, help="scenes (expression + head pose) per identity")
@@ -241,18 +236,19 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="seed of the scenes and cameras")
     p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
-    try:
-        if args.identities < 1:
-            raise ValueError(f"--identities must be at least 1, got {args.identities}")
-        summary = make_pretrain_dataset(args.out_dir, default_identity_seeds(args.identities, args.first_identity),
-                                        args.scenes, args.views, args.resolution, args.seed,
-                                        progress=not args.quiet)
-    except (ValueError, OSError) as e:
-        print(f"{ERROR_PREFIX} {e}", file=sys.stderr)
-        return 2
+    return p
+
+
+def _main(args) -> int:
+    summary = make_pretrain_dataset(args.out_dir, default_identity_seeds(args.identities, args.first_identity),
+                                    args.scenes, args.views, args.resolution, args.seed, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return cli.run(NAME, lambda: _main(args))
 
 
 if __name__ == "__main__":

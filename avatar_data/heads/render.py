@@ -24,7 +24,6 @@ where none did; mask float32 [R, R] in [0, 1], the fraction of the pixel's rays 
 from __future__ import annotations
 
 import functools
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +32,7 @@ import numpy as np
 from avatar_data import cameras
 from avatar_data.heads import model
 from avatar_data.heads import params as P
+from hfagp_common.batching import batched
 
 STEPS = 64
 FIRST_STEPS = 20        # steps taken by every ray; the unfinished ones continue in chunks
@@ -323,8 +323,6 @@ def render(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray, label
     and an image's pixels never depend on which other images share its batch. The next batch is dispatched
     before the previous one is copied back.
     """
-    from tqdm.auto import tqdm
-
     labels = np.asarray(labels, np.float32)
     n = labels.shape[0]
     identity = np.asarray(identity, np.float32)
@@ -337,25 +335,10 @@ def render(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray, label
             raise ValueError(f"{name} must be [{n}, {dim}], got {a.shape}")
     if resolution < 1 or supersample < 1:
         raise ValueError(f"need resolution >= 1 and supersample >= 1, got {resolution} and {supersample}")
-    out = {"rgb": np.zeros((n, resolution, resolution, 3), np.uint8),
-           "depth": np.zeros((n, resolution, resolution), np.float32),
-           "mask": np.zeros((n, resolution, resolution), np.float32)}
     if n == 0:
-        return out
-    pad = (-n) % batch_size
-    arrays = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in arrays]
-    pending: tuple | None = None
-    with tqdm(total=n, desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
-        for start in range(0, n + pad + batch_size, batch_size):
-            result = None
-            if start < n + pad:
-                result = (start, render_batch(*(a[start:start + batch_size] for a in arrays),
-                                              resolution=resolution, supersample=supersample))
-            if pending is not None:
-                s0, values = pending
-                stop = min(s0 + batch_size, n)
-                for key, v in zip(("rgb", "depth", "mask"), values):
-                    out[key][s0:stop] = np.asarray(v)[: stop - s0]
-                bar.update(stop - s0)
-            pending = result
-    return out
+        return {"rgb": np.zeros((0, resolution, resolution, 3), np.uint8),
+                "depth": np.zeros((0, resolution, resolution), np.float32),
+                "mask": np.zeros((0, resolution, resolution), np.float32)}
+    fn = lambda *chunk: dict(zip(("rgb", "depth", "mask"), render_batch(*chunk, resolution=resolution,
+                                                                      supersample=supersample)))
+    return batched(fn, arrays, batch_size, desc=desc, progress=progress)

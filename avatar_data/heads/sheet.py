@@ -15,8 +15,8 @@ import time
 import numpy as np
 from PIL import Image
 
+from avatar_data import cameras
 from avatar_data.heads import params as P
-from avatar_data.heads import views
 
 SHEET_COLUMNS = (
     ("neutral", {}, (0.0, 0.0)),
@@ -42,7 +42,7 @@ def sheet_images(seeds, resolution: int = 128, supersample: int = 2) -> np.ndarr
         for _, values, (yaw, pitch) in SHEET_COLUMNS:
             idents.append(ident.vector)
             exprs.append(P.expression(**values))
-            labels.append(views.orbit_labels(yaw, pitch)[0])
+            labels.append(cameras.yaw_pitch_cameras(np.radians(yaw), np.radians(pitch)))
     n = len(labels)
     out = render.render(np.stack(idents), np.stack(exprs), np.zeros((n, P.POSE_DIM), np.float32),
                         np.stack(labels), resolution=resolution, supersample=supersample)
@@ -58,7 +58,7 @@ def strip_images(seed: int, resolution: int = 128, supersample: int = 2) -> np.n
     take = np.arange(0, num_frames, STRIP_STEP)
     ident = P.sample_identity(seed).vector
     out = render.render(ident, video["expression"][take], video["pose"][take],
-                        np.repeat(views.frontal_label()[None], len(take), axis=0),
+                        np.repeat(cameras.frontal_camera()[None], len(take), axis=0),
                         resolution=resolution, supersample=supersample)
     return out["rgb"]
 

@@ -10,17 +10,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import time
 import zipfile
 from collections.abc import Sequence
 
 import numpy as np
 
-from avatar_data import audio_features, cameras, synthetic, writers
+from avatar_data import audio_features, cameras, synthetic, worlds, writers
 from avatar_data.heads import params as P
 from avatar_data.heads import speech as S
-from avatar_data.heads import views
 
 FORMAT_NAME = "hfagp-head-world"
 FORMAT_VERSION = 1
@@ -243,8 +241,8 @@ def make_head_world(
         raise ValueError(f"resolution must be at least 8, got {resolution}")
     novel_views = [(float(y), float(p)) for y, p in novel_views]
     n_train = num_frames - n_test
-    tmp = synthetic._prepare_out_dir(out_dir, overwrite)
-    try:
+    with worlds.world_directory(out_dir, overwrite) as tmp:
+        tmp = str(tmp)
         identity = P.sample_identity(seed)
         video = video_parameters(seed, num_frames, n_test, speech)
         expression, pose = video["expression"], video["pose"]
@@ -256,12 +254,12 @@ def make_head_world(
         tracked, mix = tracked_expressions(seed, expression)
         # The video is filmed by a fixed frontal camera while the head moves; the labels a face tracker reports
         # are that camera in the head's rest frame (head motion folded into the camera, as EG3D's poses).
-        world_labels = np.repeat(views.frontal_label()[None], num_frames, axis=0)
+        world_labels = np.repeat(cameras.frontal_camera()[None], num_frames, axis=0)
         labels = head_frame_labels(world_labels, pose)
         test_index = np.arange(n_train, num_frames)
         novel_frame = np.repeat(test_index, len(novel_views)).astype(np.int32)
         novel_view = np.tile(np.arange(len(novel_views)), n_test).astype(np.int32)
-        novel_world_labels = views.orbit_labels([v[0] for v in novel_views], [v[1] for v in novel_views])[novel_view] \
+        novel_world_labels = cameras.yaw_pitch_cameras(*np.radians(np.asarray(novel_views).T))[novel_view] \
             if novel_views else np.zeros((0, cameras.LABEL_DIM), np.float32)
         novel_labels = head_frame_labels(novel_world_labels, pose[novel_frame])
         timings["signals_s"] = time.perf_counter() - t_start
@@ -283,19 +281,10 @@ def make_head_world(
         t0 = time.perf_counter()
         frame_names = [f"{i:05d}.png" for i in range(num_frames)]
         writers.write_eg3d_folder(os.path.join(tmp, "frames"), frames["rgb"], labels, frame_names)
-        synthetic._write_json(os.path.join(tmp, "split.json"),
-                              {"train": list(range(n_train)), "test": test_index.tolist()})
-        np.save(os.path.join(tmp, "expression.npy"), tracked)
-        np.save(os.path.join(tmp, "aud.npy"), audio)
-        novel_dir = os.path.join(tmp, "novel_views")
-        os.makedirs(novel_dir)
-        novel_names = [f"{f:05d}_view{v}.png" for f, v in zip(novel_frame, novel_view)]
-        if novel_names:
-            writers.write_eg3d_folder(novel_dir, novel["rgb"], novel_labels, novel_names)
-        synthetic._write_json(os.path.join(novel_dir, "views.json"), {
-            "views": [{"name": name, "frame_index": int(f), "view_index": int(v),
-                       "yaw_offset_deg": novel_views[v][0], "pitch_offset_deg": novel_views[v][1]}
-                      for name, f, v in zip(novel_names, novel_frame, novel_view)]})
+        worlds.write_split(tmp, n_train, test_index)
+        np.save(os.path.join(tmp, worlds.EXPRESSION_FILE), tracked)
+        np.save(os.path.join(tmp, worlds.AUDIO_FILE), audio)
+        worlds.write_novel_views(tmp, novel["rgb"], novel_labels, novel_frame, novel_view, novel_views)
         writers.write_nerface_folder(os.path.join(tmp, "nerface"), frames["rgb"], labels, tracked,
                                      split_sizes={"train": n_train, "test": n_test})
         writers.write_adnerf_folder(os.path.join(tmp, "adnerf"), frames["rgb"], labels, audio,
@@ -357,11 +346,7 @@ def make_head_world(
                       "nerface": "nerface/", "adnerf": "adnerf/"},
             "timing_s": {k: round(v, 3) for k, v in timings.items()},
         }
-        synthetic._write_json(os.path.join(tmp, "world.json"), world)
-        synthetic._commit_out_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        worlds.write_json(os.path.join(tmp, worlds.WORLD_FILE), world)
     return world
 
 

@@ -62,8 +62,10 @@ class NovelViews:
 
 def load_novel_views(world: Path, frame_index: np.ndarray, own_cameras: np.ndarray) -> Optional[NovelViews]:
     """The world's ground-truth novel views for `frame_index` [N] (None if the world has none for them)."""
-    folder = Path(world) / "novel_views"
-    index_path, labels_path = folder / "views.json", folder / "dataset.json"
+    from avatar_data import worlds
+
+    folder = Path(world) / worlds.NOVEL_VIEWS_DIR
+    index_path, labels_path = folder / worlds.VIEWS_INDEX, folder / "dataset.json"
     if not index_path.is_file():
         return None
     entries = json.loads(index_path.read_text())["views"]
@@ -116,10 +118,14 @@ def hidden_subspace_rows(basis: np.ndarray, num_ws: int, w_dim: int) -> np.ndarr
 
 def subspace_report(avatar: TrainedAvatar, world: Path) -> dict:
     """Principal angles (degrees) between the learned basis and the world's hidden subspace."""
-    path = Path(world) / "ground_truth.npz"
+    from avatar_data import worlds
+
+    path = Path(world) / worlds.GROUND_TRUTH_FILE
     if not path.is_file():
         return {"available": False, "reason": f"{path} is missing"}
     with np.load(path) as gt:
+        if "basis" not in gt.files:
+            return {"available": False, "reason": "the world has no hidden W+ subspace (not made by an EG3D)"}
         hidden_basis = gt["basis"]
     cfg = avatar.generator.config
     learned = avatar.basis_matrix()
@@ -343,7 +349,7 @@ def evaluate(
     pngs = save_comparisons(out_dir, frame_index[show], [c[show] for c in gt_cols + pred_cols], num_images)
 
     subspace = subspace_report(avatar, world) if world is not None else {
-        "available": False, "reason": "not a synthetic world: no hidden subspace to compare with"}
+        "available": False, "reason": "not a world with ground truth: no hidden subspace to compare with"}
     timing["total_s"] = time.perf_counter() - t_start
     gcfg = avatar.generator.config
     summary = {
@@ -364,7 +370,7 @@ def evaluate(
         "lpips": lpips_info,
         "novel_views": ({"available": True, "num_frames": int(len(novel_idx)), "views": novel.views,
                          "world": str(world)} if len(novel_idx) else
-                        {"available": False, "reason": "not a synthetic world" if world is None else
+                        {"available": False, "reason": "not a world with ground truth" if world is None else
                          f"{world}/novel_views has no views of these frames"}),
         "subspace": subspace,
         "pti": pti_summary,

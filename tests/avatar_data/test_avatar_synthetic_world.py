@@ -241,7 +241,7 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     assert synthetic.main([str(busy), "--generator", "tiny128", "--quiet"]) == 2
     assert "not empty" in capsys.readouterr().err
     assert synthetic.main([str(busy), "--generator", "tiny128", "--overwrite", "--quiet"]) == 2
-    assert "not a synthetic world" in capsys.readouterr().err
+    assert "is not a world (no world.json)" in capsys.readouterr().err
     assert (busy / "keep.txt").read_text() == "not a world"
     assert synthetic.main([str(tmp_path / "new"), "--generator", "no-such-preset", "--quiet"]) == 2
     assert "neither a generator directory nor a preset" in capsys.readouterr().err

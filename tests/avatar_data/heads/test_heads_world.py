@@ -13,7 +13,7 @@ import pytest
 
 from avatar_data import audio_features, cameras, readers
 from avatar_data.heads import params as P
-from avatar_data.heads import render, views, world
+from avatar_data.heads import render, world
 from avatar_data.heads import speech as speech_module
 from avatar_data.heads.__main__ import ERROR_PREFIX, main
 
@@ -226,7 +226,7 @@ def test_pixel_rays_pass_through_pixel_centres():
 def test_render_is_independent_of_the_batch_company():
     ident = P.sample_identity(SEED).vector
     exprs = np.stack([P.expression(jaw_open=0.5), P.expression(smile=1.0), P.expression(blink_l=1.0)])
-    labels = views.orbit_labels([0.0, 20.0, -30.0], [0.0, 5.0, -10.0])
+    labels = cameras.yaw_pitch_cameras(np.radians([0.0, 20.0, -30.0]), np.radians([0.0, 5.0, -10.0]))
     poses = np.zeros((3, 6), np.float32)
     together = render.render(ident, exprs, poses, labels, resolution=RES)
     alone = render.render(ident, exprs[1:2], poses[1:2], labels[1:2], resolution=RES)
@@ -262,7 +262,7 @@ def test_cli_refuses_to_overwrite_a_directory_that_is_not_a_world(tmp_path, caps
     target.mkdir()
     (target / "precious.txt").write_text("keep me")
     assert main(_argv(target, SEED, "--overwrite")) == 2
-    assert "not a synthetic world" in capsys.readouterr().err
+    assert "is not a world (no world.json)" in capsys.readouterr().err
     assert (target / "precious.txt").read_text() == "keep me"
 
 
@@ -274,7 +274,7 @@ def test_espeak_without_the_binary_is_a_clear_error(tmp_path, capsys, monkeypatc
 
 
 def test_importing_avatar_data_and_the_parameters_loads_no_jax():
-    code = "import sys, avatar_data, avatar_data.heads.params, avatar_data.heads.views; print('jax' in sys.modules)"
+    code = "import sys, avatar_data, avatar_data.heads.params, avatar_data.worlds; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
