@@ -7,13 +7,19 @@ Variants override it:
              256, 800k iterations (generator tuned from 50k); batch 1 for the 3DMM and audio trainers
   cpu        a few minutes on 2 CPU cores: a random tiny128 generator, 32x32 neural rendering, a synthetic
              world made on first run, k = 8, 200 steps (generator tuned from step 150), L2 only
+  demo       the README's main job: the cpu variant on the shipped head-world prior (pretrained/heads128) and a
+             head-world video of an unseen identity, made on the first run (about 10 minutes on 2 cores)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ml_collections
 
-VARIANTS = ("paper", "official", "cpu")
+VARIANTS = ("paper", "official", "cpu", "demo")
+# The shipped head-world prior (configs/pretrain_heads.py made it).
+PRETRAINED_HEADS = str(Path(__file__).resolve().parents[1] / "pretrained" / "heads128")
 
 # Encoder options per kind (see encoders/). nonlinear=False is the official "MLP" (linear layers with no
 # activation between them); True puts a leaky ReLU between the layers. Audio: temporal_smoothing is AD-NeRF's
@@ -62,7 +68,8 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.generator.render_deterministic = False
 
     c.data = ml_collections.ConfigDict()
-    # 'folder' (a user's video dataset, prepared once as tfds) or 'synthetic' (a world with ground truth).
+    # 'folder' (a user's dataset folder or video), 'synthetic' (a world an EG3D generator renders) or 'heads'
+    # (a procedural head-world video of an unseen identity); the last two are made on the first run.
     c.data.source = "folder"
     # The dataset folder (data.source='folder'), or a video file (prepared once by avatar_data.prepare).
     c.data.folder = ""
@@ -97,6 +104,14 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.data.synthetic.seed = 0
     # Render the made world with a perturbed generator (a person slightly outside the prior).
     c.data.synthetic.perturb_generator = 0.0
+    c.data.heads = ml_collections.ConfigDict()
+    # An existing head world (default: WORKDIR/head_world, made on the first run by avatar_data.heads).
+    c.data.heads.dir = ""
+    # Identity seed of the made world: an evaluation identity (0..999), never seen by the shipped prior.
+    c.data.heads.seed = 7
+    # Frames (25 fps) of the made world, of which the last test_frames are held out.
+    c.data.heads.frames = 150
+    c.data.heads.test_frames = 15
 
     c.model = ml_collections.ConfigDict()
     # Driving signal: 'rgb' (frames), 'expression' (3DMM coefficients) or 'audio' (speech features).
@@ -209,6 +224,23 @@ def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+def demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The cpu variant on the shipped head prior and a head-world video of an unseen identity."""
+    cpu(c)
+    c.generator.preset = ""
+    c.generator.path = PRETRAINED_HEADS
+    c.generator.neural_rendering_resolution = 0
+    c.data.source = "heads"
+    c.model.prior_init = "w_avg"      # the prior's w_avg is its average person
+    c.schedule.total_steps = 300
+    c.schedule.generator_tuning_start = 200
+    c.eval_every = 100
+    c.checkpoint.every = 100
+    c.eval.max_frames = 15
+    c.eval.novel_views = 6
+    return c
+
+
 def make_config(encoder: str, variant: str) -> ml_collections.ConfigDict:
     """The locked config of `encoder` in `variant` ('' means 'paper')."""
     variant = variant or "paper"
@@ -219,6 +251,8 @@ def make_config(encoder: str, variant: str) -> ml_collections.ConfigDict:
         official(c)
     elif variant == "cpu":
         cpu(c)
+    elif variant == "demo":
+        demo(c)
     if encoder == "audio" and c.data.source == "folder":
         c.data.format = "adnerf"  # AD-NeRF's layout carries aud.npy
     c.lock()

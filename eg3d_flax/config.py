@@ -226,6 +226,11 @@ PRESETS: dict[str, GeneratorConfig] = {
     "small512": GeneratorConfig(
         channel_base=2048, channel_max=32, sr_num_fp16_res=0, neural_rendering_resolution=64,
         render=_FFHQ_RENDER),
+    # The architecture of the shipped head-world prior (pretrained/heads128; configs/pretrain_heads.py).
+    "heads128": GeneratorConfig(
+        img_resolution=128, channel_base=4096, channel_max=64, sr_module="SuperresolutionHybrid2X",
+        sr_num_fp16_res=0, neural_rendering_resolution=32,
+        render=RenderOptions(depth_resolution=12, depth_resolution_importance=12)),
 }
 
 

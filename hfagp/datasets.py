@@ -77,10 +77,12 @@ def load_world(world_dir: Path, smoothing_window: int = model_lib.AUDIO_SMOOTHIN
 
 
 def world_dir_of(config, workdir) -> Optional[Path]:
-    """The world with ground truth a run trains on (None for a user's folder)."""
-    if config.data.source != "synthetic":
-        return None
-    return Path(config.data.synthetic.dir or Path(workdir) / workdir_lib.SYNTHETIC_WORLD_DIR)
+    """The world with ground truth a run trains on (None for a user's folder or video)."""
+    if config.data.source == "synthetic":
+        return Path(config.data.synthetic.dir or Path(workdir) / workdir_lib.SYNTHETIC_WORLD_DIR)
+    if config.data.source == "heads":
+        return Path(config.data.heads.dir or Path(workdir) / workdir_lib.HEAD_WORLD_DIR)
+    return None
 
 
 def is_video(path) -> bool:
@@ -125,17 +127,17 @@ def build_datasets(config, workdir, generator) -> Datasets:
     """The run's datasets (making the synthetic world first if the config asks for one that is missing, or
     preparing the video `data.folder` names)."""
     data_cfg = config.data
-    if data_cfg.source == "synthetic":
-        world_dir = world_dir_of(config, workdir)
+    world_dir = world_dir_of(config, workdir)
+    if world_dir is not None:
         from avatar_data.worlds import is_world
 
         if not is_world(world_dir):
             if jax.process_index() == 0:
-                _make_world(data_cfg.synthetic, world_dir, generator)
+                _make_world(config, world_dir, generator)
             if jax.process_count() > 1:
                 from jax.experimental import multihost_utils
 
-                multihost_utils.sync_global_devices("synthetic_world")
+                multihost_utils.sync_global_devices("made_world")
         train, test, res, keys = load_world(world_dir, model_lib.smoothing_window(config.model))
         return Datasets(train, test, res, keys, world_dir)
     if is_video(data_cfg.folder):
@@ -143,9 +145,20 @@ def build_datasets(config, workdir, generator) -> Datasets:
     return _folder_datasets(data_cfg, workdir)
 
 
-def _make_world(syn_cfg, world_dir: Path, generator) -> None:
+def _make_world(config, world_dir: Path, generator) -> None:
+    """The world the config asks for: rendered by `generator` ('synthetic') or by the head world ('heads')."""
+    if config.data.source == "heads":
+        from avatar_data.heads.world import make_head_world
+
+        heads = config.data.heads
+        print(f"making a head world in {world_dir} (identity {heads.seed}, {heads.frames} frames)", file=sys.stderr)
+        make_head_world(str(world_dir), seed=int(heads.seed), num_frames=int(heads.frames),
+                        num_test_frames=int(heads.test_frames), resolution=int(config.data.resolution),
+                        progress=bool(config.progress_bar))
+        return
     from avatar_data.synthetic import make_synthetic_world
 
+    syn_cfg = config.data.synthetic
     print(f"making a synthetic avatar world in {world_dir} ({syn_cfg.frames} frames)", file=sys.stderr)
     make_synthetic_world(
         generator, world_dir, num_frames=syn_cfg.frames, num_test_frames=syn_cfg.test_frames,

@@ -10,7 +10,7 @@
     <workdir>/final_metrics.json           the evaluation after the last step
     <workdir>/samples/step_<N>/*.png       in-training pictures
     <workdir>/tensorboard/                 TensorBoard event files
-    <workdir>/synthetic_world/             the world a synthetic-data run made for itself
+    <workdir>/synthetic_world/, head_world/  the world a run made for itself (data.source 'synthetic', 'heads')
     <workdir>/prepared_data/               a folder or video prepared once as a tfds dataset
     <workdir>/eval/, renders/              outputs of `hfagp.eval` and `hfagp.render`
 """
@@ -37,6 +37,7 @@ FINAL_METRICS_FILE = "final_metrics.json"
 SAMPLES_DIR = "samples"
 TENSORBOARD_DIR = "tensorboard"
 SYNTHETIC_WORLD_DIR = "synthetic_world"
+HEAD_WORLD_DIR = "head_world"
 PREPARED_DATA_DIR = "prepared_data"
 EVAL_DIR = "eval"
 RENDERS_DIR = "renders"

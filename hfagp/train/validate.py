@@ -11,7 +11,7 @@ from hfagp import model as model_lib
 from hfagp_common.cli import ConfigError
 from prior.basis import INIT_MODES, ORTHOGONALITY_MODES
 
-DATA_SOURCES = ("synthetic", "folder")
+DATA_SOURCES = ("synthetic", "heads", "folder")
 
 
 def _need(condition: bool, message: str) -> None:
