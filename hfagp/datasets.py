@@ -21,6 +21,7 @@ import numpy as np
 
 from hfagp import model as model_lib
 from hfagp import workdir as workdir_lib
+from hfagp_common.images import read_image
 
 
 
@@ -74,6 +75,64 @@ def load_world(world_dir: Path, smoothing_window: int = model_lib.AUDIO_SMOOTHIN
     train_idx, test_idx = np.asarray(split["train"]), np.asarray(split["test"])
     take = lambda idx: ArraySource({k: v[idx] for k, v in arrays.items()})
     return take(train_idx), take(test_idx), int(arrays["image"].shape[1]), frozenset(arrays)
+
+
+@dataclasses.dataclass
+class NovelViews:
+    """Ground-truth novel views of the evaluated frames.
+
+    images [N, V, R, R, 3] in [-1, 1] and cameras [N, V, 25]; rows of frames without novel views
+    (``available[i]`` False) hold zeros and the frame's own camera. views: per view index
+    {'name': 'novel<v>', 'yaw_offset_deg', 'pitch_offset_deg'}.
+    """
+
+    images: np.ndarray
+    cameras: np.ndarray
+    available: np.ndarray
+    views: list
+
+
+def load_novel_views(world: Path, frame_index: np.ndarray, own_cameras: np.ndarray) -> Optional[NovelViews]:
+    """The world's ground-truth novel views for `frame_index` [N] (None if the world has none for them)."""
+    from avatar_data import worlds
+
+    folder = Path(world) / worlds.NOVEL_VIEWS_DIR
+    index_path, labels_path = folder / worlds.VIEWS_INDEX, folder / "dataset.json"
+    if not index_path.is_file():
+        return None
+    entries = json.loads(index_path.read_text())["views"]
+    if not entries:
+        return None
+    labels = {name: np.asarray(label, np.float32) for name, label in json.loads(labels_path.read_text())["labels"]}
+    by_frame: dict[int, dict[int, dict]] = {}
+    offsets: dict[int, tuple[float, float]] = {}
+    for e in entries:
+        by_frame.setdefault(int(e["frame_index"]), {})[int(e["view_index"])] = e
+        offsets[int(e["view_index"])] = (float(e["yaw_offset_deg"]), float(e["pitch_offset_deg"]))
+    num_views = len(offsets)
+    if sorted(offsets) != list(range(num_views)):
+        raise ValueError(f"{index_path}: view indices {sorted(offsets)} are not 0..{num_views - 1}")
+    available = np.array([int(f) in by_frame for f in frame_index])
+    if not available.any():
+        return None
+    images, cams = None, np.repeat(np.asarray(own_cameras, np.float32)[:, None], num_views, axis=1)
+    for i, f in enumerate(frame_index):
+        views = by_frame.get(int(f))
+        if views is None:
+            continue
+        if sorted(views) != list(range(num_views)):
+            raise ValueError(f"{index_path}: frame {int(f)} has views {sorted(views)}, expected 0..{num_views - 1}")
+        for v, e in views.items():
+            if e["name"] not in labels:
+                raise ValueError(f"{labels_path}: no camera for novel view {e['name']!r} (frame {int(f)})")
+            image = read_image(folder / e["name"])
+            if images is None:
+                images = np.zeros((len(frame_index), num_views) + image.shape, np.float32)
+            images[i, v] = image
+            cams[i, v] = labels[e["name"]]
+    views = [{"name": f"novel{v}", "yaw_offset_deg": offsets[v][0], "pitch_offset_deg": offsets[v][1]}
+             for v in range(num_views)]
+    return NovelViews(images, cams, available, views)
 
 
 def world_dir_of(config, workdir) -> Optional[Path]:
@@ -182,4 +241,4 @@ def _folder_datasets(data_cfg, workdir) -> Datasets:
     return Datasets(train, test, data_cfg.resolution, keys)
 
 
-__all__ = ["Datasets", "build_datasets", "is_video", "load_world", "prepared_video_dir", "world_dir_of"]
+__all__ = ["NovelViews", "load_novel_views", "Datasets", "build_datasets", "is_video", "load_world", "prepared_video_dir", "world_dir_of"]

@@ -37,70 +37,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from hfagp import metrics
+from hfagp.datasets import NovelViews, load_novel_views
 from hfagp.inference import TrainedAvatar, world_dir
 from hfagp_common.batching import batched
-from hfagp_common.images import image_grid, read_image, save_png, to_uint8
+from hfagp_common.images import image_grid, save_png, to_uint8
 
 METHOD = "hfagp"
 SAME_VIEW = "same"
-
-
-@dataclasses.dataclass
-class NovelViews:
-    """Ground-truth novel views of the evaluated frames.
-
-    images [N, V, R, R, 3] in [-1, 1] and cameras [N, V, 25]; rows of frames without novel views
-    (``available[i]`` False) hold zeros and the frame's own camera. views: per view index
-    {'name': 'novel<v>', 'yaw_offset_deg', 'pitch_offset_deg'}.
-    """
-
-    images: np.ndarray
-    cameras: np.ndarray
-    available: np.ndarray
-    views: list
-
-
-def load_novel_views(world: Path, frame_index: np.ndarray, own_cameras: np.ndarray) -> Optional[NovelViews]:
-    """The world's ground-truth novel views for `frame_index` [N] (None if the world has none for them)."""
-    from avatar_data import worlds
-
-    folder = Path(world) / worlds.NOVEL_VIEWS_DIR
-    index_path, labels_path = folder / worlds.VIEWS_INDEX, folder / "dataset.json"
-    if not index_path.is_file():
-        return None
-    entries = json.loads(index_path.read_text())["views"]
-    if not entries:
-        return None
-    labels = {name: np.asarray(label, np.float32) for name, label in json.loads(labels_path.read_text())["labels"]}
-    by_frame: dict[int, dict[int, dict]] = {}
-    offsets: dict[int, tuple[float, float]] = {}
-    for e in entries:
-        by_frame.setdefault(int(e["frame_index"]), {})[int(e["view_index"])] = e
-        offsets[int(e["view_index"])] = (float(e["yaw_offset_deg"]), float(e["pitch_offset_deg"]))
-    num_views = len(offsets)
-    if sorted(offsets) != list(range(num_views)):
-        raise ValueError(f"{index_path}: view indices {sorted(offsets)} are not 0..{num_views - 1}")
-    available = np.array([int(f) in by_frame for f in frame_index])
-    if not available.any():
-        return None
-    images, cams = None, np.repeat(np.asarray(own_cameras, np.float32)[:, None], num_views, axis=1)
-    for i, f in enumerate(frame_index):
-        views = by_frame.get(int(f))
-        if views is None:
-            continue
-        if sorted(views) != list(range(num_views)):
-            raise ValueError(f"{index_path}: frame {int(f)} has views {sorted(views)}, expected 0..{num_views - 1}")
-        for v, e in views.items():
-            if e["name"] not in labels:
-                raise ValueError(f"{labels_path}: no camera for novel view {e['name']!r} (frame {int(f)})")
-            image = read_image(folder / e["name"])
-            if images is None:
-                images = np.zeros((len(frame_index), num_views) + image.shape, np.float32)
-            images[i, v] = image
-            cams[i, v] = labels[e["name"]]
-    views = [{"name": f"novel{v}", "yaw_offset_deg": offsets[v][0], "pitch_offset_deg": offsets[v][1]}
-             for v in range(num_views)]
-    return NovelViews(images, cams, available, views)
 
 
 def hidden_subspace_rows(basis: np.ndarray, num_ws: int, w_dim: int) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""In-training evaluation: held-out-frame PSNR (the metric of `hfagp.eval`, on clipped renders) and
-pictures (reconstructions, novel views of the first held-out frame, one image per basis vector)."""
+"""In-training evaluation: held-out-frame PSNR (the metric of `hfagp.eval`, on clipped renders), on a world
+with ground truth also the PSNR of its novel views of those frames, and pictures (reconstructions, a yaw sweep
+of the first held-out frame, one image per basis vector)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import jax
 import numpy as np
@@ -14,6 +15,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from avatar_data import cameras
 from hfagp import metrics
 from hfagp import model as model_lib
+from hfagp.datasets import load_novel_views
 from hfagp import workdir as workdir_lib
 from hfagp_common.batching import batched
 from hfagp_common.images import image_grid, save_png, to_uint8
@@ -30,7 +32,8 @@ def _local_copy(array: jax.Array) -> np.ndarray:
 class Evaluator:
     """Renders the first `eval.max_frames` test frames with the current params; process 0 writes the results."""
 
-    def __init__(self, config, test_source, mesh, render_fn: Callable, basis_fn: Callable, workdir: Path, writer):
+    def __init__(self, config, test_source, mesh, render_fn: Callable, basis_fn: Callable, workdir: Path, writer,
+                 world_dir: Optional[Path] = None):
         from avatar_data.pipeline import load_eval_frames
 
         self.cfg = config
@@ -41,6 +44,15 @@ class Evaluator:
         self.images = np.asarray(frames["image"], np.float32)
         self.labels = np.asarray(frames["label"], np.float32)
         self.batch = max(1, min(config.eval.batch_size, len(self.images)))
+        # Ground-truth novel views of the evaluated frames, flattened (one row per view of a frame).
+        self.novel = None
+        novel = load_novel_views(world_dir, np.asarray(frames["frame_index"]), self.labels) if world_dir else None
+        if novel is not None and novel.available.any():
+            rows = np.flatnonzero(novel.available)
+            views = novel.images.shape[1]
+            self.novel = {"inputs": np.repeat(self.inputs[rows], views, axis=0),
+                          "labels": novel.cameras[rows].reshape(-1, novel.cameras.shape[-1]),
+                          "images": novel.images[rows].reshape((-1,) + novel.images.shape[2:])}
         # Inputs are replicated over the mesh (in multi-process runs every process renders the same frames).
         self._replicated = NamedSharding(mesh, PartitionSpec())
         self._render = jax.jit(render_fn, out_shardings=self._replicated)
@@ -55,6 +67,9 @@ class Evaluator:
         pred = self._render_all(params, constants, self.inputs, self.labels)
         psnr = np.asarray(metrics.psnr(pred, self.images))
         result = {"eval/psnr": float(psnr.mean()), "eval/frames": len(pred)}
+        if self.novel is not None:
+            novel = self._render_all(params, constants, self.novel["inputs"], self.novel["labels"])
+            result["eval/novel_psnr"] = float(np.mean(np.asarray(metrics.psnr(novel, self.novel["images"]))))
         if not self.is_main:
             return result
         self.writer.scalars(step, result)
