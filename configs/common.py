@@ -46,6 +46,10 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.eval_every = 5000
     # Persistent XLA compilation cache: restarts load compiled steps instead of recompiling ("" disables).
     c.compilation_cache_dir = "~/.cache/hfagp_jax/xla"
+    # Float32 matmul/conv precision of the whole program (encoder, generator, loss; hfagp/precision.py):
+    # 'highest' (true float32, as the official EG3D training loop: TF32 off) | 'tf32' (GPU tensor cores)
+    # | 'default' (the backend's choice: TF32 on Ampere+ GPUs, bfloat16 passes on TPUs). CPUs ignore it.
+    c.precision = "highest"
 
     c.generator = ml_collections.ConfigDict()
     # A converted generator directory (python -m convert_weights ffhqrebalanced512-128.pkl DIR).

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from hfagp.precision import PRECISIONS
 from hfagp_common import cli
 
 NAME = "hfagp.eval"
@@ -40,11 +41,24 @@ def build_parser() -> cli.ArgumentParser:
                    help="weight of PTI's LPIPS loss (needs --lpips-weights; 0: L2 only)")
     p.add_argument("--generator", default=None, help="the converted generator's path, if it moved since training")
     p.add_argument("--num-images", type=int, default=4, help="how many side-by-side PNGs to write")
+    p.add_argument("--precision", default=None, choices=PRECISIONS,
+                   help="float32 matmul/conv precision (default: the run's; see hfagp/precision.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
 
 def _main(args) -> int:
+    """Evaluates under the run's float32 precision (or --precision), printed first on stderr."""
+    from hfagp import precision as precision_lib
+    from hfagp import workdir as workdir_lib
+
+    name = args.precision or precision_lib.of_config(workdir_lib.load_config(args.workdir))
+    print(precision_lib.describe(name), file=sys.stderr)
+    with precision_lib.matmul_precision(name):
+        return _evaluate(args)
+
+
+def _evaluate(args) -> int:
     from hfagp import workdir as workdir_lib
     from hfagp.eval.evaluate import evaluate
     from hfagp.inference import load_split, load_trained

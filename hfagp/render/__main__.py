@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from avatar_data.cameras import EG3D_FOV_DEG
+from hfagp import precision as precision_lib
 from hfagp import workdir as workdir_lib
 from hfagp.inference import TrainedAvatar, load_trained
 from hfagp.render.frames import (export_mesh, latents_from_file, frame_latents, load_driving_signal,
@@ -76,6 +77,8 @@ def _common(parser: cli.ArgumentParser, video: bool = True) -> None:
                         help="volume rendering resolution (default: the generator's)")
     parser.add_argument("--fps", type=float, default=25.0, help="video frame rate")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--precision", default=None, choices=precision_lib.PRECISIONS,
+                        help="float32 matmul/conv precision (default: the run's; see hfagp/precision.py)")
     if video:
         parser.add_argument("--format", choices=("mp4", "png"), default="mp4",
                             help="an mp4 video or a folder of png frames")
@@ -166,6 +169,14 @@ def _threshold(value: str) -> Union[float, str]:
 
 
 def _main(args) -> int:
+    """Renders under the run's float32 precision (or --precision), printed first on stderr."""
+    name = args.precision or precision_lib.of_config(workdir_lib.load_config(args.workdir))
+    print(precision_lib.describe(name), file=sys.stderr)
+    with precision_lib.matmul_precision(name):
+        return _render(args)
+
+
+def _render(args) -> int:
     avatar = load_avatar(args.workdir, step=args.step, generator_path=args.generator or None)
     args.loaded_step = avatar.step
     render_kwargs = dict(batch_size=args.batch_size, resolution=args.neural_rendering_resolution,

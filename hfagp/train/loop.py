@@ -25,6 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hfagp import datasets as datasets_lib
 from hfagp import model as model_lib
+from hfagp import precision as precision_lib
 from hfagp import workdir as workdir_lib
 from hfagp.train import checkpointing, distributed, summaries, validate
 from hfagp.train.evaluator import Evaluator
@@ -162,7 +163,14 @@ class MetricsLog:
 
 
 def train_and_evaluate(config, workdir) -> dict:
-    """Run (or resume) training in `workdir`. Returns the final evaluation metrics."""
+    """Run (or resume) training in `workdir`. Returns the final evaluation metrics.
+
+    Everything is traced under the config's float32 matmul/conv precision (`hfagp.precision`)."""
+    with precision_lib.matmul_precision(precision_lib.of_config(config)):
+        return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config, workdir) -> dict:
     # Decide how to start. The order is important: 1. the compilation cache and the distributed runtime
     # before any computation; 2. everything built from the config (it validates first); 3. the initial or
     # the restored state, on the mesh.
@@ -176,6 +184,9 @@ def train_and_evaluate(config, workdir) -> dict:
     setup = build_setup(config, workdir)
     cfg, mesh = setup.config, setup.mesh
     is_main = jax.process_index() == 0
+    if is_main:
+        print(precision_lib.describe(precision_lib.of_config(cfg), setup.generator.config.compute_dtype),
+              file=sys.stderr)
     replicated, batch_sharding = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     if cfg.optim.batch_size % mesh.size:
         raise TrainingError(f"optim.batch_size={cfg.optim.batch_size} is not divisible by the {mesh.size} devices")
@@ -209,7 +220,8 @@ def train_and_evaluate(config, workdir) -> dict:
     evaluator = None
     if cfg.eval.max_frames > 0:
         evaluator = Evaluator(cfg, setup.datasets.test, mesh, make_render_fn(setup.model, gen_module),
-                              make_basis_render_fn(setup.model, gen_module, cfg.eval.basis_scale), workdir, writer)
+                              make_basis_render_fn(setup.model, gen_module, cfg.eval.basis_scale), workdir, writer,
+                              world_dir=setup.datasets.world_dir)
     if start_step == 0 and evaluator is not None:
         initial = evaluator.evaluate(0, state.params, constants)
         if is_main:

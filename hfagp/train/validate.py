@@ -8,6 +8,7 @@ from encoders import ENCODERS
 from hfagp import datasets as datasets_lib
 from hfagp import lpips as lpips_lib
 from hfagp import model as model_lib
+from hfagp import precision as precision_lib
 from hfagp_common.cli import ConfigError
 from prior.basis import INIT_MODES, ORTHOGONALITY_MODES
 
@@ -44,6 +45,8 @@ def check_config(cfg) -> None:
     _need(cfg.loss.lpips_net in lpips_lib.NETS, f"loss.lpips_net must be one of {lpips_lib.NETS}, got "
                                                 f"{cfg.loss.lpips_net!r}")
     _need(cfg.loss.lpips_weight >= 0, f"loss.lpips_weight must be >= 0, got {cfg.loss.lpips_weight}")
+    _need(cfg.get("precision", precision_lib.DEFAULT_PRECISION) in precision_lib.PRECISIONS,
+          f"precision must be one of {precision_lib.PRECISIONS}, got {cfg.get('precision')!r}")
     if cfg.generator.path:
         model_lib.check_generator_dir(cfg.generator.path)
     else:
