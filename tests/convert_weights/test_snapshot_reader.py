@@ -13,14 +13,19 @@ import numpy as np
 import pytest
 
 from convert_weights import snapshot_reader as sr
+from shared_fixtures import EG3D_FIXTURES, REPO_ROOT, require_fixtures
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures" / "eg3d"
+FIXTURES = EG3D_FIXTURES
 
-# Tests that read the golden fixtures; the hand-built pickles below need nothing.
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"EG3D fixtures directory not found: {FIXTURES}"
-)
+
+@pytest.fixture(scope="module")
+def eg3d_fixtures():
+    return require_fixtures(FIXTURES)
+
+
+# Tests that read the golden fixtures (skipped without them, failed under HFAGP_REQUIRE_FIXTURES=1);
+# the hand-built pickles below need nothing.
+needs_fixtures = pytest.mark.usefixtures("eg3d_fixtures")
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 

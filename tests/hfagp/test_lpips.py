@@ -19,14 +19,18 @@ import pytest
 
 from hfagp import lpips
 from convert_weights import lpips as lpips_convert
+from shared_fixtures import LPIPS_FIXTURES, require_fixtures
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "lpips"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/lpips")
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="LPIPS fixtures not found")
+FIXTURES = LPIPS_FIXTURES
 
 NETS = ("alex", "vgg")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _lpips_fixtures():
+    """Every test here reads fixtures/lpips: skipped without it (failed under HFAGP_REQUIRE_FIXTURES=1)."""
+    require_fixtures(FIXTURES)
 
 
 def weights_path(net: str) -> Path:

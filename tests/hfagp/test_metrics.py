@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hfagp import metrics
-from shared_fixtures import LPIPS_FIXTURES
+from shared_fixtures import LPIPS_FIXTURES, missing_fixture
 
 
 def _pair(seed=0, shape=(3, 40, 37, 3), noise=0.3):
@@ -103,7 +103,7 @@ def test_lpips_metric_wraps_hfagp_lpips():
 
     path = LPIPS_FIXTURES / "lpips_alex_weights.npz"
     if not path.is_file():
-        pytest.skip(f"LPIPS fixture weights not found at {path}")
+        missing_fixture(f"LPIPS fixture weights not found at {path}")
     a, b = _pair(2, (2, 64, 64, 3), 0.2)
     fn = metrics.make_lpips_metric(path, "alex")
     got = np.asarray(fn(a, b))

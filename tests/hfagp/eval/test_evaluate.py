@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from shared_fixtures import LPIPS_FIXTURES
+from shared_fixtures import LPIPS_FIXTURES, missing_fixture
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def evaluated(tiny_rgb_run, tmp_path_factory):
     from hfagp.eval.__main__ import main
 
     if not LPIPS_WEIGHTS.is_file():
-        pytest.skip(f"LPIPS fixture weights not found at {LPIPS_WEIGHTS}")
+        missing_fixture(f"LPIPS fixture weights not found at {LPIPS_WEIGHTS}")
     out = tmp_path_factory.mktemp("eval")
     rc = main([str(tiny_rgb_run), "--out", str(out), "--batch-size", str(BATCH), "--lpips-weights",
                str(LPIPS_WEIGHTS), "--baseline", "pti", *PTI_STEPS, "--quiet"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hfagp.train.losses import reconstruction_loss
-from shared_fixtures import LPIPS_FIXTURES
+from shared_fixtures import LPIPS_FIXTURES, missing_fixture
 
 
 def _images(seed, size=64):
@@ -31,7 +31,7 @@ def test_lpips_term_with_the_fixture_weights_and_its_gradient():
 
     weights = LPIPS_FIXTURES / "lpips_alex_weights.npz"
     if not weights.is_file():
-        pytest.skip(f"{weights} not found")
+        missing_fixture(f"{weights} not found")
     lpips_fn = make_lpips(weights, "alex")
     pred, target = _images(2), _images(3)
     loss, metrics = reconstruction_loss(pred, target, loss_resolution=64, lpips_weight=5.0, lpips_fn=lpips_fn)
