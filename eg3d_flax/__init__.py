@@ -12,10 +12,12 @@ from eg3d_flax.generator import (Generator, TriPlaneGenerator, count_parameters,
 from eg3d_flax.rendering import RenderOptions
 
 
-def load_generator(path, dtype=None) -> Generator:
-    """Load a generator written by `python -m convert_weights` (or saved with `save_generator`)."""
+def load_generator(path, dtype=None, config_overrides=None) -> Generator:
+    """Load a generator written by `python -m convert_weights` (or saved with `save_generator`).
+
+    config_overrides: run-time options of `GeneratorConfig` to change (compute_dtype, remat, kernels, ...)."""
     from eg3d_flax.checkpoint import load_generator as _load
-    return _load(path, dtype=dtype)
+    return _load(path, dtype=dtype, config_overrides=config_overrides)
 
 
 def save_generator(generator: Generator, path, **kwargs):
