@@ -5,6 +5,7 @@ of the first held-out frame, one image per basis vector)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -33,14 +34,16 @@ class Evaluator:
     """Renders the first `eval.max_frames` test frames with the current params; process 0 writes the results."""
 
     def __init__(self, config, test_source, mesh, render_fn: Callable, basis_fn: Callable, workdir: Path, writer,
-                 world_dir: Optional[Path] = None):
+                 world_dir: Optional[Path] = None, smoothed_render_fn: Optional[Callable] = None):
+        """render_fn: (params, constants, inputs, cameras) -> images; smoothed_render_fn: the same with the
+        audio encoder's attention smoothing, for evaluations after its start (`evaluate(smoothing=True)`)."""
         from avatar_data.pipeline import load_eval_frames
 
         self.cfg = config
         self.writer = writer
         self.workdir = Path(workdir)
         frames = load_eval_frames(test_source, max_frames=config.eval.max_frames)
-        self.inputs = np.asarray(model_lib.encoder_inputs(frames, config.model), np.float32)
+        self.inputs = np.asarray(model_lib.encoder_inputs(frames, config), np.float32)
         self.images = np.asarray(frames["image"], np.float32)
         self.labels = np.asarray(frames["label"], np.float32)
         self.batch = max(1, min(config.eval.batch_size, len(self.images)))
@@ -56,14 +59,22 @@ class Evaluator:
         # Inputs are replicated over the mesh (in multi-process runs every process renders the same frames).
         self._replicated = NamedSharding(mesh, PartitionSpec())
         self._render = jax.jit(render_fn, out_shardings=self._replicated)
+        self._render_smoothed, self._smoothing = None, False
+        if smoothed_render_fn is not None:
+            self._render_smoothed = jax.jit(smoothed_render_fn, out_shardings=self._replicated)
         self._basis = jax.jit(basis_fn, out_shardings=self._replicated)
         self.is_main = jax.process_index() == 0
 
     def _render_all(self, params, constants, inputs, labels) -> np.ndarray:
-        fn = lambda x, c: _local_copy(self._render(params, constants, *jax.device_put((x, c), self._replicated)))
+        render = self._render_smoothed if self._smoothing else self._render
+        fn = lambda x, c: _local_copy(render(params, constants, *jax.device_put((x, c), self._replicated)))
         return batched(fn, [inputs, labels], self.batch, progress=False)
 
-    def evaluate(self, step: int, params, constants) -> dict:
+    def evaluate(self, step: int, params, constants, smoothing: bool = False) -> dict:
+        """smoothing: render with the audio attention smoothing (needs `smoothed_render_fn`)."""
+        if smoothing and self._render_smoothed is None:
+            raise ValueError("Evaluator.evaluate(smoothing=True) needs a smoothed_render_fn")
+        self._smoothing = smoothing
         pred = self._render_all(params, constants, self.inputs, self.labels)
         psnr = np.asarray(metrics.psnr(pred, self.images))
         result = {"eval/psnr": float(psnr.mean()), "eval/frames": len(pred)}
@@ -91,5 +102,5 @@ class Evaluator:
             self.writer.image(step, "basis/each_vector", grid)
             save_png(out_dir / "basis.png", grid)
         with open(self.workdir / workdir_lib.EVAL_METRICS_FILE, "a") as f:
-            f.write(json.dumps({"step": step, **result}) + "\n")
+            f.write(json.dumps({"step": step, **result, "time": round(time.time(), 3)}) + "\n")
         return result

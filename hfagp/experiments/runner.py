@@ -1,0 +1,458 @@
+"""The paper's experiments on head-world identities the shipped prior never saw (`run_experiments`).
+
+Decide what runs. Every part is a table; its pieces are cached on disk so that a stopped run continues where
+it left off and a finished piece is never redone:
+  OUT/worlds/id<i>/              the head-world video of identity i (`avatar_data.heads`)
+  OUT/worlds/id<i>_true/         the same world with the true 10 expression parameters as expression.npy
+  OUT/runs/<name>/               one HFA-GP training workdir per (identity, recipe) and its evaluation in eval/
+  OUT/tables/<part>.{md,json}    the tables, with the wall time of each part
+  OUT/results.md                 all tables in one page
+
+Parts (`configs/experiments.py`):
+  table1          HFA-GP (RGB encoder) vs PTI (per frame, the official W-space baseline) vs plain W+ inversion,
+                  same view and the ground-truth novel views, per identity and mean; depth error
+  table2_3        the expression encoder on the true parameters and on the tracked 76-d vectors, the audio
+                  encoder on the speech features, beside the RGB encoder; R^2 of the true expression parameters
+                  from each encoder's coefficients (a linear fit on the training frames, scored on the test frames)
+  table4          ablations on the first identity, over `ablation_seeds`: orthogonality qr / penalty / none,
+                  k in {5, 10, 20, 50}, prior init official / w_avg, linear / nonlinear encoder MLP
+  prior_value     the same HFA-GP run from a random generator of the prior's architecture
+  time_to_avatar  held-out novel-view PSNR against steps and wall time of the default recipe, and a faster
+                  recipe in a quarter of the steps
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from hfagp_common.atomic import write_text
+
+ABLATIONS = {
+    "orthogonality_penalty": {"model.orthogonality": "penalty"},
+    "orthogonality_none": {"model.orthogonality": "none"},
+    "k5": {"model.k": 5},
+    "k10": {"model.k": 10},
+    "k50": {"model.k": 50},
+    "init_official": {"model.prior_init": "official"},
+    "mlp_nonlinear": {"model.encoder_kwargs.nonlinear": True},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run: a recipe (config overrides of the experiments' base) on one identity's world."""
+
+    name: str
+    identity: int
+    encoder: str = "rgb"
+    overrides: tuple = ()          # ((dotted key, value), ...)
+    world: str = "video"           # 'video' or 'true_expression'
+    seed: int = 0
+
+
+def _set(config, key: str, value) -> None:
+    node = config
+    *path, last = key.split(".")
+    for p in path:
+        node = node[p]
+    node[last] = value
+
+
+def run_config(exp, run: Run, world_dir: Path):
+    """The training config of `run` (the 'demo' recipe of `configs/common.py`, with the experiments' settings)."""
+    from configs.common import make_config
+
+    c = make_config(run.encoder, "demo")
+    c.progress_bar = False
+    c.seed = run.seed
+    c.data.heads.dir = str(world_dir)
+    c.model.k = int(exp.k)
+    c.schedule.total_steps = int(exp.total_steps)
+    c.schedule.generator_tuning_start = int(exp.generator_tuning_start)
+    c.eval_every = int(exp.total_steps)
+    c.checkpoint.every = int(exp.total_steps)
+    c.eval.max_frames = int(exp.test_frames)
+    c.eval.novel_views = 0
+    c.eval.basis_images = False
+    if run.world == "true_expression":
+        with c.unlocked():
+            c.model.encoder_kwargs.in_dim = 10
+    for key, value in run.overrides:
+        _set(c, key, value)
+    return c
+
+
+# ----------------------------------------------------------------------------------------------------
+# Worlds.
+
+
+def ensure_world(out: Path, exp, identity: int) -> Path:
+    from avatar_data.heads.world import make_head_world
+    from avatar_data.worlds import is_world
+
+    path = out / "worlds" / f"id{identity}"
+    if not is_world(path):
+        make_head_world(str(path), seed=int(identity), num_frames=int(exp.frames), num_test_frames=int(exp.test_frames),
+                        resolution=128, progress=False, overwrite=True)
+    return path
+
+
+def ensure_true_expression_world(out: Path, video_world: Path) -> Path:
+    """The video world with expression.npy replaced by the true parameters [T, 10] (other files linked)."""
+    from avatar_data import worlds
+
+    path = out / "worlds" / f"{video_world.name}_true"
+    if worlds.is_world(path):
+        return path
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for entry in video_world.iterdir():
+        if entry.name != worlds.EXPRESSION_FILE and entry.name != worlds.WORLD_FILE:
+            os.symlink(entry.resolve(), tmp / entry.name)
+    with np.load(video_world / worlds.GROUND_TRUTH_FILE) as gt:
+        np.save(tmp / worlds.EXPRESSION_FILE, gt["expression"].astype(np.float32))
+    world = json.loads((video_world / worlds.WORLD_FILE).read_text())
+    world["expression"] = dict(world.get("expression", {}), file_dim=10, note="the true parameters (no tracker noise)")
+    worlds.write_json(tmp / worlds.WORLD_FILE, world)
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training and evaluation of one run.
+
+
+def train(out: Path, exp, run: Run, worlds_by_kind: dict) -> tuple[Path, float]:
+    """(workdir, wall seconds spent now) of `run`, trained unless finished before."""
+    from hfagp.train.loop import train_and_evaluate
+
+    workdir = out / "runs" / run.name
+    final = workdir / "final_metrics.json"
+    if final.is_file():
+        return workdir, 0.0
+    t0 = time.perf_counter()
+    train_and_evaluate(run_config(exp, run, worlds_by_kind[run.world]), workdir)
+    return workdir, time.perf_counter() - t0
+
+
+def pti_config(exp, tune: bool):
+    """PTI (tune=True) or plain inversion (False) with the experiments' step counts."""
+    import inspect
+
+    from hfagp.eval.pti import PTIConfig
+
+    fields = {"w_steps": int(exp.pti.w_steps), "g_steps": int(exp.pti.g_steps) if tune else 0,
+              "lpips_weight": float(exp.pti.lpips_weight)}
+    known = inspect.signature(PTIConfig).parameters
+    if "latent_space" in known:
+        fields["latent_space"] = exp.pti.latent_space if tune else "w+"
+    return PTIConfig(**fields)
+
+
+def evaluate_run(workdir: Path, exp, baseline: Optional[str] = None) -> dict:
+    """hfagp.eval's summary of the run (cached in WORKDIR/eval/<baseline or 'method'>/summary.json)."""
+    from hfagp.eval.evaluate import evaluate
+    from hfagp.inference import load_split, load_trained
+
+    out = workdir / "eval" / (baseline or "method")
+    summary = out / "summary.json"
+    if summary.is_file():
+        return json.loads(summary.read_text())
+    avatar = load_trained(workdir)
+    frames = load_split(avatar, "test")
+    kind = {"pti": ("pti", pti_config(exp, tune=True)), "inversion": ("pti", pti_config(exp, tune=False))}
+    name, config = kind.get(baseline, (None, None))
+    return evaluate(avatar, frames, out, batch_size=int(exp.eval_batch_size), baseline=name, pti_config=config,
+                    num_images=int(exp.test_frames), progress=False)
+
+
+def depth_errors(workdir: Path) -> dict:
+    """Mean absolute depth error (world units) of `image_depth` over the ground-truth foreground, at the neural
+    rendering resolution, for the test frames (same view) and their novel views."""
+    from avatar_data import worlds
+    from hfagp.datasets import load_novel_views
+    from hfagp.inference import load_split, load_trained, world_dir
+    from hfagp_common.batching import batched
+    from hfagp_common.images import area_downsample
+
+    avatar = load_trained(workdir)
+    frames = load_split(avatar, "test")
+    world = world_dir(avatar)
+    idx = np.asarray(frames["frame_index"])
+    inputs = np.asarray(frames[avatar.input_key], np.float32)
+    with np.load(world / worlds.GROUND_TRUTH_FILE) as gt:
+        depth, mask = gt["depth"].astype(np.float32), gt["mask"].astype(np.float32)
+        novel_depth, novel_mask = gt["novel_depth"].astype(np.float32), gt["novel_mask"].astype(np.float32)
+        novel_rows = {(int(f), int(v)): i for i, (f, v) in enumerate(zip(gt["novel_frame_index"],
+                                                                         gt["novel_view_index"]))}
+    nrr = avatar.generator.config.neural_rendering_resolution
+
+    def predicted(x, cams):
+        fn = lambda a, c: np.asarray(avatar.render(a, c)["image_depth"])[..., 0]
+        return batched(fn, [x, cams], 4, progress=False)
+
+    def error(pred, gt_depth, gt_mask):
+        m = area_downsample(gt_mask[..., None], nrr)[..., 0]
+        d = area_downsample((gt_depth * gt_mask)[..., None], nrr)[..., 0] / np.maximum(m, 1e-6)
+        fg = m > 0.5
+        return float(np.abs(pred - d)[fg].mean())
+
+    out = {"same_view": error(predicted(inputs, frames["label"]), depth[idx], mask[idx])}
+    novel = load_novel_views(world, idx, frames["label"])
+    if novel is not None:
+        rows = np.flatnonzero(novel.available)
+        v = novel.cameras.shape[1]
+        pred = predicted(np.repeat(inputs[rows], v, axis=0), novel.cameras[rows].reshape(-1, 25))
+        gt_rows = [novel_rows[(int(idx[r]), j)] for r in rows for j in range(v)]
+        out["novel_views"] = error(pred, novel_depth[gt_rows], novel_mask[gt_rows])
+    return out
+
+
+def expression_r2(workdir: Path) -> float:
+    """R^2 (mean over the true expression parameters that vary) of a linear map from the encoder's coefficients
+    to the true parameters, fitted on the training frames and scored on the test frames."""
+    from avatar_data import worlds
+    from hfagp.inference import load_split, load_trained, world_dir
+    from hfagp_common.batching import batched
+
+    avatar = load_trained(workdir)
+    with np.load(world_dir(avatar) / worlds.GROUND_TRUTH_FILE) as gt:
+        truth = gt["expression"].astype(np.float64)
+    splits = {}
+    for split in ("train", "test"):
+        frames = load_split(avatar, split)
+        x = np.asarray(frames[avatar.input_key], np.float32)
+        coeffs = batched(lambda a: np.asarray(avatar.coefficients(a)), [x], 4, progress=False)
+        splits[split] = (np.asarray(coeffs, np.float64), truth[np.asarray(frames["frame_index"])])
+    (xtr, ytr), (xte, yte) = splits["train"], splits["test"]
+    design = lambda x: np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    w, *_ = np.linalg.lstsq(design(xtr), ytr, rcond=None)
+    pred = design(xte) @ w
+    var = yte.var(axis=0)
+    keep = var > 1e-6
+    r2 = 1.0 - ((yte - pred) ** 2).mean(axis=0)[keep] / var[keep]
+    return float(np.mean(r2))
+
+
+def _metric(summary: dict, method: str, kind: str, name: str) -> float:
+    return summary["metrics"][method][f"{kind}_view"][name]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tables.
+
+
+def _fmt(v, spec=".2f") -> str:
+    return "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, spec)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_table(out: Path, part: str, title: str, header: Sequence[str], rows: Sequence[Sequence], data: dict,
+                wall_s: float, note: str = "") -> str:
+    text = f"## {title}\n\n{markdown_table(header, rows)}\n\n"
+    if note:
+        text += note.strip() + "\n\n"
+    text += f"Wall time of this part (this machine, training and evaluation): {wall_s / 60:.1f} min.\n"
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    write_text(out / "tables" / f"{part}.md", text)
+    write_text(out / "tables" / f"{part}.json", json.dumps({"title": title, "wall_s": round(wall_s, 1), **data},
+                                                           indent=1) + "\n")
+    return text
+
+
+def _part_done(out: Path, part: str) -> Optional[str]:
+    path = out / "tables" / f"{part}.md"
+    return path.read_text() if path.is_file() else None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parts.
+
+
+def _scores(summary: dict, method: str) -> dict:
+    out = {}
+    for kind in ("same", "novel"):
+        for m in ("psnr", "ssim"):
+            out[f"{kind}_{m}"] = _metric(summary, method, kind, m)
+    return out
+
+
+def part_table1(out: Path, exp, worlds_of: dict, log) -> str:
+    t0 = time.perf_counter()
+    per_identity, rows = {}, []
+    for i in exp.identities:
+        run = Run(f"rgb_id{i}", i)
+        workdir, _ = train(out, exp, run, worlds_of[i])
+        method = evaluate_run(workdir, exp)
+        pti = evaluate_run(workdir, exp, "pti")
+        inversion = evaluate_run(workdir, exp, "inversion")
+        entry = {"hfagp": _scores(method, "hfagp"), "pti": _scores(pti, "pti"), "inversion": _scores(inversion, "pti"),
+                 "depth_error": depth_errors(workdir)}
+        per_identity[i] = entry
+        log(f"table 1, identity {i}: HFA-GP novel {entry['hfagp']['novel_psnr']:.2f} dB, PTI "
+            f"{entry['pti']['novel_psnr']:.2f} dB, W+ inversion {entry['inversion']['novel_psnr']:.2f} dB")
+        for name, label in (("hfagp", "HFA-GP (RGB)"), ("pti", "PTI"), ("inversion", "W+ inversion, no tuning")):
+            s = entry[name]
+            depth = entry["depth_error"] if name == "hfagp" else {}
+            rows.append([i, label, _fmt(s["same_psnr"]), _fmt(s["same_ssim"], ".3f"), _fmt(s["novel_psnr"]),
+                         _fmt(s["novel_ssim"], ".3f"), _fmt(depth.get("same_view"), ".3f"),
+                         _fmt(depth.get("novel_views"), ".3f")])
+    for name, label in (("hfagp", "HFA-GP (RGB)"), ("pti", "PTI"), ("inversion", "W+ inversion, no tuning")):
+        mean = lambda key: float(np.mean([per_identity[i][name][key] for i in exp.identities]))
+        depth = lambda key: float(np.mean([per_identity[i]["depth_error"][key] for i in exp.identities])) \
+            if name == "hfagp" else None
+        rows.append(["mean", label, _fmt(mean("same_psnr")), _fmt(mean("same_ssim"), ".3f"), _fmt(mean("novel_psnr")),
+                     _fmt(mean("novel_ssim"), ".3f"), _fmt(depth("same_view"), ".3f"),
+                     _fmt(depth("novel_views"), ".3f")])
+    beats = {i: per_identity[i]["hfagp"]["novel_psnr"] > per_identity[i]["pti"]["novel_psnr"] for i in exp.identities}
+    note = (f"Novel views: the ground-truth views of each test frame (yaw +-20, +-35 deg, pitch +-15 deg). PTI: "
+            f"{exp.pti.w_steps} inversion steps in {exp.pti.latent_space.upper()} + {exp.pti.g_steps} tuning steps per "
+            f"frame, L2{' + LPIPS' if exp.pti.lpips_weight > 0 else ''}; W+ inversion: the same inversion in W+, no "
+            f"tuning. Depth error: mean |image_depth - ground truth| on the foreground, world units (the head is "
+            f"~0.5 units tall). HFA-GP's novel-view PSNR beats PTI's on "
+            f"{sum(beats.values())} of {len(beats)} identities.")
+    header = ["identity", "method", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM", "depth err (same)",
+              "depth err (novel)"]
+    return write_table(out, "table1", "Table 1: reconstruction and novel views, HFA-GP vs PTI", header, rows,
+                       {"per_identity": per_identity, "hfagp_beats_pti_novel": beats}, time.perf_counter() - t0, note)
+
+
+def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:
+    t0 = time.perf_counter()
+    recipes = [("rgb", "rgb", "video", "RGB frames"), ("expression_true", "expression", "true_expression",
+                "expression: true parameters (10)"), ("expression_tracked", "expression", "video",
+                "expression: tracked 76-d"), ("audio", "audio", "video", "audio: MFCC windows")]
+    per_identity, rows = {}, []
+    for i in exp.identities:
+        per_identity[i] = {}
+        for name, encoder, world, label in recipes:
+            run = Run(f"{name}_id{i}", i, encoder=encoder, world=world)
+            workdir, _ = train(out, exp, run, worlds_of[i])
+            s = _scores(evaluate_run(workdir, exp), "hfagp")
+            s["expression_r2"] = expression_r2(workdir)
+            per_identity[i][name] = s
+            rows.append([i, label, _fmt(s["same_psnr"]), _fmt(s["same_ssim"], ".3f"), _fmt(s["novel_psnr"]),
+                         _fmt(s["novel_ssim"], ".3f"), _fmt(s["expression_r2"], ".3f")])
+        log(f"tables 2-3, identity {i}: " + ", ".join(f"{n} {per_identity[i][n]['novel_psnr']:.2f}"
+                                                     for n, *_ in recipes))
+    for name, _, _, label in recipes:
+        mean = lambda key: float(np.mean([per_identity[i][name][key] for i in exp.identities]))
+        rows.append(["mean", label, _fmt(mean("same_psnr")), _fmt(mean("same_ssim"), ".3f"), _fmt(mean("novel_psnr")),
+                     _fmt(mean("novel_ssim"), ".3f"), _fmt(mean("expression_r2"), ".3f")])
+    note = ("R^2: how much of the true expression parameters (jaw_open, smile, ... ; those that vary in the test "
+            "frames) a linear map of the encoder's k coefficients explains on the test frames (fitted on the "
+            "training frames). Audio: MFCC windows of the speech (avatar_data.audio_features), not DeepSpeech.")
+    header = ["identity", "driving signal", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM", "expression R^2"]
+    return write_table(out, "table2_3", "Tables 2-3: expression- and audio-driven reenactment", header, rows,
+                       {"per_identity": per_identity}, time.perf_counter() - t0, note)
+
+
+def part_table4(out: Path, exp, worlds_of: dict, log) -> str:
+    t0 = time.perf_counter()
+    i = exp.identities[0]
+    variants = [("qr (default)", ())] + [(name, tuple(v.items())) for name, v in ABLATIONS.items()]
+    results, rows = {}, []
+    for label, overrides in variants:
+        values = []
+        for seed in exp.ablation_seeds:
+            name = f"ablation_{label.split()[0]}_seed{seed}_id{i}"
+            workdir, _ = train(out, exp, Run(name, i, overrides=overrides, seed=seed), worlds_of[i])
+            values.append(_scores(evaluate_run(workdir, exp), "hfagp"))
+        stats = {k: (float(np.mean([v[k] for v in values])), float(np.std([v[k] for v in values])))
+                 for k in values[0]}
+        results[label] = {"per_seed": values, "mean_std": stats}
+        rows.append([label, *(f"{stats[k][0]:.2f} ± {stats[k][1]:.2f}" if "psnr" in k else
+                              f"{stats[k][0]:.3f} ± {stats[k][1]:.3f}" for k in ("same_psnr", "same_ssim",
+                                                                                  "novel_psnr", "novel_ssim"))])
+        log(f"table 4: {label}: novel {stats['novel_psnr'][0]:.2f} ± {stats['novel_psnr'][1]:.2f} dB")
+    note = (f"Identity {i}, RGB encoder, k = {exp.k} unless named, mean ± std over seeds {list(exp.ablation_seeds)} "
+            "(seed: parameter initialisation, batch order, rendering jitter).")
+    header = ["variant", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM"]
+    return write_table(out, "table4", "Table 4: ablations", header, rows, {"results": results},
+                       time.perf_counter() - t0, note)
+
+
+def part_prior_value(out: Path, exp, worlds_of: dict, log) -> str:
+    t0 = time.perf_counter()
+    per_identity, rows = {}, []
+    for i in exp.identities:
+        prior = _scores(evaluate_run(train(out, exp, Run(f"rgb_id{i}", i), worlds_of[i])[0], exp), "hfagp")
+        random_run = Run(f"random_generator_id{i}", i, overrides=(("generator.path", ""),
+                                                                 ("generator.preset", "heads128")))
+        random = _scores(evaluate_run(train(out, exp, random_run, worlds_of[i])[0], exp), "hfagp")
+        per_identity[i] = {"prior": prior, "random": random}
+        for label, s in (("pretrained prior", prior), ("random generator", random)):
+            rows.append([i, label, _fmt(s["same_psnr"]), _fmt(s["novel_psnr"]), _fmt(s["novel_ssim"], ".3f")])
+        log(f"prior value, identity {i}: novel {prior['novel_psnr']:.2f} (prior) vs {random['novel_psnr']:.2f} dB")
+    header = ["identity", "generator", "same-view PSNR", "novel-view PSNR", "novel-view SSIM"]
+    return write_table(out, "prior_value", "The prior's value: the same run from a random generator", header, rows,
+                       {"per_identity": per_identity}, time.perf_counter() - t0,
+                       "Random generator: the prior's architecture (preset heads128) with untrained weights.")
+
+
+def part_time_to_avatar(out: Path, exp, worlds_of: dict, log) -> str:
+    t0 = time.perf_counter()
+    i = exp.identities[0]
+    step = max(int(exp.total_steps) // 6, 1)
+    faithful = Run(f"curve_faithful_id{i}", i, overrides=(("eval_every", step),))
+    fast_steps = int(exp.fast.total_steps)
+    fast = Run(f"curve_fast_id{i}", i, overrides=(
+        ("schedule.total_steps", fast_steps), ("schedule.generator_tuning_start", int(exp.fast.generator_tuning_start)),
+        ("optim.learning_rate", float(exp.fast.learning_rate)), ("model.prior_init", exp.fast.prior_init),
+        ("eval_every", max(fast_steps // 3, 1)), ("checkpoint.every", fast_steps)))
+    curves, rows = {}, []
+    for label, run in (("faithful", faithful), ("fast", fast)):
+        workdir, _ = train(out, exp, run, worlds_of[i])
+        entries = [json.loads(x) for x in (workdir / "eval_metrics.jsonl").read_text().splitlines()]
+        start = entries[0]["time"]
+        curves[label] = [{"step": e["step"], "novel_psnr": e.get("eval/novel_psnr"), "same_psnr": e["eval/psnr"],
+                          "wall_s": round(e["time"] - start, 1)} for e in entries]
+        s = _scores(evaluate_run(workdir, exp), "hfagp")
+        curves[label + "_final"] = s
+        rows.append([label, run_config(exp, run, Path(".")).schedule.total_steps, _fmt(s["same_psnr"]),
+                     _fmt(s["novel_psnr"]), " ".join(f"{c['step']}:{_fmt(c['novel_psnr'])}" for c in curves[label]),
+                     f"{curves[label][-1]['wall_s'] / 60:.1f}"])
+    header = ["recipe", "steps", "same-view PSNR", "novel-view PSNR", "novel-view PSNR by step", "wall min"]
+    note = (f"Faithful: the default recipe. Fast: {fast_steps} steps (a quarter), generator tuned from step "
+            f"{exp.fast.generator_tuning_start}, learning rate {exp.fast.learning_rate}, prior init "
+            f"'{exp.fast.prior_init}'. Identity {i}.")
+    return write_table(out, "time_to_avatar", "Time to an avatar", header, rows, {"curves": curves},
+                       time.perf_counter() - t0, note)
+
+
+PARTS = {"table1": part_table1, "table2_3": part_table2_3, "table4": part_table4, "prior_value": part_prior_value,
+         "time_to_avatar": part_time_to_avatar}
+
+
+def run_experiments(exp, out) -> dict:
+    """Runs the enabled parts (resumable); returns {part: its markdown}. Also writes OUT/results.md."""
+    from tqdm.auto import tqdm
+
+    out = Path(out).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    worlds_of = {}
+    for i in tqdm(exp.identities, desc="worlds", unit="identity", file=sys.stderr):
+        video = ensure_world(out, exp, i)
+        worlds_of[i] = {"video": video, "true_expression": ensure_true_expression_world(out, video)}
+    texts = {}
+    parts = [p for p in PARTS if exp.parts[p]]
+    for part in tqdm(parts, desc="parts", unit="part", file=sys.stderr):
+        texts[part] = _part_done(out, part) or PARTS[part](out, exp, worlds_of, log)
+    write_text(out / "results.md", "# The paper's experiments on the head world\n\n" + "\n".join(texts.values()))
+    return texts
