@@ -150,8 +150,10 @@ def ray_march(colors, densities, depths, opts: RenderOptions):
     weights = alpha * jnp.cumprod(shifted, axis=-1)[..., :-1]
     rgb = jnp.sum(weights[..., None] * colors_mid, axis=-2)
     weight_total = jnp.sum(weights, axis=-1)
-    depth = jnp.sum(weights * depths_mid, axis=-1) / weight_total
-    depth = jnp.where(jnp.isnan(depth), jnp.inf, depth)
+    # The reference divides and turns the 0/0 of empty rays into inf (then clamps to the far end); dividing
+    # only where there is weight gives the same values with finite gradients (depth supervision needs them).
+    hit = weight_total > 0
+    depth = jnp.where(hit, jnp.sum(weights * depths_mid, axis=-1) / jnp.where(hit, weight_total, 1.0), jnp.inf)
     depth = jnp.clip(depth, jnp.min(depths), jnp.max(depths))
     if opts.white_back:
         rgb = rgb + 1.0 - weight_total[..., None]

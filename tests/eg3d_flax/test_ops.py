@@ -197,3 +197,20 @@ def test_non_separable_resample_filters_are_reported():
     assert non_separable_filters(good) == []
     bad = {"buffers": {"b8": {"resample_filter": np.eye(4, dtype=np.float32)}}}
     assert non_separable_filters(bad) == ["b8/resample_filter"]
+
+
+def test_ray_march_depth_of_empty_rays_is_far_with_finite_gradients():
+    """A ray through empty space (all weights exactly 0) gets the far depth, as the reference's inf clamp, and
+    depth supervision still has a finite gradient."""
+    opts = rendering.RenderOptions(depth_resolution=4, depth_resolution_importance=0)
+    depths = jnp.broadcast_to(jnp.linspace(2.25, 3.3, 6), (1, 2, 6))
+    colors = jnp.zeros((1, 2, 6, 3))
+
+    def depth_of(dens):
+        return rendering.ray_march(colors, dens, depths, opts)[1]
+
+    dens = jnp.stack([jnp.full((6,), -200.0), jnp.full((6,), 5.0)])[None]   # ray 0 empty, ray 1 dense
+    d = depth_of(dens)
+    assert float(d[0, 0]) == pytest.approx(3.3) and 2.25 < float(d[0, 1]) < 3.3
+    grad = jax.grad(lambda x: jnp.sum(depth_of(x)))(dens)
+    assert np.all(np.isfinite(np.asarray(grad)))
