@@ -1,7 +1,9 @@
 """HFA-GP, audio-driven reenactment (paper Sec. 4.4, Table 3): the encoder reads [16, 29] speech features per
 frame (AD-NeRF's `aud.npy`: DeepSpeech features, or the MFCCs of `avatar_data.audio_features`).
 
-Variants (after ':'; see configs/common.py): paper (default), official (batch 1), cpu.
+Variants (after ':'; see configs/common.py): paper (default), official (batch 1), cpu. AD-NeRF's attention
+smoothing over 8 neighbouring frames starts at `schedule.audio_smoothing_start`: step 300k of 800k in official (the
+official `nosmo_iters`), 75k of 200k in paper, never in cpu (-1) unless set.
 
 Command (GPU/TPU, paper settings):
   python train.py --config=configs/audio.py --workdir=runs/audio --config.generator.path=gen/ffhq \

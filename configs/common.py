@@ -4,9 +4,11 @@
 lambda_lpips = 5, 200k iterations with the generator frozen for the first 50k, k = 50, 512x512 frames).
 Variants override it:
   official   bbaaii/HFA-GP's code defaults: LPIPS-alex weight 1, loss on the 512 render average-pooled to
-             256, 800k iterations (generator tuned from 50k); batch 1 for the 3DMM and audio trainers
+             256, 800k iterations (generator tuned from 50k); batch 1 for the 3DMM and audio trainers; audio:
+             AD-NeRF's attention smoothing from step 300k (`nosmo_iters`)
   cpu        a few minutes on 2 CPU cores: a random tiny128 generator, 32x32 neural rendering, a synthetic
-             world made on first run, k = 8, 200 steps (generator tuned from step 150), L2 only
+             world made on first run, k = 8, 200 steps (generator tuned from step 150), L2 only, no audio
+             smoothing
   demo       the README's main job: the cpu variant on the shipped head-world prior (pretrained/heads128) and a
              head-world video of an unseen identity, made on the first run (about 10 minutes on 2 cores)
 """
@@ -22,13 +24,16 @@ VARIANTS = ("paper", "official", "cpu", "demo")
 PRETRAINED_HEADS = str(Path(__file__).resolve().parents[1] / "pretrained" / "heads128")
 
 # Encoder options per kind (see encoders/). nonlinear=False is the official "MLP" (linear layers with no
-# activation between them); True puts a leaky ReLU between the layers. Audio: temporal_smoothing is AD-NeRF's
-# attention over 8 neighbouring windows.
+# activation between them); True puts a leaky ReLU between the layers. The audio encoder's AD-NeRF attention
+# over 8 neighbouring windows is switched on by schedule.audio_smoothing_start.
 ENCODER_DEFAULTS = {
     "rgb": {"input_size": 256, "nonlinear": False},
     "expression": {"nonlinear": False},
-    "audio": {"nonlinear": False, "temporal_smoothing": False},
+    "audio": {"nonlinear": False},
 }
+# The official audio trainer's `nosmo_iters` of its 800k iterations, and the paper's 200k scaled alike.
+OFFICIAL_AUDIO_SMOOTHING_START = 300_000
+PAPER_AUDIO_SMOOTHING_START = 75_000
 
 
 def base_config(encoder: str) -> ml_collections.ConfigDict:
@@ -157,12 +162,20 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.schedule.total_steps = 200_000
     # First step that tunes the generator (stage 2); >= total_steps never tunes it.
     c.schedule.generator_tuning_start = 50_000
+    # Audio encoder: first step whose forward uses AD-NeRF's attention smoothing over neighbouring frames (the
+    # attention net's params are untouched before it and get a fresh Adam there; runs that reached it render
+    # with it); -1 (or >= total_steps): never. Official: 300k of 800k (`nosmo_iters`); here scaled to 200k.
+    c.schedule.audio_smoothing_start = PAPER_AUDIO_SMOOTHING_START if encoder == "audio" else -1
 
     c.checkpoint = ml_collections.ConfigDict()
     # Steps between checkpoints (also written at the end and when stopped by a signal).
     c.checkpoint.every = 5000
     # Checkpoints kept.
     c.checkpoint.keep = 3
+    # Config keys (comma-separated; a section name covers its keys; '*' any) that may differ from the run's
+    # config.json when resuming, besides the always-safe ones (hfagp/train/resume.py: run length, logging,
+    # evaluation, checkpointing, progress, cache, addresses). Any other change is refused, naming the keys.
+    c.checkpoint.resume_allow_changes = ""
 
     c.eval = ml_collections.ConfigDict()
     # Held-out frames rendered at each in-training evaluation (0: no evaluation).
@@ -199,6 +212,8 @@ def official(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.schedule.total_steps = 800_000
     if c.model.encoder in ("expression", "audio"):
         c.optim.batch_size = 1  # trainer_3dmm / trainer_audio default
+    if c.model.encoder == "audio":
+        c.schedule.audio_smoothing_start = OFFICIAL_AUDIO_SMOOTHING_START
     return c
 
 
@@ -219,6 +234,7 @@ def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.optim.learning_rate = 1e-3
     c.schedule.total_steps = 200
     c.schedule.generator_tuning_start = 150
+    c.schedule.audio_smoothing_start = -1
     c.log_every = 10
     c.eval_every = 50
     c.checkpoint.every = 50

@@ -33,12 +33,13 @@ class Datasets:
     keys: frozenset
     world_dir: Optional[Path] = None  # set for worlds with ground truth (novel views live there)
 
-    def sample_inputs(self, model_cfg) -> jax.Array:
-        """A [1, ...] float32 example of what the encoder reads, for parameter initialisation."""
+    def sample_inputs(self, config) -> jax.Array:
+        """A [1, ...] float32 example of what the encoder of `config` (a training config, or its `model`
+        section) reads, for parameter initialisation."""
         from avatar_data.pipeline import to_model_inputs
 
         example = to_model_inputs(self.train[0])
-        return jnp.asarray(np.asarray(model_lib.encoder_inputs(example, model_cfg), np.float32)[None])
+        return jnp.asarray(np.asarray(model_lib.encoder_inputs(example, config), np.float32)[None])
 
     def train_iterator(self, config, process_index: int, process_count: int):
         """The shuffled, resumable training iterator of this process's share of every global batch."""

@@ -48,11 +48,12 @@ class TrainedAvatar:
     @property
     def input_key(self) -> str:
         """The batch key the encoder reads ('image', 'expression' or 'audio'/'audio_window')."""
-        return model_lib.encoder_input_key(self.config.model)
+        return model_lib.encoder_input_key(self.config)
 
     @property
     def temporal_smoothing(self) -> bool:
-        return model_lib.temporal_smoothing(self.config.model)
+        """Whether this checkpoint's audio forward uses the attention smoothing (the run had reached its start)."""
+        return self.model.audio_smoothing
 
     @property
     def k(self) -> int:
@@ -121,8 +122,9 @@ def load_trained(workdir, step: Optional[int] = None, generator_path: Optional[s
             f"{workdir}: the checkpoint's generator weights do not match the generator the config names "
             f"({config.generator.path or config.generator.preset}); pass the right one with generator_path")
     generator = base.replace_variables({"params": params["generator"], "buffers": base.variables["buffers"]})
-    model = model_lib.avatar_model_from_config(config.model, generator.config.num_ws, generator.config.w_dim,
-                                               generator.config.conv_impl)
+    model = model_lib.avatar_model_from_config(config, generator.config.num_ws, generator.config.w_dim,
+                                               generator.config.conv_impl,
+                                               smoothing=model_lib.smoothing_after(config, step))
     return TrainedAvatar(config, workdir, step, generator, model, params["model"])
 
 

@@ -4,14 +4,22 @@
 
 `AvatarModel` holds the encoder and the prior; its params are {'encoder': ..., 'prior': ...}. The
 generator's params sit beside them in the train state under 'generator'. This module is the one home of
-what a config says about the model: which batch entry drives the encoder (`encoder_input_key`), how the
-generator is built (`build_generator`) and how parameters are initialised (`init_params`).
+what a config says about the model: which batch entry drives the encoder (`encoder_input_key`), when the
+audio encoder smooths over neighbouring frames (`smoothing_start`), how the generator is built
+(`build_generator`) and how parameters are initialised (`init_params`).
+
+Audio smoothing (AD-NeRF's attention over `smoothing_window` neighbouring frames, as the official audio
+trainer): with `schedule.audio_smoothing_start` = S the attention net exists from the start (params
+`['encoder']['attention']`), the encoder reads 'audio_window', and training steps 0..S-1 use the centre
+window's features (the official `nosmo_iters` phase) while steps >= S use the attention-smoothed ones; the
+freeze schedule (`hfagp.train.optim`) starts the attention net's Adam at S. A checkpoint after N updates
+renders with smoothing iff its last update did (N > S).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import flax
 import flax.linen as nn
@@ -41,6 +49,8 @@ class AvatarModel(nn.Module):
     orthogonality: str = "qr"
     prior_init: str = "official"
     encoder_kwargs: Any = None  # a tuple of (name, value) pairs (hashable); see `avatar_model_from_config`
+    # Audio encoder with an attention net: True uses the attention-smoothed feature, False the centre window's.
+    audio_smoothing: bool = False
 
     def setup(self):
         self.encoder = make_encoder(self.encoder_kind, self.k, **dict(self.encoder_kwargs or ()))
@@ -49,6 +59,8 @@ class AvatarModel(nn.Module):
 
     def coefficients(self, inputs: jax.Array) -> jax.Array:
         """Encoder inputs [B, ...] -> coefficients [B, k]."""
+        if self.encoder_kind == "audio":
+            return self.encoder(inputs, smooth=self.audio_smoothing)
         return self.encoder(inputs)
 
     def latents(self, coeffs: jax.Array) -> jax.Array:
@@ -62,12 +74,48 @@ class AvatarModel(nn.Module):
         return self.prior.basis_ws(scale)
 
     def __call__(self, inputs: jax.Array) -> jax.Array:
-        return self.prior(self.encoder(inputs))
+        return self.prior(self.coefficients(inputs))
 
 
-def temporal_smoothing(model_cfg) -> bool:
-    """Whether the (audio) encoder uses AD-NeRF's attention smoothing over neighbouring frames."""
-    return model_cfg.encoder == "audio" and bool(dict(model_cfg.encoder_kwargs).get("temporal_smoothing", False))
+def _sections(config):
+    """(model section, schedule section or None) of a training config or of its `model` section alone."""
+    if "model" in config:
+        return config.model, config.get("schedule")
+    return config, None
+
+
+def smoothing_start(config) -> Optional[int]:
+    """The first (0-based) training step whose forward uses the audio encoder's attention smoothing, or None.
+
+    config: a training config (`schedule.audio_smoothing_start`: -1, or >= `schedule.total_steps`, never) or
+    its `model` section alone (then never). Workdirs written before the schedule field existed say
+    `model.encoder_kwargs.temporal_smoothing`; True there means smoothing from step 0.
+    """
+    model_cfg, schedule = _sections(config)
+    if model_cfg.encoder != "audio":
+        return None
+    if schedule is None or "audio_smoothing_start" not in schedule:
+        return 0 if dict(model_cfg.encoder_kwargs).get("temporal_smoothing", False) else None
+    start = int(schedule.audio_smoothing_start)
+    if start < 0 or start >= int(schedule.total_steps):
+        return None
+    return start
+
+
+def temporal_smoothing(config) -> bool:
+    """Whether the audio encoder has AD-NeRF's attention net (and reads 'audio_window'): a smoothing start is set."""
+    return smoothing_start(config) is not None
+
+
+def smoothing_at(config, step: int) -> bool:
+    """Whether the forward of (0-based) training step `step` uses the attention-smoothed audio features."""
+    start = smoothing_start(config)
+    return start is not None and step >= start
+
+
+def smoothing_after(config, num_updates: int) -> bool:
+    """Whether the params after `num_updates` updates render with smoothing: their last update did."""
+    return num_updates > 0 and smoothing_at(config, num_updates - 1)
 
 
 def smoothing_window(model_cfg) -> int:
@@ -75,31 +123,46 @@ def smoothing_window(model_cfg) -> int:
     return int(dict(model_cfg.encoder_kwargs).get("smoothing_window", AUDIO_SMOOTHING_WINDOW))
 
 
-def encoder_input_key(model_cfg) -> str:
-    """The batch key the encoder reads: 'image', 'expression', 'audio' or 'audio_window' (smoothing)."""
+def encoder_input_key(config) -> str:
+    """The batch key the encoder reads: 'image', 'expression', 'audio' or 'audio_window' (with an attention net).
+
+    config: a training config, or its `model` section alone (no smoothing schedule then)."""
+    model_cfg, _ = _sections(config)
     if model_cfg.encoder not in ENCODER_INPUTS:
         raise ConfigError(f"model.encoder must be one of {tuple(ENCODER_INPUTS)}, got {model_cfg.encoder!r}")
-    return AUDIO_WINDOW_KEY if temporal_smoothing(model_cfg) else ENCODER_INPUTS[model_cfg.encoder]
+    return AUDIO_WINDOW_KEY if temporal_smoothing(config) else ENCODER_INPUTS[model_cfg.encoder]
 
 
-def encoder_inputs(batch: Mapping[str, Any], model_cfg) -> Any:
-    """The batch entry the encoder of `model_cfg` reads."""
-    key = encoder_input_key(model_cfg)
+def encoder_inputs(batch: Mapping[str, Any], config) -> Any:
+    """The batch entry the encoder of `config` (a training config or its `model` section) reads."""
+    key = encoder_input_key(config)
     if key not in batch:
-        raise KeyError(f"the {model_cfg.encoder!r} encoder needs batch[{key!r}], but the data provides "
+        raise KeyError(f"the {_sections(config)[0].encoder!r} encoder needs batch[{key!r}], but the data provides "
                        f"{sorted(batch)}")
     return batch[key]
 
 
-def avatar_model_from_config(model_cfg, num_ws: int, w_dim: int, conv_impl: str = "xla") -> AvatarModel:
-    """The `AvatarModel` a config describes. conv_impl: the RGB encoder's convolution kernel (concrete)."""
+def avatar_model_from_config(config, num_ws: int, w_dim: int, conv_impl: str = "xla",
+                             smoothing: bool = False) -> AvatarModel:
+    """The `AvatarModel` a config describes.
+
+    config: a training config, or its `model` section alone (no smoothing schedule then). conv_impl: the RGB
+    encoder's convolution kernel (concrete). smoothing: the forward uses the audio attention net (see
+    `smoothing_at` / `smoothing_after`); the params are the same either way.
+    """
+    model_cfg, _ = _sections(config)
     kwargs = dict(model_cfg.encoder_kwargs)
+    kwargs.pop("temporal_smoothing", None)
     if model_cfg.encoder == "rgb":
         kwargs.setdefault("conv_impl", conv_impl)
+    if model_cfg.encoder == "audio":
+        kwargs["temporal_smoothing"] = temporal_smoothing(config)
+    if smoothing and not temporal_smoothing(config):
+        raise ConfigError("the forward cannot use audio smoothing: the config sets no schedule.audio_smoothing_start")
     return AvatarModel(
         encoder_kind=model_cfg.encoder, k=model_cfg.k, num_ws=num_ws, w_dim=w_dim,
         orthogonality=model_cfg.orthogonality, prior_init=model_cfg.prior_init,
-        encoder_kwargs=tuple(sorted(kwargs.items())))
+        encoder_kwargs=tuple(sorted(kwargs.items())), audio_smoothing=bool(smoothing))
 
 
 def check_generator_dir(path) -> None:
@@ -138,4 +201,4 @@ def init_params(model: AvatarModel, generator: eg3d_flax.Generator, sample_input
 
 __all__ = ["AUDIO_WINDOW_KEY", "AvatarModel", "ENCODER_INPUTS", "OFFICIAL_CHECKPOINT", "avatar_model_from_config",
            "build_generator", "check_generator_dir", "encoder_input_key", "encoder_inputs", "init_params",
-           "smoothing_window", "temporal_smoothing"]
+           "smoothing_after", "smoothing_at", "smoothing_start", "smoothing_window", "temporal_smoothing"]

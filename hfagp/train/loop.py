@@ -3,8 +3,9 @@
 Entry point: `train_and_evaluate(config, workdir)` (called by `train.py`). The step (`hfagp.train.step`)
 is jit-compiled with explicit shardings over a 1-D mesh of all devices (batch split along 'data',
 everything else replicated) and the state donated; the freeze schedule (`hfagp.train.optim`) says which
-of its two programs runs at each step. The data iterator position is checkpointed with the state, so a
-resumed run repeats an uninterrupted one exactly.
+of its programs (one per set of trained groups: stage 1, stage 2, and for the audio encoder with smoothing
+also before/after the attention net's start, whose forward differs) runs at each step. The data iterator
+position is checkpointed with the state, so a resumed run repeats an uninterrupted one exactly.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from hfagp import datasets as datasets_lib
 from hfagp import model as model_lib
 from hfagp import precision as precision_lib
 from hfagp import workdir as workdir_lib
-from hfagp.train import checkpointing, distributed, summaries, validate
+from hfagp.train import checkpointing, distributed, resume, summaries, validate
 from hfagp.train.evaluator import Evaluator
 from hfagp.train.optim import FreezeSchedule
-from hfagp.train.step import (TrainState, create_train_state, make_basis_render_fn, make_loss_fn, make_render_fn,
-                              make_train_step)
+from hfagp.train.step import (TrainState, create_train_state, make_basis_render_fn, make_render_fn,
+                              make_stage_step)
+from hfagp_common import atomic
 from hfagp_common.cli import UserError
 
 
@@ -64,9 +66,9 @@ def build_setup(config, workdir) -> Setup:
         from hfagp.lpips import make_lpips
 
         lpips_fn = make_lpips(config.loss.lpips_weights, config.loss.lpips_net)
-    model = model_lib.avatar_model_from_config(config.model, G.config.num_ws, G.config.w_dim, G.config.conv_impl)
+    model = model_lib.avatar_model_from_config(config, G.config.num_ws, G.config.w_dim, G.config.conv_impl)
     schedule = FreezeSchedule.from_config(config)
-    sample = datasets.sample_inputs(config.model)
+    sample = datasets.sample_inputs(config)
     shapes = jax.eval_shape(lambda k: model_lib.init_params(model, G, sample, k), jax.random.PRNGKey(0))
     return Setup(config, G, model, datasets, lpips_fn, distributed.make_mesh(), schedule,
                  schedule.optimizer(config.optim, shapes))
@@ -76,7 +78,7 @@ def initial_state(setup: Setup) -> TrainState:
     """Step 0: initial params (a shared prior loaded from its run), fresh optimizer state."""
     cfg = setup.config
     init_key, train_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    params = model_lib.init_params(setup.model, setup.generator, setup.datasets.sample_inputs(cfg.model), init_key)
+    params = model_lib.init_params(setup.model, setup.generator, setup.datasets.sample_inputs(cfg), init_key)
     if cfg.model.shared_prior_from:
         _, shared = workdir_lib.restore_params(cfg.model.shared_prior_from)
         params["model"]["prior"] = shared["model"]["prior"]
@@ -94,10 +96,11 @@ def save_random_generator(setup: Setup, workdir: Path) -> None:
                                                              "preset_seed": cfg.generator.preset_seed})
 
 
-def device_batch(batch: dict, sharding, local_batch: int, model_cfg) -> dict:
-    """Host numpy batch (this process's share) -> global jax arrays sharded along the batch axis."""
+def device_batch(batch: dict, sharding, local_batch: int, config) -> dict:
+    """Host numpy batch (this process's share) -> global jax arrays sharded along the batch axis.
+    config: the training config (or its `model` section): which encoder input to send."""
     out = {}
-    for key in {"image", "label", model_lib.encoder_input_key(model_cfg)}:
+    for key in {"image", "label", model_lib.encoder_input_key(config)}:
         value = np.asarray(batch[key], np.float32)
         if value.shape[0] != local_batch:
             raise ValueError(f"batch[{key!r}] has {value.shape[0]} rows, expected {local_batch}")
@@ -165,8 +168,10 @@ class MetricsLog:
 def train_and_evaluate(config, workdir) -> dict:
     """Run (or resume) training in `workdir`. Returns the final evaluation metrics.
 
-    Everything is traced under the config's float32 matmul/conv precision (`hfagp.precision`)."""
-    with precision_lib.matmul_precision(precision_lib.of_config(config)):
+    The run holds the workdir's lock throughout and may resume only with a compatible config
+    (`hfagp.train.resume.claim`). Everything is traced under the config's float32 matmul/conv precision
+    (`hfagp.precision`)."""
+    with precision_lib.matmul_precision(precision_lib.of_config(config)), resume.claim(config, workdir) as workdir:
         return _train_and_evaluate(config, workdir)
 
 
@@ -191,7 +196,7 @@ def _train_and_evaluate(config, workdir) -> dict:
     if cfg.optim.batch_size % mesh.size:
         raise TrainingError(f"optim.batch_size={cfg.optim.batch_size} is not divisible by the {mesh.size} devices")
     if is_main:
-        (workdir / workdir_lib.CONFIG_FILE).write_text(cfg.to_json_best_effort(indent=2) + "\n")
+        atomic.write_text(workdir / workdir_lib.CONFIG_FILE, cfg.to_json_best_effort(indent=2) + "\n")
         save_random_generator(setup, workdir)
 
     state = initial_state(setup)
@@ -219,15 +224,17 @@ def _train_and_evaluate(config, workdir) -> dict:
     gen_module = setup.generator.module
     evaluator = None
     if cfg.eval.max_frames > 0:
+        smoothed = None
+        if model_lib.temporal_smoothing(cfg):
+            smoothed = make_render_fn(setup.model.clone(audio_smoothing=True), gen_module)
         evaluator = Evaluator(cfg, setup.datasets.test, mesh, make_render_fn(setup.model, gen_module),
                               make_basis_render_fn(setup.model, gen_module, cfg.eval.basis_scale), workdir, writer,
-                              world_dir=setup.datasets.world_dir)
+                              world_dir=setup.datasets.world_dir, smoothed_render_fn=smoothed)
     if start_step == 0 and evaluator is not None:
         initial = evaluator.evaluate(0, state.params, constants)
         if is_main:
             (workdir / workdir_lib.INITIAL_METRICS_FILE).write_text(json.dumps(initial, indent=2) + "\n")
 
-    loss_fn = make_loss_fn(cfg, setup.model, gen_module)
     programs = {}  # one compiled step per set of trained groups (the freeze schedule's stages)
     total = cfg.schedule.total_steps
     local_batch = cfg.optim.batch_size // jax.process_count()
@@ -242,10 +249,10 @@ def _train_and_evaluate(config, workdir) -> dict:
                 batch_np = next(train_iter)
                 if step == cfg.debug.nan_at_step:  # fault injection for the non-finite-loss guard's tests
                     batch_np = {**batch_np, "image": np.full_like(batch_np["image"], np.nan, np.float32)}
-                batch = device_batch(batch_np, batch_sharding, local_batch, cfg.model)
+                batch = device_batch(batch_np, batch_sharding, local_batch, cfg)
                 trained = setup.schedule.trainable_at(step)
                 if trained not in programs:  # compile ahead of the first call, then start together
-                    step_fn = make_train_step(loss_fn, setup.tx, train_generator="generator" in trained)
+                    step_fn = make_stage_step(cfg, setup.model, gen_module, setup.tx, trained)
                     programs[trained] = jax.jit(
                         step_fn, in_shardings=(replicated, batch_sharding, replicated),
                         out_shardings=(replicated, replicated), donate_argnums=(0,),
@@ -253,6 +260,7 @@ def _train_and_evaluate(config, workdir) -> dict:
                     distributed.barrier(f"compiled_{'_'.join(sorted(trained))}")
                 state, metrics = programs[trained](state, batch, constants)
                 done = step + 1
+                ckpt.check()  # a save that failed in the background stops the run now
                 log.push(done, metrics)
                 steps_since += 1
                 if done % cfg.log_every == 0 or done == total:
@@ -263,7 +271,8 @@ def _train_and_evaluate(config, workdir) -> dict:
                     writer.scalars(done, {**scalars, "train/steps_per_s": rate})
                     bar.update(done, log.latest, rate)
                 if evaluator is not None and (done % cfg.eval_every == 0 or done == total):
-                    final = evaluator.evaluate(done, state.params, constants)
+                    final = evaluator.evaluate(done, state.params, constants,
+                                               smoothing=model_lib.smoothing_after(cfg, done))
                 if done % cfg.checkpoint.every == 0 or done == total or stop.signal is not None:
                     log.flush()
                     ckpt.save(done, state, iterator_state(train_iter))

@@ -4,12 +4,16 @@ Params: {'model': {'encoder', 'prior'}, 'generator': EG3D params}. Each group ha
 first step whose update may change it. `FreezeSchedule` is the one definition of the stages: the
 optimizer (`optimizer`) and the choice of compiled step program (`trainable_at`) both read it.
 
-  encoder    Adam from step 0
+  encoder    Adam from step 0 (all of params['model']['encoder'] but the attention net)
+  attention  the audio encoder's AD-NeRF attention net, params['model']['encoder']['attention']: Adam from
+             `schedule.audio_smoothing_start` (`hfagp.model.smoothing_start`), from which step on the forward
+             uses it; absent otherwise. The official audio trainer's `optimizer_AudAtt` likewise only steps
+             from `nosmo_iters` on.
   prior      Adam from step 0, or never (a basis shared from another run, kept frozen)
-  generator  Adam from `generator_tuning_start` (stage 2, PTI-style tuning), or never. Before its start
-             the group gets zero updates and its Adam moments stay untouched, so its first update is
-             exactly at the start step with fresh moments, like PyTorch's Adam whose per-parameter state
-             starts when a parameter first gets a gradient.
+  generator  Adam from `generator_tuning_start` (stage 2, PTI-style tuning), or never.
+Before its start a group gets zero updates and its Adam moments stay untouched, so its first update is
+exactly at the start step with fresh moments, like PyTorch's Adam whose per-parameter state starts when a
+parameter first gets a gradient.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-GROUPS = ("encoder", "prior", "generator")
+from hfagp.model import smoothing_start
+
+GROUPS = ("encoder", "attention", "prior", "generator")
 FROZEN = "frozen"
+# The attention net's params inside params['model']['encoder'] (encoders.AudioEncoder's submodule name).
+ATTENTION = "attention"
 
 
 class FreezeUntilState(NamedTuple):
@@ -51,7 +59,8 @@ def freeze_until(inner: optax.GradientTransformation, start_step: int) -> optax.
 
 @dataclasses.dataclass(frozen=True)
 class FreezeSchedule:
-    """Start step of every parameter group (None: never trained)."""
+    """Start step of every parameter group (None: never trained). Groups not named start at step 0, except
+    'attention', which exists only for an audio encoder with smoothing (not named: None)."""
 
     starts: Mapping[str, Optional[int]]
 
@@ -59,13 +68,14 @@ class FreezeSchedule:
         unknown = sorted(set(self.starts) - set(GROUPS))
         if unknown:
             raise ValueError(f"unknown parameter groups {unknown}; known: {GROUPS}")
-        object.__setattr__(self, "starts", {g: self.starts.get(g, 0) for g in GROUPS})
+        object.__setattr__(self, "starts", {g: self.starts.get(g, None if g == ATTENTION else 0) for g in GROUPS})
 
     @classmethod
     def from_config(cls, config) -> "FreezeSchedule":
         sched = config.schedule
         tune = sched.generator_tuning_start < sched.total_steps
-        return cls({"encoder": 0, "prior": None if config.model.shared_prior_from else 0,
+        return cls({"encoder": 0, ATTENTION: smoothing_start(config),
+                    "prior": None if config.model.shared_prior_from else 0,
                     "generator": int(sched.generator_tuning_start) if tune else None})
 
     def trainable_at(self, step: int) -> frozenset:
@@ -77,10 +87,15 @@ class FreezeSchedule:
         def group_label(group):
             return group if self.starts[group] is not None else FROZEN
 
-        model = params["model"]
-        return {"model": {name: jax.tree_util.tree_map(lambda _, n=name: group_label(n), sub)
-                          for name, sub in model.items()},
-                "generator": jax.tree_util.tree_map(lambda _: group_label("generator"), params["generator"])}
+        def subtree(tree, group):
+            return jax.tree_util.tree_map(lambda _: group_label(group), tree)
+
+        model = {name: subtree(sub, name) for name, sub in params["model"].items()}
+        encoder = params["model"].get("encoder")
+        if isinstance(encoder, Mapping) and ATTENTION in encoder:
+            model["encoder"] = {name: subtree(sub, ATTENTION if name == ATTENTION else "encoder")
+                                for name, sub in encoder.items()}
+        return {"model": model, "generator": subtree(params["generator"], "generator")}
 
     def optimizer(self, optim_cfg, params: Mapping[str, Any]) -> optax.GradientTransformation:
         """Adam per group, each behind `freeze_until` its start step; never-trained groups get zeros."""
@@ -94,4 +109,4 @@ class FreezeSchedule:
         return optax.multi_transform(transforms, self.labels(params))
 
 
-__all__ = ["FROZEN", "FreezeSchedule", "FreezeUntilState", "GROUPS", "freeze_until"]
+__all__ = ["ATTENTION", "FROZEN", "FreezeSchedule", "FreezeUntilState", "GROUPS", "freeze_until"]

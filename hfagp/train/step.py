@@ -22,6 +22,7 @@ import optax
 
 from hfagp import model as model_lib
 from hfagp.train import losses
+from hfagp.train.optim import ATTENTION
 
 
 @flax.struct.dataclass
@@ -38,13 +39,16 @@ def create_train_state(params: dict, tx: optax.GradientTransformation, rng: jax.
 
 
 def make_loss_fn(config, model: model_lib.AvatarModel, gen_module) -> Callable:
-    """loss_fn(params, batch, constants, rng) -> (loss, metrics): Eq. 2 plus the orthogonality penalty."""
+    """loss_fn(params, batch, constants, rng) -> (loss, metrics): Eq. 2 plus the orthogonality penalty.
+
+    The forward is `model`'s: for the audio encoder `model.audio_smoothing` says whether it uses the attention
+    net (the training loop passes the model of the step's stage, `hfagp.model.smoothing_at`)."""
     loss_cfg = config.loss
     deterministic = bool(config.generator.render_deterministic)
     penalty_weight = float(config.model.orthogonality_penalty_weight)
 
     def loss_fn(params, batch, constants, rng):
-        ws = model.apply({"params": params["model"]}, model_lib.encoder_inputs(batch, config.model))
+        ws = model.apply({"params": params["model"]}, model_lib.encoder_inputs(batch, config))
         out = gen_module.apply(
             {"params": params["generator"], "buffers": constants["generator_buffers"]}, ws, batch["label"],
             "const", deterministic, None, method=gen_module.synthesis, rngs={"render": rng})
@@ -85,6 +89,15 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, train_g
     return train_step
 
 
+def make_stage_step(config, model: model_lib.AvatarModel, gen_module, tx: optax.GradientTransformation,
+                    trained: frozenset) -> Callable:
+    """The train step of the stage in which the groups `trained` (`FreezeSchedule.trainable_at`) are trained:
+    the generator is differentiated only when it trains, and the audio encoder's forward uses the attention
+    smoothing once its group ('attention') trains."""
+    stage_model = model.clone(audio_smoothing=ATTENTION in trained)
+    return make_train_step(make_loss_fn(config, stage_model, gen_module), tx, train_generator="generator" in trained)
+
+
 def make_render_fn(model: model_lib.AvatarModel, gen_module) -> Callable:
     """(params, constants, inputs, cameras [B,25]) -> images [B,R,R,3] clipped to [-1, 1] (deterministic)."""
 
@@ -110,4 +123,4 @@ def make_basis_render_fn(model: model_lib.AvatarModel, gen_module, scale: float)
 
 
 __all__ = ["TrainState", "create_train_state", "make_basis_render_fn", "make_loss_fn", "make_render_fn",
-           "make_train_step"]
+           "make_stage_step", "make_train_step"]

@@ -55,6 +55,14 @@ def check_config(cfg) -> None:
               f"preset for testing")
     if cfg.loss.lpips_weight > 0:
         lpips_lib.check_weights_file(cfg.loss.lpips_weights, cfg.loss.lpips_net, knob="loss.lpips_weights")
+    smoothing_start = cfg.schedule.get("audio_smoothing_start", -1)
+    _need(smoothing_start >= -1, f"schedule.audio_smoothing_start must be -1 (never) or a step >= 0, got "
+                                 f"{smoothing_start}")
+    _need(smoothing_start < 0 or cfg.model.encoder == "audio",
+          f"schedule.audio_smoothing_start={smoothing_start} applies to model.encoder='audio' only (set it to -1)")
+    _need("temporal_smoothing" not in cfg.model.encoder_kwargs,
+          "model.encoder_kwargs.temporal_smoothing is not a setting: schedule.audio_smoothing_start says from which "
+          "step the audio encoder smooths (-1: never)")
     if cfg.model.shared_prior_from:
         _need(Path(cfg.model.shared_prior_from, "checkpoints").is_dir(),
               f"model.shared_prior_from={cfg.model.shared_prior_from!r} has no checkpoints/ directory")
@@ -67,7 +75,7 @@ def check_data_matches(cfg, gen_config, datasets) -> None:
           f"prepare the data at the generator's resolution (data.resolution)")
     _need(gen_config.img_resolution % cfg.loss.resolution == 0,
           f"loss.resolution={cfg.loss.resolution} must divide the image resolution {gen_config.img_resolution}")
-    needed = model_lib.encoder_input_key(cfg.model)
+    needed = model_lib.encoder_input_key(cfg)
     _need(needed in datasets.keys, f"model.encoder={cfg.model.encoder!r} needs '{needed}' in the dataset, which has "
                                    f"{sorted(datasets.keys)}")
     _need(len(datasets.train) >= cfg.optim.batch_size,
