@@ -22,6 +22,11 @@ with a real torch (torch is not installed where this was written).
 `read_torch_zip_state_dict` is the matching reader: zip + a restricted unpickler that allows only
 OrderedDict, the tensor rebuild functions and storage types, with storage sizes checked against
 the zip entries. It also reads state dicts saved by torch itself (CPU tensors).
+
+`read_torch_zip_checkpoint` reads a whole training checkpoint with the same unpickler: any nesting of
+dicts, lists, tuples and plain values around the tensors (optimizer state dicts), plus
+`argparse.Namespace` (the official HFA-GP trainers save their command-line `args`), which becomes an
+inert `TorchNamespace` record holding only plain values; nothing from the file is executed.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ from convert_weights.snapshot_reader import (
     _Storage,
 )
 
-__all__ = ["TorchZipError", "read_torch_zip_state_dict", "torch_zip_bytes", "write_torch_zip_state_dict"]
+__all__ = ["TorchNamespace", "TorchZipError", "read_torch_zip_checkpoint", "read_torch_zip_state_dict",
+           "torch_zip_bytes", "write_torch_zip_state_dict"]
 
 FORMAT_VERSION = 3
 ALIGNMENT = 64
@@ -203,12 +209,48 @@ def write_torch_zip_state_dict(state_dict: Mapping[str, np.ndarray], path: str |
 _ALLOWED_REBUILD = ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter")
 
 
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+
+
+class TorchNamespace:
+    """Inert stand-in for a pickled `argparse.Namespace`: `.values` is its attribute dict, holding only strings,
+    numbers, booleans, None and (nested) lists / tuples of those; anything else is refused."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, *args):
+        if args:
+            raise TorchZipError("argparse.Namespace pickled with constructor arguments is not supported")
+        self.values = {}
+
+    def __setstate__(self, state):
+        def plain(value):
+            if isinstance(value, _PLAIN_TYPES):
+                return True
+            return isinstance(value, (list, tuple)) and all(plain(v) for v in value)
+
+        if not isinstance(state, dict) or not all(isinstance(k, str) and plain(v) for k, v in state.items()):
+            raise TorchZipError("argparse.Namespace with values other than plain strings / numbers / lists")
+        self.values = dict(state)
+
+    def __getattr__(self, name):
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self):
+        return f"TorchNamespace({self.values!r:.200})"
+
+
 class _StateDictUnpickler(pickle.Unpickler):
-    def __init__(self, file, source: str, load_storage):
+    def __init__(self, file, source: str, load_storage, namespaces: bool = False):
         super().__init__(file)
         self._source = source
         self._load_storage = load_storage
         self._globals = {"collections.OrderedDict": collections.OrderedDict}
+        if namespaces:
+            self._globals["argparse.Namespace"] = TorchNamespace
         self._globals["torch._utils._rebuild_tensor_v2"] = _SafeCallable(
             "torch._utils._rebuild_tensor_v2", lambda *args: _rebuild_tensor(source, *args))
         self._globals["torch._utils._rebuild_parameter"] = _SafeCallable(
@@ -252,6 +294,27 @@ def read_torch_zip_state_dict(path: str | os.PathLike) -> collections.OrderedDic
     UnsafePickleError (a global outside the state-dict allow-list).
     """
     source = os.fspath(path)
+    result = _read_torch_zip(source, namespaces=False)
+    if not isinstance(result, dict) or not all(
+            isinstance(k, str) and isinstance(v, np.ndarray) for k, v in result.items()):
+        raise TorchZipError(f"{source}: data.pkl does not hold a dict of tensors (a state dict)")
+    return collections.OrderedDict(result)
+
+
+def read_torch_zip_checkpoint(path: str | os.PathLike) -> dict:
+    """Reads a training checkpoint saved with `torch.save` (zip format), without torch: a dict whose values
+    may nest dicts, lists, tuples, plain values, tensors (numpy arrays) and `TorchNamespace` records.
+
+    Raises TorchZipError (not a torch zip file, malformed, not a dict at the top) or UnsafePickleError.
+    """
+    source = os.fspath(path)
+    result = _read_torch_zip(source, namespaces=True)
+    if not isinstance(result, dict):
+        raise TorchZipError(f"{source}: data.pkl does not hold a dict (a training checkpoint)")
+    return result
+
+
+def _read_torch_zip(source: str, namespaces: bool):
     try:
         zf = zipfile.ZipFile(source)
     except FileNotFoundError:
@@ -299,14 +362,11 @@ def read_torch_zip_state_dict(path: str | os.PathLike) -> collections.OrderedDic
             return storage
 
         try:
-            result = _StateDictUnpickler(io.BytesIO(read("data.pkl")), source, load_storage).load()
+            result = _StateDictUnpickler(io.BytesIO(read("data.pkl")), source, load_storage, namespaces).load()
         except SnapshotError:
             raise
         except RecursionError:
             raise TorchZipError(f"{source}: objects are nested too deeply") from None
         except Exception as e:
             raise TorchZipError(f"{source}: corrupt data.pkl ({type(e).__name__}: {_first_line(e)})") from None
-    if not isinstance(result, dict) or not all(
-            isinstance(k, str) and isinstance(v, np.ndarray) for k, v in result.items()):
-        raise TorchZipError(f"{source}: data.pkl does not hold a dict of tensors (a state dict)")
-    return collections.OrderedDict(result)
+    return result

@@ -29,7 +29,7 @@ Outputs (float32 everywhere):
 * `tests/hfagp/fixtures/official_checkpoint/300004.pt`: an official audio-trainer checkpoint
   (`trainer_audio.Trainer.save`: {'gen', 'AudAttNet', 'AudNet', 'w_optim', 'optimizer_Aud',
   'optimizer_AudAtt', 'args'}) of `HeadNeRF_Audio` with k = 4 and the `--generator` EG3D net as its G
-  (weights rounded to bfloat16 precision and G perturbed, standing in for a trained and tuned run), past
+  (parameters rounded to bfloat16 precision and G's perturbed, standing in for a trained and tuned run), past
   the smoothing switch (`nosmo_iters` = 300000), and `reference.npz` beside it: cameras `c` [2,25] (EG3D
   convention), audio windows `windows` [2,8,16,29], and the official forward's `smooth_coefficients`,
   `smooth_latents` [2,14,512], `smooth_image` [2,R,R,3] (NHWC) and, without smoothing (the centre windows),
@@ -212,13 +212,13 @@ def deterministic_renderer(renderer_module) -> None:
 
 
 def bfloat16_round(module) -> None:
-    """Rounds every float tensor of `module` to bfloat16 precision (kept float32): the checkpoint compresses."""
+    """Rounds the parameters of `module` to bfloat16 precision (kept float32), so that the committed
+    checkpoint compresses; buffers (G's noise maps, w_avg) stay those of the base generator."""
     import torch
 
     with torch.no_grad():
-        for value in module.state_dict().values():
-            if value.is_floating_point():
-                value.copy_(value.to(torch.bfloat16).to(torch.float32))
+        for value in module.parameters():
+            value.copy_(value.to(torch.bfloat16).to(torch.float32))
 
 
 def load_generator(path: Path):
