@@ -9,8 +9,11 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-config_flags.DEFINE_config_file("config", "configs/rgb.py:cpu", "Training config (a configs/*.py file).",
-                                lock_config=True)
+from hfagp_common.cli import absl_flags_parser, flag_errors
+
+with flag_errors("train.py"):  # the default config is loaded, with the --config.* overrides, right here
+    config_flags.DEFINE_config_file("config", "configs/rgb.py:cpu", "Training config (a configs/*.py file).",
+                                    lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, summaries and samples.")
 flags.mark_flags_as_required(["workdir"])
 
@@ -33,4 +36,4 @@ if __name__ == "__main__":
     from hfagp_common.host import reexec_with_huge_pages
 
     reexec_with_huge_pages()  # glibc malloc + transparent huge pages: ~25% faster CPU steps (hfagp_common/host.py)
-    app.run(main)
+    app.run(main, flags_parser=absl_flags_parser("train.py"))  # bad flags: one line, exit 2

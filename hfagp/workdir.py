@@ -13,13 +13,20 @@
     <workdir>/synthetic_world/, head_world/  the world a run made for itself (data.source 'synthetic', 'heads')
     <workdir>/prepared_data/               a folder or video prepared once as a tfds dataset
     <workdir>/eval/, renders/              outputs of `hfagp.eval` and `hfagp.render`
+    <workdir>/.lock                        held (flock) by the process training in this workdir
+    <workdir>/corrupt_checkpoints/<step>/  checkpoints found unreadable on resume, moved aside (never deleted)
+
+A `hfagp.pretrain` workdir has the same config.json / checkpoints/ / metrics.jsonl names but another config
+(sections 'validation' and 'export'); `load_config` tells the two apart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import ml_collections
 import numpy as np
@@ -41,27 +48,89 @@ HEAD_WORLD_DIR = "head_world"
 PREPARED_DATA_DIR = "prepared_data"
 EVAL_DIR = "eval"
 RENDERS_DIR = "renders"
+LOCK_FILE = ".lock"
+CORRUPT_CHECKPOINTS_DIR = "corrupt_checkpoints"
+# Sections only a `hfagp.pretrain` config has (configs/pretrain_heads.py), and ones every training config has.
+PRETRAIN_SECTIONS = ("validation", "export")
+TRAINING_SECTIONS = ("generator", "model", "data", "loss")
 
 
 class RunNotFoundError(UserError, FileNotFoundError):
     """The workdir is not a training run (no config.json or no complete checkpoint)."""
 
 
-def load_config(workdir) -> ml_collections.ConfigDict:
-    """The config a run was trained with (`<workdir>/config.json`)."""
+class CheckpointError(UserError, ValueError):
+    """A checkpoint exists but cannot be read (damaged) or does not fit the model it is read for."""
+
+
+class WorkdirBusyError(UserError, RuntimeError):
+    """Another process holds the workdir's lock (it is training there now)."""
+
+
+def workdir_kind(values) -> Optional[str]:
+    """'train' (a train.py config), 'pretrain' (a hfagp.pretrain config) or None, from config.json's values."""
+    if not isinstance(values, dict):
+        return None
+    if all(isinstance(values.get(key), dict) for key in PRETRAIN_SECTIONS):
+        return "pretrain"
+    if all(isinstance(values.get(key), dict) for key in TRAINING_SECTIONS):
+        return "train"
+    return None
+
+
+def read_config_values(workdir) -> Optional[dict]:
+    """config.json of a workdir as plain JSON values; None if there is none. Raises RunNotFoundError if it is
+    not a JSON object (e.g. truncated)."""
     path = Path(workdir) / CONFIG_FILE
     if not path.is_file():
-        raise RunNotFoundError(f"{workdir} is not a training workdir: {path} is missing (train.py writes it)")
+        return None
     try:
         values = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunNotFoundError(f"{path} is not valid JSON: {e}") from e
     if not isinstance(values, dict):
         raise RunNotFoundError(f"{path} is not a training config (not a JSON object)")
-    missing = [key for key in ("generator", "model", "data", "loss") if not isinstance(values.get(key), dict)]
+    return values
+
+
+def load_config(workdir) -> ml_collections.ConfigDict:
+    """The config a run was trained with (`<workdir>/config.json`)."""
+    path = Path(workdir) / CONFIG_FILE
+    if not Path(workdir).is_dir():
+        raise RunNotFoundError(f"{workdir} is not a training workdir: no such directory")
+    values = read_config_values(workdir)
+    if values is None:
+        raise RunNotFoundError(f"{workdir} is not a training workdir: {path} is missing (train.py writes it)")
+    if workdir_kind(values) == "pretrain":
+        raise RunNotFoundError(f"{workdir} is a hfagp.pretrain workdir, not a train.py run (its exported generator "
+                               f"is {values['export'].get('dir') or Path(workdir) / RANDOM_GENERATOR_DIR})")
+    missing = [key for key in TRAINING_SECTIONS if not isinstance(values.get(key), dict)]
     if missing:
         raise RunNotFoundError(f"{path} is not a training config: it lacks the sections {missing}")
     return ml_collections.ConfigDict(values)
+
+
+@contextlib.contextmanager
+def lock(workdir, command: str = "") -> Iterator[Path]:
+    """Holds `<workdir>/.lock` (an exclusive `flock`) for the block: a second process locking the same workdir
+    gets WorkdirBusyError at once, naming the holder. The kernel releases the lock when the holder exits,
+    however it ends (SIGKILL included), so a stale lock file is harmless. `workdir` must exist."""
+    import fcntl
+
+    path = Path(workdir) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "unknown"
+            raise WorkdirBusyError(f"{workdir} is in use by another process ({holder}); wait for it to end or use "
+                                   f"another workdir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}{': ' + command if command else ''}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def checkpoint_dir(workdir) -> Path:
@@ -89,10 +158,20 @@ def restore_params(workdir, step: Optional[int] = None) -> tuple[int, dict]:
     elif step not in steps:
         raise RunNotFoundError(f"{workdir} has no checkpoint for step {step}; available: {steps}")
     manager = ocp.CheckpointManager(checkpoint_dir(workdir), item_names=CHECKPOINT_ITEMS)
-    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    try:
+        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    except Exception as e:  # orbax / tensorstore / json errors of a damaged directory
+        older = [s for s in steps if s < step]
+        raise CheckpointError(f"checkpoint {step} in {checkpoint_dir(workdir)} cannot be read ({type(e).__name__}: "
+                              f"{_first_line(e)})" + (f"; an older one: --step {older[-1]}" if older else "")) from e
     state = restored["state"]
     params = state["params"] if isinstance(state, dict) else state.params
     return step, jax.tree_util.tree_map(np.asarray, params)
+
+
+def _first_line(e: BaseException, limit: int = 300) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def use_compilation_cache(config) -> None:
@@ -105,5 +184,7 @@ def use_compilation_cache(config) -> None:
         jax.config.update("jax_compilation_cache_dir", str(Path(cache).expanduser()))
 
 
-__all__ = ["CHECKPOINTS_DIR", "CHECKPOINT_ITEMS", "CONFIG_FILE", "RANDOM_GENERATOR_DIR", "RunNotFoundError",
-           "checkpoint_dir", "checkpoint_steps", "load_config", "restore_params", "use_compilation_cache"]
+__all__ = ["CHECKPOINTS_DIR", "CHECKPOINT_ITEMS", "CONFIG_FILE", "CORRUPT_CHECKPOINTS_DIR", "CheckpointError",
+           "LOCK_FILE", "RANDOM_GENERATOR_DIR", "RunNotFoundError", "WorkdirBusyError", "checkpoint_dir",
+           "checkpoint_steps", "load_config", "lock", "read_config_values", "restore_params",
+           "use_compilation_cache", "workdir_kind"]

@@ -11,18 +11,22 @@ set ``HFAGP_TRACEBACK=1`` to see the traceback instead.
         return cli.run(NAME, lambda: _main(parser.parse_args(argv)))
 
 `run` treats `UserError`, `ValueError` and `OSError` (missing files, permissions, a full disk) as user
-errors. Modules raise `UserError` subclasses (`ConfigError`, ...) for conditions they know are the
-user's to fix.
+errors, and so is a `SystemExit` with a message (``raise SystemExit("needs torch")``). Modules raise
+`UserError` subclasses (`ConfigError`, ...) for conditions they know are the user's to fix. absl entry points
+(`train.py`, `hfagp.pretrain`) parse their flags with `absl_flags_parser(name)`, so a bad flag or config
+override is the same one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import re
 import sys
 import traceback
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 TRACEBACK_VARIABLE = "HFAGP_TRACEBACK"
 
@@ -72,7 +76,10 @@ def run(name: str, body: Callable[[], Optional[int]], expected: Sequence[type] =
     except KeyboardInterrupt:
         print(error_line(name, "interrupted"), file=sys.stderr)
         return 130
-    except SystemExit:
+    except SystemExit as e:
+        if isinstance(e.code, str):  # `raise SystemExit("message")`: a user error in one line
+            print(error_line(name, e.code), file=sys.stderr)
+            return 2
         raise
     except tuple(expected) as e:
         print(error_line(name, e), file=sys.stderr)
@@ -86,16 +93,115 @@ def run(name: str, body: Callable[[], Optional[int]], expected: Sequence[type] =
     return 0 if code is None else int(code)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _int(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
-__all__ = ["ArgumentParser", "ConfigError", "EXPECTED_ERRORS", "UserError", "error_line", "one_line",
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no nan/inf)."""
+    return _finite(text)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+# What reading absl flags and an ml_collections config file can raise for a user's mistake: an unknown flag
+# or config key, a value of the wrong type, a config file that is missing or does not run.
+_FLAG_ERRORS = (AttributeError, KeyError, ValueError, TypeError, OSError, SyntaxError, ImportError)
+
+
+def _flag_error_message(e: BaseException) -> str:
+    if isinstance(e, (AttributeError, KeyError)):  # ml_collections: an override of a key the config lacks
+        return f"unknown config key {str(e).strip(chr(34))} (check the --config.* overrides)"
+    message = f"{type(e).__name__}: {e}" if isinstance(e, SyntaxError) else str(e)
+    if "Traceback (most recent call last)" in message:  # a config file that raised: its own last line
+        head, _, trace = message.partition("Traceback (most recent call last)")
+        message = head.rstrip(" :\n") + ": " + trace.strip().splitlines()[-1].strip()
+    return message
+
+
+@contextlib.contextmanager
+def flag_errors(name: str) -> Iterator[None]:
+    """Turns an error in defining or parsing absl / ml_collections flags into ``<name>: error: ...`` and exit 2.
+
+    `config_flags.DEFINE_config_file` already loads the default config and applies the ``--config.*``
+    overrides of sys.argv, so a script wraps its flag definitions in this as well as its parsing."""
+    from absl import flags
+
+    try:
+        yield
+    except flags.Error as e:
+        _exit_with_error(name, _flag_error_message(e))
+    except _FLAG_ERRORS as e:
+        _exit_with_error(name, _flag_error_message(e))
+
+
+def absl_flags_parser(name: str, config_flag: Optional[str] = "config") -> Callable[[list], list]:
+    """`flags_parser` for `absl.app.run` under the one-line contract: a bad flag, config file or config
+    override prints ``<name>: error: ...`` and exits 2 (absl's own parser prints a 'FATAL' block and exits 1).
+
+    config_flag: an `ml_collections.config_flags` flag read right after parsing, so that a config file that
+    fails to load is reported here, not at its first use."""
+
+    def parse(argv):
+        from absl import flags
+
+        with flag_errors(name):
+            remaining = flags.FLAGS(argv)
+            if config_flag is not None and config_flag in flags.FLAGS:
+                getattr(flags.FLAGS, config_flag)
+        return remaining
+
+    return parse
+
+
+def _exit_with_error(name: str, message) -> None:
+    print(error_line(name, message), file=sys.stderr)
+    sys.exit(2)
+
+
+__all__ = ["ArgumentParser", "ConfigError", "EXPECTED_ERRORS", "UserError", "absl_flags_parser", "error_line",
+           "finite_float", "flag_errors", "non_negative_float", "non_negative_int", "one_line", "positive_float",
            "positive_int", "run"]

@@ -10,7 +10,10 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-config_flags.DEFINE_config_file("config", "configs/pretrain_heads.py", "Pretraining config.", lock_config=True)
+from hfagp_common.cli import absl_flags_parser, flag_errors
+
+with flag_errors("hfagp.pretrain"):  # the default config is loaded, with the --config.* overrides, right here
+    config_flags.DEFINE_config_file("config", "configs/pretrain_heads.py", "Pretraining config.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for the data cache, checkpoints and the exported generator.")
 flags.mark_flags_as_required(["workdir"])
 
@@ -38,4 +41,4 @@ if __name__ == "__main__":
     from hfagp_common.host import reexec_with_huge_pages
 
     reexec_with_huge_pages()
-    app.run(main)
+    app.run(main, flags_parser=absl_flags_parser("hfagp.pretrain"))  # bad flags: one line, exit 2

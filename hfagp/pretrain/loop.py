@@ -107,10 +107,40 @@ def file_checksums(directory: Path) -> dict:
     return out
 
 
+# Config values that must be positive integers (a zero or negative one cannot render or train anything).
+POSITIVE_KEYS = ("data.identities", "data.scenes_per_identity", "data.views_per_scene", "data.resolution",
+                 "optim.scenes_per_batch", "optim.views_per_scene", "schedule.total_steps", "schedule.eval_every",
+                 "schedule.checkpoint_every", "schedule.keep", "log_every", "validation.invert_steps")
+
+
+def check_config(config) -> None:
+    """Raises ConfigError naming the first knob that cannot work (before anything is written)."""
+    for key in POSITIVE_KEYS:
+        node = config
+        for part in key.split("."):
+            node = node[part]
+        if not isinstance(node, int) or node < 1:
+            raise ConfigError(f"{key} must be a positive integer, got {node!r}")
+    if not config.validation.identity_seeds:
+        raise ConfigError("validation.identity_seeds must name at least one held-out identity")
+
+
 def pretrain(config, workdir, command: Optional[str] = None) -> dict:
-    """Runs (or resumes) every stage in `workdir`; returns the provenance dict of the exported generator."""
+    """Runs (or resumes) every stage in `workdir`, holding the workdir's lock (`hfagp.workdir.lock`: a second
+    process on the same workdir stops at once); returns the provenance dict of the exported generator."""
+    check_config(config)
     workdir = Path(workdir).absolute()
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"--workdir {workdir} exists and is not a directory")
+    saved = workdir_lib.read_config_values(workdir) if workdir.is_dir() else None
+    if saved is not None and workdir_lib.workdir_kind(saved) == "train":
+        raise ConfigError(f"{workdir} is a train.py workdir, not a pretraining run; use another workdir")
     workdir.mkdir(parents=True, exist_ok=True)
+    with workdir_lib.lock(workdir, command or ""):
+        return _pretrain(config, workdir, command)
+
+
+def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
     workdir_lib.use_compilation_cache(config)
     config_json = config.to_json_best_effort(indent=2) + "\n"
     config_path = workdir / workdir_lib.CONFIG_FILE

@@ -1,0 +1,94 @@
+"""Fixtures and the closing summary of the fault-injection suite (helpers: tests/faults/harness.py).
+
+The session ends with a table of the ledger's counts: bad inputs tried and passed per entry point, faults
+injected and recovered per kind; with $HFAGP_FAULTS_SUMMARY set, also as JSON in that file
+(docs/reliability.md keeps the counts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from faults.harness import LEDGER, Ledger, run_command, subprocess_env, train_args
+from shared_fixtures import REPO_ROOT
+
+SUMMARY_VARIABLE = "HFAGP_FAULTS_SUMMARY"
+
+
+@pytest.fixture(scope="session")
+def ledger() -> Ledger:
+    return LEDGER
+
+
+def pytest_terminal_summary(terminalreporter):
+    counts = LEDGER.as_dict()
+    if not counts["bad_inputs"] and not counts["faults"]:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fault injection")
+    if counts["bad_inputs"]:
+        write(f"{'entry point':<34} {'bad inputs tried':>16} {'passed':>8}")
+        for name, c in counts["bad_inputs"].items():
+            write(f"{name:<34} {c['tried']:>16} {c['passed']:>8}")
+        tried = sum(c["tried"] for c in counts["bad_inputs"].values())
+        passed = sum(c["passed"] for c in counts["bad_inputs"].values())
+        write(f"{'all':<34} {tried:>16} {passed:>8}")
+    if counts["faults"]:
+        write(f"{'fault':<58} {'injected':>8} {'recovered':>10}")
+        for name, c in counts["faults"].items():
+            write(f"{name:<58} {c['injected']:>8} {c['recovered']:>10}")
+    path = os.environ.get(SUMMARY_VARIABLE)
+    if path:
+        Path(path).write_text(json.dumps(counts, indent=2) + "\n")
+
+
+@pytest.fixture(scope="session")
+def faults_world(tiny_run_root):
+    """The 16-frame synthetic world of tests/conftest.py `train_tiny_run` (made once per session, shared)."""
+    world = tiny_run_root / "world"
+    if not (world / "world.json").is_file():
+        import eg3d_flax
+        from avatar_data.synthetic import make_synthetic_world
+
+        G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=32), seed=0)
+        make_synthetic_world(G, world, num_frames=16, num_test_frames=4, subspace_dim=4, seed=0, progress=False)
+    return world
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory, faults_world):
+    """An uninterrupted `train.py` run of the suite's config: the losses every fault's resumed run must equal; its
+    workdir also serves the evaluation and rendering cases.
+
+    It is also the first of the two processes of the lock test: once it holds the workdir's lock it is paused
+    (SIGSTOP), a second `train.py` is started on the same workdir and must give up, and then the first goes on.
+    `.second` is that second process's result, `.before_second`/`.after_second` the workdir around it."""
+    from faults.harness import tree
+
+    workdir = tmp_path_factory.mktemp("reference") / "run"
+    first = subprocess.Popen(train_args(workdir, faults_world), cwd=REPO_ROOT, env=subprocess_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock, deadline = workdir / ".lock", time.time() + 600
+    while first.poll() is None and time.time() < deadline:
+        if lock.is_file() and lock.read_text().startswith(f"pid {first.pid}"):
+            break
+        time.sleep(0.05)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        before = tree(workdir)
+        second = run_command(train_args(workdir, faults_world), timeout=600)
+        after = tree(workdir)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    out, err = first.communicate(timeout=1200)
+    assert first.returncode == 0, err[-3000:]
+    return SimpleNamespace(workdir=workdir, second=second, before_second=before, after_second=after,
+                           first_pid=first.pid)
