@@ -35,7 +35,7 @@ from hfagp.pretrain import export as export_lib
 from hfagp.pretrain import objective
 from hfagp.pretrain.validate import invert_and_score
 from hfagp.train import checkpointing, summaries
-from hfagp.train.loop import StopRequest
+from hfagp.train.loop import StopRequest, TrainingError
 from hfagp.train.step import create_train_state, make_train_step
 from hfagp_common.atomic import atomic_directory, write_text
 from hfagp_common.cli import ConfigError
@@ -212,7 +212,8 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
                 if done % config.log_every == 0 or done == total:
                     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
                     if not values.pop("finite"):
-                        raise RuntimeError(f"non-finite pretraining loss at step {done}: {values}")
+                        raise TrainingError(f"non-finite pretraining loss at step {done} ({values}); the last good "
+                                            f"checkpoint is step {ckpt.latest_step()} in {ckpt.directory}")
                     rate = steps_rate / max(time.time() - t_rate, 1e-9)
                     t_rate, steps_rate = time.time(), 0
                     ckpt.log_metrics(done, values)
