@@ -618,7 +618,9 @@ def audio_windows(audio: np.ndarray, window: int) -> np.ndarray:
 
     audio: [T, 16, 29] in time order. Returns [T, window, 16, 29] with
     ``out[t, k] = audio[t - window//2 + k]`` (zeros outside 0..T-1), so ``out[t, window//2] = audio[t]``.
-    This is AD-NeRF's / HFA-GP's smoothing window (``smo_size``, default 8), computed within one split.
+    This is AD-NeRF's / HFA-GP's smoothing window (``smo_size``, default 8). Pass the frames a window may
+    read: the official trainer pads training windows at the end of the training split, and reads the whole
+    video's features for test frames.
     """
     t_len = audio.shape[0]
     half = window // 2

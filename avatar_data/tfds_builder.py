@@ -11,7 +11,10 @@ Examples (features are ``tfds.features.Tensor``, so building and reading need no
 * ``label``: float32 [25], EG3D convention (`avatar_data.cameras`)
 * ``frame_index``: int32, position of the frame in the whole video (train frames come first)
 * ``expression``: float32 [E] (NeRFACE only), ``audio``: float32 [16, 29] (AD-NeRF only) and
-  ``audio_window``: float32 [W, 16, 29] (AD-NeRF, W = ``audio_window`` > 0; zero-padded at split ends)
+  ``audio_window``: float32 [W, 16, 29] (AD-NeRF, W = ``audio_window`` > 0), as the official audio trainer
+  windows: a training frame's window stays within the training split (zeros past its end, as the official
+  training sampler pads at ``len(train)``), a test frame's reads the preceding frames of the whole video
+  (zeros only before the video's start or after its end)
 
 Split by time: the last ``num_test_frames`` (or ``round(T * test_fraction)``) frames form ``test``, the rest
 ``train``; or ``test_source_split="test"`` uses a trailing source split file as the test set. Examples are
@@ -70,8 +73,9 @@ def time_split(num_frames: int, test_fraction: float = 0.1, num_test_frames: Opt
 class AvatarVideo(tfds.core.GeneratorBasedBuilder):
     """One talking-head video -> ``train`` / ``test`` splits of frames, EG3D cameras and driving signals."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Frames, EG3D labels, frame_index; NeRFACE expressions; AD-NeRF audio windows."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Frames, EG3D labels, frame_index; NeRFACE expressions; AD-NeRF audio windows.",
+                     "1.1.0": "Test-split audio windows read the preceding frames of the whole video."}
     BUILDER_CONFIGS = [AvatarVideoConfig(name="default")]
 
     @tfds.core.utils.classproperty
@@ -170,7 +174,8 @@ class AvatarVideo(tfds.core.GeneratorBasedBuilder):
         cfg = self._cfg
         windows = None
         if clip.audio is not None and cfg.audio_window > 0:
-            windows = readers.audio_windows(clip.audio[start:stop], cfg.audio_window)
+            # Frames 0 .. stop-1: the test split (the end of the video) sees the training frames before it.
+            windows = readers.audio_windows(clip.audio[:stop], cfg.audio_window)
         for t in range(start, stop):
             example = {
                 "image": readers.clip_frame(clip, t, cfg.resolution),
@@ -182,7 +187,7 @@ class AvatarVideo(tfds.core.GeneratorBasedBuilder):
             if cfg.source_format == "adnerf":
                 example["audio"] = clip.audio[t]
                 if windows is not None:
-                    example["audio_window"] = windows[t - start]
+                    example["audio_window"] = windows[t]
             yield t, example
 
 

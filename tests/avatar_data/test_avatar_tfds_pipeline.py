@@ -60,13 +60,15 @@ def test_prepared_dataset_is_aligned_and_split_by_time(tmp_path, video, fmt):
             if fmt == "adnerf":
                 audio = synthetic_audio(13)
                 np.testing.assert_array_equal(r["audio"], audio[extra["aud_rows"][t]])
-                # Window of 4 within the split: frames t-2 .. t+1, zeros outside the split.
-                split_rows = extra["aud_rows"][list(frames)]
-                k = t - frames[0]
+                # Window of 4: frames t-2 .. t+1; a training window stays within the training split (zeros
+                # past its end), a test window reads the training frames before it (zeros past the video).
+                last = 7 if split == "train" else 10
                 for j in range(4):
-                    s = k - 2 + j
-                    expected = audio[split_rows[s]] if 0 <= s < len(split_rows) else 0.0
+                    s = t - 2 + j
+                    expected = audio[extra["aud_rows"][s]] if 0 <= s < last else 0.0
                     np.testing.assert_array_equal(r["audio_window"][j], expected)
+                if split == "test" and t == 7:  # the first test frame is not zero-padded on the left
+                    assert np.any(r["audio_window"][0] != 0) and np.any(r["audio_window"][1] != 0)
             else:
                 assert "audio" not in r
     meta = prepared_metadata(builder.data_dir)
