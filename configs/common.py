@@ -57,7 +57,8 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.precision = "highest"
 
     c.generator = ml_collections.ConfigDict()
-    # A converted generator directory (python -m convert_weights ffhqrebalanced512-128.pkl DIR).
+    # A converted generator directory (python -m convert_weights ffhqrebalanced512-128.pkl DIR: the checkpoint the
+    # official code fine-tunes; ffhq512-128.pkl, the same architecture without the pose rebalancing, also works).
     c.generator.path = ""
     # Or a preset with random weights ('tiny128', 'small512', 'ffhq512-128'; tests and CPU runs only).
     c.generator.preset = ""
@@ -71,7 +72,7 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.generator.conv_impl = "auto"
     # Stride-2 transposed convolution kernel: 'auto' (per backend) | 'xla' | 'polyphase'.
     c.generator.upconv_impl = "auto"
-    # Neural rendering resolution; 0 keeps the checkpoint's (128 for ffhq512-128).
+    # Neural rendering resolution; 0 keeps the checkpoint's (128 for ffhqrebalanced512-128 and ffhq512-128).
     c.generator.neural_rendering_resolution = 0
     # True renders without stratified jitter; the official training renders with it.
     c.generator.render_deterministic = False

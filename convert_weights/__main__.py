@@ -20,8 +20,9 @@ NAME = "convert_weights"
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(
         NAME,
-        description="Convert an EG3D PyTorch snapshot (e.g. ffhqrebalanced512-128.pkl) into a JAX/Flax generator "
-                    "directory. Needs no PyTorch and never executes code stored in the pickle.")
+        description="Convert an EG3D PyTorch snapshot (e.g. ffhqrebalanced512-128.pkl, the checkpoint HFA-GP "
+                    "fine-tunes, or ffhq512-128.pkl) into a JAX/Flax generator directory. Needs no PyTorch and "
+                    "never executes code stored in the pickle.")
     p.add_argument("input", help="EG3D snapshot pickle (released model or training snapshot)")
     p.add_argument("output_dir", help="directory to create (orbax variables + generator.json)")
     p.add_argument("--network", default="G_ema", help="which network of the snapshot to convert (default G_ema)")

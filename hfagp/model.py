@@ -35,8 +35,10 @@ ENCODER_INPUTS = {"rgb": "image", "expression": "expression", "audio": "audio"}
 # The audio encoder with AD-NeRF's attention smoothing reads a window of neighbouring frames' features.
 AUDIO_WINDOW_KEY = "audio_window"
 AUDIO_SMOOTHING_WINDOW = 8
-# The official checkpoint the method fine-tunes, and the other released FFHQ one with the same structure.
+# The EG3D checkpoint the official code fine-tunes (`headnerf.load_G_official`), and the other released FFHQ one
+# with the same architecture (EG3D's docs/models.md: the same train.py command but for the data and gpc_reg_prob).
 OFFICIAL_CHECKPOINT = "ffhqrebalanced512-128.pkl"
+ALTERNATIVE_CHECKPOINT = "ffhq512-128.pkl"
 
 
 class AvatarModel(nn.Module):
@@ -170,7 +172,7 @@ def check_generator_dir(path) -> None:
     if not (Path(path) / "generator.json").is_file():
         raise ConfigError(
             f"generator.path={str(path)!r} is not a converted generator directory; convert the official "
-            f"checkpoint first: python -m convert_weights {OFFICIAL_CHECKPOINT} {path}")
+            f"checkpoint first: python -m convert_weights {OFFICIAL_CHECKPOINT} {path} (or {ALTERNATIVE_CHECKPOINT})")
 
 
 def build_generator(gen_cfg) -> eg3d_flax.Generator:
@@ -199,6 +201,7 @@ def init_params(model: AvatarModel, generator: eg3d_flax.Generator, sample_input
     return {"model": params, "generator": generator.variables["params"]}
 
 
-__all__ = ["AUDIO_WINDOW_KEY", "AvatarModel", "ENCODER_INPUTS", "OFFICIAL_CHECKPOINT", "avatar_model_from_config",
+__all__ = ["ALTERNATIVE_CHECKPOINT", "AUDIO_WINDOW_KEY", "AvatarModel", "ENCODER_INPUTS", "OFFICIAL_CHECKPOINT",
+           "avatar_model_from_config",
            "build_generator", "check_generator_dir", "encoder_input_key", "encoder_inputs", "init_params",
            "smoothing_after", "smoothing_at", "smoothing_start", "smoothing_window", "temporal_smoothing"]

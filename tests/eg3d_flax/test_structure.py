@@ -42,6 +42,20 @@ def test_one_flax_leaf_per_state_dict_entry(name):
     assert config.num_ws == manifest["num_ws"]
 
 
+def test_the_rebalanced_checkpoint_has_the_released_ffhq_structure():
+    """ffhqrebalanced512-128.pkl (the checkpoint HFA-GP fine-tunes) vs ffhq512-128.pkl: EG3D's docs/models.md
+    trains both with `train.py --cfg=ffhq --gen_pose_cond=True --neural_rendering_resolution_final=128`; the
+    rebalanced one adds `--gpc_reg_prob=0.8` (a training-only rendering option) and other data. With the
+    manifest's init kwargs changed accordingly the converter builds the same generator and key manifest."""
+    manifest = _manifest("ffhq512-128")
+    kwargs = {**manifest["init_kwargs"],
+              "rendering_kwargs": {**manifest["init_kwargs"]["rendering_kwargs"], "gpc_reg_prob": 0.8}}
+    config = GeneratorConfig.from_eg3d_kwargs(kwargs, manifest["neural_rendering_resolution"])
+    assert config == eg3d_flax.preset("ffhq512-128")
+    ours = torch_keys.torch_key_manifest(variables_template(config))
+    assert sorted(ours) == sorted(e["key"] for e in manifest["state_dict"])
+
+
 def test_released_config_details():
     cfg = eg3d_flax.preset("ffhq512-128")
     assert cfg.sr_conv_clamp == 256.0  # sr_num_fp16_res=4 in the released checkpoint
