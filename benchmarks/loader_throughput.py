@@ -26,6 +26,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from hfagp_common import cli  # noqa: E402  (no JAX import)
+
+NAME = "loader_throughput.py"
+
 from avatar_data import cameras, pipeline, writers  # noqa: E402
 from avatar_data.tfds_builder import AvatarVideoConfig, open_split, prepare_dataset  # noqa: E402
 
@@ -64,15 +68,16 @@ def measure(source, batch_size: int, workers: int, warmup: int, batches: int) ->
     return batches * batch_size / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=200)
+def main(argv=None) -> None:
+    parser = cli.ArgumentParser(NAME, prog="python benchmarks/loader_throughput.py",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=cli.positive_int, default=200)
     parser.add_argument("--resolution", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--batch-size", type=cli.positive_int, default=2)
     parser.add_argument("--batches", type=int, default=200, help="timed batches per worker setting")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    args = parser.parse_args()
+    parser.add_argument("--workers", type=cli.non_negative_int, nargs="+", default=[0, 2])
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         frames, labels = synthetic_video(args.frames, args.resolution)
@@ -107,4 +112,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(NAME, main))  # an error in the measurement: one line, exit 2

@@ -26,6 +26,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from hfagp_common import cli  # noqa: E402  (no JAX import)
+
+NAME = "render_throughput.py"
+
 from step_throughput import xla_cost  # noqa: E402  (a sibling script, not a package)
 
 
@@ -99,7 +103,8 @@ def markdown_table(results: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(NAME, prog="python benchmarks/render_throughput.py", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", default="ffhq512-128",
                    help="comma-separated presets with random weights (tiny128, small512, ffhq512-128)")
     p.add_argument("--generator", default=None, help="a converted generator directory instead of --configs")
@@ -135,4 +140,4 @@ if __name__ == "__main__":
     from hfagp_common.host import reexec_with_huge_pages
 
     reexec_with_huge_pages()  # before JAX starts (hfagp_common/host.py)
-    sys.exit(main())
+    sys.exit(cli.run(NAME, main))  # an error in the measurement: one line, exit 2

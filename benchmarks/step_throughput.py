@@ -54,6 +54,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hfagp_common import cli  # noqa: E402  (no JAX import)
+
+NAME = "step_throughput.py"
+
+
+def _stages(text: str) -> str:
+    """argparse type of --stages: 1 and/or 2, comma-separated."""
+    if not text or any(s not in ("1", "2") for s in text.split(",")):
+        raise argparse.ArgumentTypeError(f"expected 1 and/or 2, comma-separated, got {text!r}")
+    return text
+
+
 from hfagp_common.host import huge_pages_requested  # noqa: E402  (no JAX import)
 
 TORCH_STEP = Path(__file__).resolve().with_name("torch_step.py")
@@ -322,17 +334,18 @@ def markdown_table(results: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(NAME, prog="python benchmarks/step_throughput.py", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configs", default="tiny128", help="comma-separated presets: tiny128,small512,ffhq512-128")
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--stages", default="1,2")
-    p.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up; 0: compile only")
+    p.add_argument("--batch", type=cli.positive_int, default=2)
+    p.add_argument("--stages", type=_stages, default="1,2")
+    p.add_argument("--steps", type=cli.non_negative_int, default=3, help="timed steps after one warm-up; 0: compile only")
     p.add_argument("--remat", default="none", choices=["none", "renderer", "full"],
                    help="the generator's rematerialisation policy (GeneratorConfig.remat)")
     p.add_argument("--neural-rendering-resolution", type=int, default=None)
     p.add_argument("--encoder", default="none", choices=["none", "rgb"],
                    help="'none': Adam on W+ codes + G (what the PyTorch baseline times); 'rgb': the official RGB encoder")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for each side (see the module doc)")
+    p.add_argument("--threads", type=cli.positive_int, default=2, help="CPU threads for each side (see the module doc)")
     p.add_argument("--torch-eg3d", default=None, help="path to a clone of NVlabs/eg3d for the PyTorch baseline")
     p.add_argument("--torch-python", default=sys.executable,
                    help="interpreter with torch (+ numpy, scipy, click, pillow, requests) for the baseline")
@@ -390,4 +403,4 @@ if __name__ == "__main__":
     from hfagp_common.host import reexec_with_huge_pages
 
     reexec_with_huge_pages()  # before JAX starts; the PyTorch child inherits the same setting
-    sys.exit(main())
+    sys.exit(cli.run(NAME, main))  # an error in the measurement: one line, exit 2

@@ -315,13 +315,24 @@ def spec_from_library(config_name: str, batch: int, nrr: int | None) -> dict:
             "labels": orbit_cameras(batch, 10.0).tolist(), "loss_resolution": cfg.img_resolution}
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (this file imports nothing of the library, not even its CLI helpers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("eg3d_path", help="clone of NVlabs/eg3d (root or its eg3d/ folder)")
     p.add_argument("--spec", default=None, help="JSON spec written by step_throughput.py")
     p.add_argument("--config", default=None, help="preset name (without --spec: needs the library importable)")
     p.add_argument("--nrr", type=int, default=None, help="neural rendering resolution (with --config)")
-    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--batch", type=_positive_int, default=2)
     p.add_argument("--stage", type=int, default=2, choices=[1, 2])
     p.add_argument("--steps", type=int, default=3, help="timed steps after the warm-up (0: warm-up only)")
     p.add_argument("--encoder", default="none", choices=["none", "rgb"])

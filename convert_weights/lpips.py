@@ -20,12 +20,16 @@ lpips' torch state_dict names, `scaling_layer.shift|scale` [1, 3, 1, 1], backbon
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from hfagp_common import cli
+
+NAME = "convert_weights.lpips"
 
 # torchvision `features` indices of the convs in each of lpips' five slices.
 TORCHVISION_SLICES = {
@@ -134,16 +138,28 @@ def _download_backbone(net: str) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(NAME, description=__doc__.split("\n\n")[0])
     parser.add_argument("--net", required=True, choices=sorted(TORCHVISION_SLICES))
     parser.add_argument("--heads", type=Path, help="lpips weights/v0.1/<net>.pth")
     parser.add_argument("--backbone", type=Path, help="torchvision ImageNet state_dict .pth")
     parser.add_argument("--out", type=Path, required=True, help="output .npz")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command; returns its exit status (0, or 2 with one error line `convert_weights.lpips: error: ...`)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.out.suffix != ".npz":
         parser.error(f"--out must end in .npz, got {args.out}")
+    return cli.run(NAME, lambda: _main(args))
 
+
+def _main(args) -> int:
+    for flag, path in (("--heads", args.heads), ("--backbone", args.backbone)):
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"{flag} {path} does not exist")
     heads_path = args.heads or _default_heads_path(args.net)
     heads = _load_torch_state_dict(heads_path)
     if args.backbone is not None:
@@ -161,9 +177,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         "backbone_storage": {"dtype": "float32"},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out, meta_json=np.asarray(json.dumps(meta)), **arrays)
+    tmp = args.out.with_name(f".{args.out.name}.tmp.npz")
+    try:  # complete or absent: written beside, then renamed
+        np.savez_compressed(tmp, meta_json=np.asarray(json.dumps(meta)), **arrays)
+        tmp.replace(args.out)
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"wrote {args.out} ({len(arrays)} tensors, net={args.net})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -231,8 +231,8 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--identities", type=cli.positive_int, required=True, help="number of pretraining identities")
     p.add_argument("--first-identity", type=int, default=P.PRETRAIN_IDENTITY_SEED_START,
                    help=f"first identity seed (>= {P.PRETRAIN_IDENTITY_SEED_START})")
-    p.add_argument("--scenes", type=int, required=True, help="scenes (expression + head pose) per identity")
-    p.add_argument("--views", type=int, required=True, help="camera views per scene")
+    p.add_argument("--scenes", type=cli.positive_int, required=True, help="scenes (expression + head pose) per identity")
+    p.add_argument("--views", type=cli.positive_int, required=True, help="camera views per scene")
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="seed of the scenes and cameras")
     p.add_argument("--quiet", action="store_true")

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from avatar_data import cameras
 from avatar_data.heads import params as P
+from hfagp_common import cli
 
 SHEET_COLUMNS = (
     ("neutral", {}, (0.0, 0.0)),
@@ -93,17 +95,37 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m avatar_data.heads.sheet",
-                                description="Contact sheet (identities x expressions and views) of the head world.")
+NAME = "avatar_data.heads.sheet"
+
+
+def _bits(text: str) -> int:
+    value = cli.positive_int(text)
+    if value > 8:
+        raise argparse.ArgumentTypeError(f"must be in 1..8, got {value}")
+    return value
+
+
+def build_parser() -> cli.ArgumentParser:
+    p = cli.ArgumentParser(NAME, description="Contact sheet (identities x expressions and views) of the head world.")
     p.add_argument("out", help="PNG to write")
     p.add_argument("--seeds", type=parse_seeds, default=list(range(8)),
                    help="evaluation identity seeds, 'A-B' or comma-separated (default 0-7)")
-    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--resolution", type=cli.positive_int, default=128)
     p.add_argument("--strip", default=None, help="also write a 16-frame talking-video strip of the first seed")
-    p.add_argument("--bits", type=int, default=8, help="bits per channel stored in the PNGs (7 makes smaller files)")
-    args = p.parse_args(argv)
+    p.add_argument("--bits", type=_bits, default=8, help="bits per channel stored in the PNGs (7 makes smaller files)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return cli.run(NAME, lambda: _main(args))
+
+
+def _main(args) -> int:
     seeds = args.seeds
+    for path in filter(None, (args.out, args.strip)):
+        if not Path(path).absolute().parent.is_dir():
+            raise FileNotFoundError(f"{path}: its folder {Path(path).absolute().parent} does not exist")
     t0 = time.perf_counter()
     save_png(args.out, tile(sheet_images(seeds, args.resolution)), args.bits)
     print(f"{args.out}: {len(seeds)} x {len(SHEET_COLUMNS)} images in {time.perf_counter() - t0:.1f} s")

@@ -9,7 +9,10 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-config_flags.DEFINE_config_file("config", "configs/experiments.py", "Experiments config.", lock_config=True)
+from hfagp_common.cli import absl_flags_parser, flag_errors
+
+with flag_errors("hfagp.experiments"):  # the default config is loaded, with the --config.* overrides, right here
+    config_flags.DEFINE_config_file("config", "configs/experiments.py", "Experiments config.", lock_config=True)
 flags.DEFINE_string("out", None, "Directory for the worlds, runs and tables.")
 flags.mark_flags_as_required(["out"])
 
@@ -33,4 +36,4 @@ if __name__ == "__main__":
     from hfagp_common.host import reexec_with_huge_pages
 
     reexec_with_huge_pages()
-    app.run(main)
+    app.run(main, flags_parser=absl_flags_parser("hfagp.experiments"))  # bad flags: one line, exit 2
