@@ -98,7 +98,8 @@ def test_attention_is_bitwise_unchanged_before_the_switch_and_trained_after_it_w
     for step in range(SWITCH):  # updates 0 .. SWITCH-1
         assert _equal(_attention(states[step + 1]), a0)
         assert _adam_counts(states[step + 1].opt_state) == [0]
-    assert not _equal(states[1].params["model"]["encoder"]["audio_net"], states[0].params["model"]["encoder"]["audio_net"])
+    audio_net = lambda state: state.params["model"]["encoder"]["audio_net"]
+    assert not _equal(audio_net(states[1]), audio_net(states[0]))
     assert not _equal(_attention(states[SWITCH + 1]), a0)
     assert _adam_counts(states[SWITCH + 1].opt_state) == [1]
     # The first attention update is a fresh Adam's first step on that step's gradient.
@@ -126,3 +127,31 @@ def test_the_forward_uses_the_attention_net_from_the_switch_on(run):
         _, plain = program(state, run["batch"], run["constants"])
         _, other = program(moved, run["batch"], run["constants"])
         assert (float(plain["loss"]) != float(other["loss"])) == uses_attention
+
+
+def test_config_checks_and_workdirs_from_before_the_schedule_field():
+    import ml_collections
+
+    from configs.common import make_config
+    from hfagp import model as model_lib
+    from hfagp.train.validate import check_config
+    from hfagp_common.cli import ConfigError
+
+    cfg = make_config("rgb", "cpu")
+    check_config(cfg)
+    cfg.schedule.audio_smoothing_start = 10
+    with pytest.raises(ConfigError, match="audio_smoothing_start=10 applies to model.encoder='audio' only"):
+        check_config(cfg)
+    cfg = make_config("audio", "cpu")
+    cfg.schedule.audio_smoothing_start = -2
+    with pytest.raises(ConfigError, match="must be -1"):
+        check_config(cfg)
+    # A config.json written before schedule.audio_smoothing_start: encoder_kwargs.temporal_smoothing said it.
+    old = ml_collections.ConfigDict({"model": {"encoder": "audio", "encoder_kwargs": {"temporal_smoothing": True},
+                                               "k": 4, "orthogonality": "qr", "prior_init": "official"},
+                                     "schedule": {"total_steps": 10}})
+    assert model_lib.smoothing_start(old) == 0 and model_lib.encoder_input_key(old) == "audio_window"
+    old.model.encoder_kwargs.temporal_smoothing = False
+    assert model_lib.smoothing_start(old) is None
+    model = model_lib.avatar_model_from_config(old, 14, 512)
+    assert dict(model.encoder_kwargs)["temporal_smoothing"] is False
