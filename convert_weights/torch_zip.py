@@ -264,7 +264,8 @@ class _StateDictUnpickler(pickle.Unpickler):
             return self._globals[full_name]
         raise UnsafePickleError(
             f"refusing to load global {full_name!r} from {self._source}: a state dict file needs only "
-            "collections.OrderedDict, torch._utils._rebuild_tensor_v2/_rebuild_parameter and torch storage types")
+            "collections.OrderedDict, torch._utils._rebuild_tensor_v2/_rebuild_parameter and torch storage types"
+            + (" (and argparse.Namespace in a training checkpoint)" if "argparse.Namespace" in self._globals else ""))
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):

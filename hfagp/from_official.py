@@ -171,8 +171,8 @@ def convert_official(checkpoint, workdir, generator_dir, *, data_folder: str = "
         variables, skipped = torch_keys.state_dict_to_variables(generator_state, base.variables)
     except torch_keys.KeyMappingError as e:
         raise OfficialCheckpointError(f"{source}: its generator does not fit {generator_dir}: {e}") from None
-    same = jax.tree_util.tree_map(lambda a, b: bool(np.array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))),
-                                  variables["buffers"], base.variables["buffers"])
+    equal = lambda a, b: bool(np.array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32)))
+    same = jax.tree_util.tree_map(equal, variables["buffers"], base.variables["buffers"])
     if not all(jax.tree_util.tree_leaves(same)):
         raise OfficialCheckpointError(f"{source}: its generator's buffers (noise maps, w_avg) differ from those of "
                                       f"{generator_dir}; pass the generator the official run fine-tuned")

@@ -176,6 +176,8 @@ def flag_errors(name: str) -> Iterator[None]:
         _exit_with_error(name, _flag_error_message(e))
     except _FLAG_ERRORS as e:
         _exit_with_error(name, _flag_error_message(e))
+    except Exception as e:  # a config file's own error (its get_config raised): named with its type
+        _exit_with_error(name, f"{type(e).__name__}: {e}")
 
 
 def absl_flags_parser(name: str, config_flag: Optional[str] = "config") -> Callable[[list], list]:

@@ -35,10 +35,19 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--baseline", default=None, choices=("pti",), help="also run this baseline on the same frames")
     p.add_argument("--pti-config", default="official", choices=("official", "cpu_test"),
                    help="PTI hyperparameters: the official PTI values, or a few steps for smoke runs on a CPU")
-    p.add_argument("--pti-w-steps", type=cli.positive_int, default=None, help="PTI latent-inversion steps per frame")
-    p.add_argument("--pti-g-steps", type=cli.positive_int, default=None, help="PTI generator-tuning steps per frame")
+    p.add_argument("--pti-w-steps", type=cli.non_negative_int, default=None, help="PTI latent-inversion steps per frame")
+    p.add_argument("--pti-g-steps", type=cli.non_negative_int, default=None, help="PTI generator-tuning steps per frame")
     p.add_argument("--pti-lpips-weight", type=float, default=None,
                    help="weight of PTI's LPIPS loss (needs --lpips-weights; 0: L2 only)")
+    p.add_argument("--pti-latent-space", default=None, choices=("w", "w+"),
+                   help="PTI inverts in W (official: one code repeated over the layers) or W+")
+    p.add_argument("--pti-start", default=None, choices=("mapped_mean", "w_avg"),
+                   help="PTI's start code: the mean of mapped samples (official) or the w_avg buffer")
+    p.add_argument("--pti-invert-distance", default=None, choices=("lpips_vgg", "l2_lpips"),
+                   help="PTI's inversion distance: LPIPS-VGG at 256 (the official VGG16 feature distance's "
+                        "stand-in; needs --pti-vgg-weights or --lpips-net vgg) or the tuning loss")
+    p.add_argument("--pti-vgg-weights", default=None,
+                   help="LPIPS-VGG npz for PTI's inversion distance (python -m convert_weights.lpips --net vgg)")
     p.add_argument("--generator", default=None, help="the converted generator's path, if it moved since training")
     p.add_argument("--num-images", type=int, default=4, help="how many side-by-side PNGs to write")
     p.add_argument("--precision", default=None, choices=PRECISIONS,
@@ -68,7 +77,9 @@ def _evaluate(args) -> int:
         from hfagp.eval.pti import PTIConfig
 
         overrides = {k: v for k, v in (("w_steps", args.pti_w_steps), ("g_steps", args.pti_g_steps),
-                                       ("lpips_weight", args.pti_lpips_weight)) if v is not None}
+                                       ("lpips_weight", args.pti_lpips_weight),
+                                       ("latent_space", args.pti_latent_space), ("start", args.pti_start),
+                                       ("invert_distance", args.pti_invert_distance)) if v is not None}
         pti_config = dataclasses.replace(PTIConfig.cpu_test() if args.pti_config == "cpu_test" else PTIConfig(),
                                          **overrides)
     t0 = time.perf_counter()
@@ -79,7 +90,8 @@ def _evaluate(args) -> int:
     out = Path(args.out) if args.out else Path(args.workdir) / workdir_lib.EVAL_DIR / f"step_{avatar.step}"
     summary = evaluate(avatar, frames, out, split=args.split, batch_size=args.batch_size,
                        lpips_weights=args.lpips_weights, lpips_net=args.lpips_net, baseline=args.baseline,
-                       pti_config=pti_config, num_images=args.num_images, progress=not args.quiet)
+                       pti_config=pti_config, pti_vgg_weights=args.pti_vgg_weights, num_images=args.num_images,
+                       progress=not args.quiet)
     print(json.dumps({"out": str(out.absolute()), "step": summary["step"], "split": args.split,
                       "num_frames": summary["num_frames"], "load_s": round(load_s, 3),
                       "metrics": summary["metrics"], "subspace_mean_deg": summary["subspace"].get("mean_deg"),

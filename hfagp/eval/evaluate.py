@@ -14,7 +14,9 @@ uint8 rounding). On a synthetic world (`hfagp.inference.world_dir`) also:
   ([d, w_dim]) would be lifted to W+ by repeating it on every layer (the W+ image of a W direction).
 
 ``--baseline pti`` also runs `hfagp.pti.pti_reconstruct` per frame from the run's *base* generator
-(the untuned one the config names), on the same frames and views, as method "pti".
+(the untuned one the config names), on the same frames and views, as method "pti". Its inversion distance
+is LPIPS-VGG (the official VGG16 feature distance's stand-in): give `pti_vgg_weights`, or LPIPS weights
+with `lpips_net='vgg'`, or a `PTIConfig` with `invert_distance='l2_lpips'`.
 
 Outputs in ``--out`` (default ``WORKDIR/eval/step_<N>``): ``per_frame.csv`` (one row per frame x view x
 method: frame_index, method, view, view_kind, psnr, ssim[, lpips]), ``summary.json`` (means per method
@@ -40,6 +42,7 @@ from hfagp import metrics
 from hfagp.datasets import NovelViews, load_novel_views
 from hfagp.inference import TrainedAvatar, world_dir
 from hfagp_common.batching import batched
+from hfagp_common.cli import ConfigError
 from hfagp_common.images import image_grid, save_png, to_uint8
 
 METHOD = "hfagp"
@@ -210,6 +213,7 @@ def evaluate(
     lpips_net: str = "alex",
     baseline: Optional[str] = None,
     pti_config=None,
+    pti_vgg_weights: Optional[str] = None,
     num_images: int = 4,
     progress: bool = True,
 ) -> dict:
@@ -270,7 +274,7 @@ def evaluate(
     pti_summary, pti_images = None, None
     if baseline == "pti":
         pti_images, pti_summary, timing["pti"] = _run_pti(
-            avatar, images, cams, novel, lpips_weights, lpips_net, pti_config, progress)
+            avatar, images, cams, novel, lpips_weights, lpips_net, pti_config, progress, pti_vgg_weights)
         rows += _rows("pti", frame_index, SAME_VIEW, score(pti_images[:, 0], images, batch_size, lpips_metric))
         if len(novel_idx):
             for v, view in enumerate(novel.views):
@@ -347,22 +351,34 @@ def _round(x: Any) -> Any:
 
 
 def _run_pti(avatar: TrainedAvatar, images, cams, novel: Optional[NovelViews], lpips_weights, lpips_net,
-             config, progress: bool):
+             config, progress: bool, vgg_weights: Optional[str] = None):
     """PTI per frame from the base generator; returns (renders [N, 1+V, R, R, 3], summary, timing)."""
     from hfagp import model as model_lib
     from hfagp.eval import pti
     from hfagp.lpips import make_lpips
 
     config = config if config is not None else pti.PTIConfig()
+    vgg_fn = None
+    if config.invert_distance == "lpips_vgg":
+        vgg_weights = vgg_weights or (lpips_weights if lpips_net == "vgg" else None)
+        if not vgg_weights:
+            raise ConfigError("PTI inverts with LPIPS-VGG (the official VGG16 feature distance's stand-in): pass "
+                              "--pti-vgg-weights lpips_vgg.npz (made by python -m convert_weights.lpips --net vgg), or "
+                              "--pti-invert-distance l2_lpips")
+        vgg_fn = make_lpips(vgg_weights, "vgg")
     base = model_lib.build_generator(avatar.config.generator)
     render_cams = cams[:, None] if novel is None else np.concatenate([cams[:, None], novel.cameras], 1)
     lpips_fn = make_lpips(lpips_weights, lpips_net) if lpips_weights else None
     t0 = time.perf_counter()
-    out = pti.pti_reconstruct(base, images, cams, render_cams, config=config, lpips_fn=lpips_fn, progress=progress)
+    out = pti.pti_reconstruct(base, images, cams, render_cams, config=config, lpips_fn=lpips_fn, vgg_fn=vgg_fn,
+                              progress=progress)
     seconds = time.perf_counter() - t0
     out = np.clip(np.asarray(out, np.float32), -1.0, 1.0)
     if out.shape != render_cams.shape[:2] + images.shape[1:]:
         raise ValueError(f"pti_reconstruct returned {out.shape}, expected {render_cams.shape[:2] + images.shape[1:]}")
     summary = {"config": dataclasses.asdict(config), "generator": "base (untuned) generator of the run's config",
-               "lpips_loss": lpips_fn is not None}
+               "lpips_loss": lpips_fn is not None,
+               "invert_distance": ("LPIPS-VGG at %d (stand-in for the official VGG16 feature distance), weights %s"
+                                   % (config.invert_resolution, Path(vgg_weights).absolute()) if vgg_fn is not None
+                                   else "L2 + lpips_weight * LPIPS (the tuning loss)")}
     return out, summary, {"seconds": seconds, "frames": len(images), "seconds_per_frame": seconds / len(images)}

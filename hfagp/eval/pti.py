@@ -3,20 +3,27 @@
 The paper's Table 1 compares against PTI run per test frame: "For each testing frame, PTI optimizes
 both the latent code and the EG3D generator for a faithful reconstruction." Per frame:
 
-  1. `invert_latent`: Adam on a W+ code (PTI's default is W; see `PTIConfig`) from w_avg,
-     with the official projector's schedule (lr cosine ramp-down over the last 25 %, linear ramp-up
-     over the first 5 %, Gaussian noise on the code decaying to zero at 75 %, scaled by the spread
-     of mapped samples) and its noise-buffer optimisation with the multi-scale autocorrelation
-     penalty (weight 1e5, buffers renormalised after each step). As in the official code the
-     optimised noise buffers only serve the inversion: tuning and rendering use the generator's own.
+  1. `invert_latent`: the official projector (`training/projectors/w_projector.py`, `first_inv_type='w'`):
+     Adam on one W code [w_dim] repeated over the num_ws layers (`latent_space='w'`; 'w+' fits a code
+     per layer), started from the mean of the mapped samples (`start='mapped_mean'`; 'w_avg': the
+     generator's w_avg buffer), with its schedule (lr cosine ramp-down over the last 25 %, linear ramp-up
+     over the first 5 %, Gaussian noise on the code -- one draw shaped like the code -- decaying to zero
+     at 75 %, scaled by the spread of the mapped samples) and its noise-buffer optimisation with the
+     multi-scale autocorrelation penalty (weight 1e5, buffers renormalised after each step). As in the
+     official code the optimised noise buffers only serve the inversion: tuning and rendering use the
+     generator's own. The distance (`invert_distance`): officially the squared distance of NVIDIA's VGG16
+     LPIPS features (`vgg16.pt`, `return_lpips=True`) of both images area-averaged to 256x256; those
+     weights are not available offline, so LPIPS-VGG (`hfagp.lpips`, net 'vgg', the same construction:
+     normalised VGG16 features weighted by the learned heads) at 256 stands in ('lpips_vgg', needs
+     `vgg_fn`); 'l2_lpips' uses the tuning loss below instead.
   2. `tune_generator`: Adam (lr 3e-4) on all generator parameters with the pivot code fixed,
      stopping early once the LPIPS term is <= 0.06 (the official `LPIPS_value_threshold`).
   3. Render the frame's cameras with the tuned generator (deterministic render).
 
 The generator is reset to its base weights for every frame, and every frame uses the same random
-keys (from `config.seed`), so a frame's result does not depend on the other frames. Both stages use
-the loss `l2_weight * mean((x - y)^2) + lpips_weight * mean(LPIPS(x, y))` (without `lpips_fn`, L2
-only); the official inversion uses a VGG16 feature distance alone (see `PTIConfig`).
+keys (from `config.seed`), so a frame's result does not depend on the other frames. Tuning uses the
+loss `l2_weight * mean((x - y)^2) + lpips_weight * mean(LPIPS(x, y))` (the official `pt_l2_lambda`,
+`pt_lpips_lambda` with LPIPS-alex; without `lpips_fn`, L2 only).
 
 Each stage is one `jax.jit` step function with every numeric hyperparameter a traced argument, built
 once per (generator config, loss structure) and reused across frames, calls and step counts:
@@ -44,6 +51,9 @@ from hfagp_common.images import area_downsample
 
 # How many times each step function has been traced (= compiled); tests check it stays put.
 TRACE_COUNTS: collections.Counter = collections.Counter()
+LATENT_SPACES = ("w", "w+")
+STARTS = ("mapped_mean", "w_avg")
+INVERT_DISTANCES = ("lpips_vgg", "l2_lpips")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +70,15 @@ class PTIConfig:
     g_lr: float = 3e-4              # pti_learning_rate
     lpips_weight: float = 1.0       # pt_lpips_lambda
     l2_weight: float = 1.0          # pt_l2_lambda
-    init: str = "w_avg"             # start code: the generator's w_avg buffer, broadcast to num_ws
+    # first_inv_type: 'w' (one code repeated over the num_ws layers) or 'w+' (a code per layer).
+    latent_space: str = "w"
+    # Start code: 'mapped_mean' (the projector's w_avg: mean of the w_std_samples mapped samples) or 'w_avg'
+    # (the generator's w_avg buffer).
+    start: str = "mapped_mean"
+    # Inversion distance: 'lpips_vgg' (LPIPS-VGG at invert_resolution, standing in for the official VGG16
+    # feature distance; needs `vgg_fn`) or 'l2_lpips' (the tuning loss, at loss_resolution).
+    invert_distance: str = "lpips_vgg"
+    invert_resolution: int = 256    # 'lpips_vgg': both images area-averaged to this size when larger
     seed: int = 0
     lpips_threshold: float = 0.06   # LPIPS_value_threshold: tuning stops at LPIPS <= this (<= 0: never)
     w_lr_rampup: float = 0.05       # fraction of w_steps with a linear lr ramp-up (lr 0 at step 0)
@@ -76,8 +94,10 @@ class PTIConfig:
     loss_resolution: Optional[int] = None   # area-average both images to this size first (None: native)
 
     def __post_init__(self):
-        if self.init != "w_avg":
-            raise ValueError(f"PTIConfig.init={self.init!r}: only 'w_avg' is supported")
+        for name, allowed in (("latent_space", LATENT_SPACES), ("start", STARTS),
+                              ("invert_distance", INVERT_DISTANCES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"PTIConfig.{name}={getattr(self, name)!r}: must be one of {allowed}")
         if self.w_steps < 0 or self.g_steps < 0:
             raise ValueError(f"PTIConfig steps must be >= 0, got w_steps={self.w_steps}, g_steps={self.g_steps}")
         if min(self.w_lr_rampup, self.w_lr_rampdown, self.w_noise_ramp) <= 0:
@@ -87,8 +107,9 @@ class PTIConfig:
 
     @classmethod
     def cpu_test(cls, **changes) -> "PTIConfig":
-        """A few steps per stage with larger learning rates: for tests and smoke runs on a CPU."""
-        values = dict(w_steps=24, g_steps=16, w_lr=0.05, g_lr=2e-3, w_std_samples=64)
+        """A few steps per stage with larger learning rates, inverting with the tuning loss (no VGG weights
+        needed): for tests and smoke runs on a CPU."""
+        values = dict(w_steps=24, g_steps=16, w_lr=0.05, g_lr=2e-3, w_std_samples=64, invert_distance="l2_lpips")
         values.update(changes)
         return cls(**values)
 
@@ -124,6 +145,16 @@ def reconstruction_loss(pred, target, hp: dict, lpips_fn, loss_resolution: Optio
         metrics["lpips"] = lp
         loss = loss + hp["lpips_weight"] * lp
     return loss, metrics
+
+
+def vgg_distance(pred, target, vgg_fn, resolution: Optional[int]):
+    """-> (mean LPIPS-VGG(pred, target), {'l2', 'psnr', 'lpips_vgg'}): the projector's distance, both images
+    area-averaged to `resolution` first when they are larger (images [B,R,R,3] in [-1, 1])."""
+    if resolution and pred.shape[1] > resolution:
+        pred, target = area_downsample(pred, resolution), area_downsample(target, resolution)
+    mse = jnp.mean(jnp.square(pred - target))
+    dist = jnp.mean(vgg_fn(pred, target))
+    return dist, {"l2": mse, "psnr": psnr_from_mse(mse), "lpips_vgg": dist}
 
 
 def noise_regularization(noises: dict) -> jax.Array:
@@ -212,9 +243,12 @@ _adam = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)   # torch.optim.Adam def
 
 @functools.lru_cache(maxsize=16)
 def make_invert_step(gen_config: eg3d_flax.GeneratorConfig, *, optimize_noise: bool, deterministic: bool,
-                     use_lpips: bool, loss_resolution: Optional[int]) -> Callable:
+                     use_lpips: bool, loss_resolution: Optional[int], distance: str = "l2_lpips",
+                     invert_resolution: Optional[int] = None) -> Callable:
     """jitted (gen_variables, state, target [1,R,R,3], camera [1,25], key, w_std, hp, lpips_fn)
-    -> (state, metrics). One Adam step on the W+ code (and noise maps) with the projector schedule."""
+    -> (state, metrics). One Adam step on the code [1, L, w_dim] (L = 1: W, repeated over the num_ws layers;
+    L = num_ws: W+) and the noise maps, with the projector schedule. distance 'lpips_vgg': `lpips_fn` is
+    LPIPS-VGG, applied at `invert_resolution`; 'l2_lpips': the tuning loss (`reconstruction_loss`)."""
     module = eg3d_flax.TriPlaneGenerator(gen_config)
 
     def step_fn(gen_variables, state: InvertState, target, camera, key, w_std, hp, lpips_fn):
@@ -226,14 +260,18 @@ def make_invert_step(gen_config: eg3d_flax.GeneratorConfig, *, optimize_noise: b
         lr = hp["w_lr"] * invert_lr_ramp(state.step, hp["w_steps"], hp["w_lr_rampup"], hp["w_lr_rampdown"])
 
         def loss_fn(opt):
-            ws = opt["ws"] + noise_scale * jax.random.normal(code_key, opt["ws"].shape)
+            code = opt["ws"] + noise_scale * jax.random.normal(code_key, opt["ws"].shape)
+            ws = jnp.broadcast_to(code, (1, gen_config.num_ws, code.shape[-1]))
             buffers = gen_variables["buffers"]
             if optimize_noise:
                 buffers = with_backbone_noises(buffers, opt["noises"])
             out = module.apply({"params": gen_variables["params"], "buffers": buffers}, ws, camera, "const",
                                deterministic, None, method=module.synthesis, rngs={"render": render_key})
-            loss, metrics = reconstruction_loss(out["image"], target, hp, lpips_fn if use_lpips else None,
-                                                loss_resolution)
+            if distance == "lpips_vgg":
+                loss, metrics = vgg_distance(out["image"], target, lpips_fn, invert_resolution)
+            else:
+                loss, metrics = reconstruction_loss(out["image"], target, hp, lpips_fn if use_lpips else None,
+                                                    loss_resolution)
             metrics["loss"] = loss
             if optimize_noise:
                 reg = noise_regularization(opt["noises"])
@@ -309,35 +347,59 @@ def _lpips_for(config: PTIConfig, lpips_fn):
     return True, lpips_fn
 
 
-def start_code(generator: eg3d_flax.Generator, init: str = "w_avg") -> jax.Array:
-    """[1, num_ws, w_dim]: the generator's w_avg buffer broadcast over the num_ws layers."""
-    if init != "w_avg":
-        raise ValueError(f"unknown PTI init {init!r}; only 'w_avg'")
-    w_avg = jnp.asarray(generator.variables["buffers"]["backbone"]["mapping"]["w_avg"], jnp.float32)
-    return jnp.broadcast_to(w_avg, (1, generator.num_ws, w_avg.shape[-1]))
-
-
-def mapped_spread(generator: eg3d_flax.Generator, camera, num_samples: int) -> float:
-    """sqrt(mean_i |w_i - mean w|^2) of `num_samples` mapped z ~ N(0, I) (NumPy seed 123, as the
-    projector) conditioned on `camera` [25]: the scale of the projector's code noise."""
+def mapped_stats(generator: eg3d_flax.Generator, camera, num_samples: int) -> tuple[np.ndarray, float]:
+    """(mean [w_dim], spread) of `num_samples` mapped z ~ N(0, I) (NumPy seed 123, as the projector)
+    conditioned on `camera` [25]; spread = sqrt(mean_i |w_i - mean w|^2), the scale of the code noise."""
     z = np.random.RandomState(123).randn(num_samples, generator.config.z_dim).astype(np.float32)
     c = np.broadcast_to(np.asarray(camera, np.float32), (num_samples, 25))
     w = np.asarray(generator.mapping(z, c))[:, 0, :]
-    return float(np.sqrt(np.sum(np.square(w - w.mean(0, keepdims=True))) / num_samples))
+    mean = w.mean(0)
+    return mean, float(np.sqrt(np.sum(np.square(w - mean[None])) / num_samples))
+
+
+def mapped_spread(generator: eg3d_flax.Generator, camera, num_samples: int) -> float:
+    """The spread of `mapped_stats`: the scale of the projector's code noise."""
+    return mapped_stats(generator, camera, num_samples)[1]
+
+
+def start_code(generator: eg3d_flax.Generator, config: PTIConfig, camera=None, mapped_mean=None) -> jax.Array:
+    """The inversion's start code [1, L, w_dim] (L = 1 for W, num_ws for W+): the mean of the mapped samples
+    at `camera` (start 'mapped_mean'; or give that mean [w_dim] as `mapped_mean`), or the generator's w_avg
+    buffer ('w_avg')."""
+    if config.start == "w_avg":
+        w = np.asarray(generator.variables["buffers"]["backbone"]["mapping"]["w_avg"], np.float32)
+    elif mapped_mean is not None:
+        w = np.asarray(mapped_mean, np.float32)
+    else:
+        if camera is None:
+            raise ValueError("start_code: start='mapped_mean' maps samples at a camera; pass camera")
+        w = mapped_stats(generator, camera, config.w_std_samples)[0]
+    layers = 1 if config.latent_space == "w" else generator.num_ws
+    return jnp.broadcast_to(jnp.asarray(w, jnp.float32), (1, layers, w.shape[-1]))
 
 
 def invert_latent(generator: eg3d_flax.Generator, image, camera, *, config: PTIConfig,
-                  lpips_fn=None) -> tuple[np.ndarray, np.ndarray]:
+                  lpips_fn=None, vgg_fn=None) -> tuple[np.ndarray, np.ndarray]:
     """Stage 1: image [R,R,3] in [-1,1], camera [25] -> (pivot W+ code [num_ws, w_dim], losses [w_steps]).
 
-    losses: the reconstruction loss at each step (of the noise-perturbed code, before the update),
-    without the noise-map penalty.
+    losses: the inversion distance at each step (of the noise-perturbed code, before the update), without
+    the noise-map penalty. lpips_fn: the tuning loss's LPIPS ('l2_lpips' distance); vgg_fn: LPIPS-VGG
+    (`hfagp.lpips.make_lpips(weights, 'vgg')`), needed by the 'lpips_vgg' distance. With latent_space 'w'
+    the pivot's num_ws rows are equal.
     The generator's weights are not changed. Randomness comes from `config.seed` only."""
     target, cam = _check_frame(generator, image, camera, "invert_latent")
-    use_lpips, fn = _lpips_for(config, lpips_fn)
+    if config.invert_distance == "lpips_vgg":
+        if vgg_fn is None:
+            raise ValueError("PTIConfig.invert_distance='lpips_vgg' needs LPIPS-VGG weights (vgg_fn; the official "
+                             "VGG16 feature distance's stand-in), or invert_distance='l2_lpips'")
+        use_lpips, fn = _lpips_for(config.replace(lpips_weight=1.0), vgg_fn)
+    else:
+        use_lpips, fn = _lpips_for(config, lpips_fn)
     step = make_invert_step(generator.config, optimize_noise=config.optimize_noise,
                             deterministic=config.render_deterministic, use_lpips=use_lpips,
-                            loss_resolution=config.loss_resolution)
+                            loss_resolution=config.loss_resolution, distance=config.invert_distance,
+                            invert_resolution=config.invert_resolution if config.invert_distance == "lpips_vgg"
+                            else None)
     hp = _hyperparams(config, use_lpips)
     noise_key, step_key = jax.random.split(jax.random.PRNGKey(config.seed))
     noises = {}
@@ -345,16 +407,18 @@ def invert_latent(generator: eg3d_flax.Generator, image, camera, *, config: PTIC
         base = backbone_noises(generator.variables["buffers"])
         keys = jax.random.split(noise_key, len(base))
         noises = {name: jax.random.normal(k, n.shape, jnp.float32) for k, (name, n) in zip(keys, base.items())}
-    ws = start_code(generator, config.init)
+    mean, spread = mapped_stats(generator, camera, config.w_std_samples)
+    ws = start_code(generator, config, mapped_mean=mean)
     opt = {"ws": ws, "noises": noises}
     state = InvertState(step=jnp.zeros([], jnp.int32), ws=ws, noises=noises, opt_state=_adam.init(opt))
-    w_std = jnp.asarray(mapped_spread(generator, camera, config.w_std_samples), jnp.float32)
+    w_std = jnp.asarray(spread, jnp.float32)
     losses = []
     for _ in range(config.w_steps):
         state, metrics = step(generator.variables, state, target, cam, step_key, w_std, hp, fn)
         losses.append(metrics["loss"])
     losses = np.asarray(jax.device_get(losses), np.float32).reshape(config.w_steps)
-    return np.asarray(state.ws[0]), losses
+    pivot = jnp.broadcast_to(state.ws[0], (generator.num_ws, state.ws.shape[-1]))
+    return np.asarray(pivot), losses
 
 
 def tune_generator(generator: eg3d_flax.Generator, ws, image, camera, *, config: PTIConfig,
@@ -400,9 +464,10 @@ def tune_generator(generator: eg3d_flax.Generator, ws, image, camera, *, config:
 
 
 def run_pti(generator: eg3d_flax.Generator, images, cameras, render_cameras, *, config: PTIConfig,
-            lpips_fn=None, progress: bool = True) -> PTIResult:
+            lpips_fn=None, vgg_fn=None, progress: bool = True) -> PTIResult:
     """PTI on every frame. images [N,R,R,3] in [-1,1]; cameras [N,25]; render_cameras [N,V,25]
-    (view 0 = the frame's own camera by convention). `generator` is the untuned base generator."""
+    (view 0 = the frame's own camera by convention). `generator` is the untuned base generator.
+    lpips_fn: the tuning LPIPS (official: alex); vgg_fn: LPIPS-VGG for the 'lpips_vgg' inversion distance."""
     images = np.asarray(images, np.float32)
     cameras = np.asarray(cameras, np.float32)
     render_cameras = np.asarray(render_cameras, np.float32)
@@ -419,7 +484,7 @@ def run_pti(generator: eg3d_flax.Generator, images, cameras, render_cameras, *, 
     out_images, pivots, inv_losses, tune_losses, tune_steps = [], [], [], [], []
     bar = tqdm(range(n), desc="PTI", unit="frame", disable=not progress)
     for i in bar:
-        ws, inv = invert_latent(generator, images[i], cameras[i], config=config, lpips_fn=lpips_fn)
+        ws, inv = invert_latent(generator, images[i], cameras[i], config=config, lpips_fn=lpips_fn, vgg_fn=vgg_fn)
         params, tune, applied = tune_generator(generator, ws, images[i], cameras[i], config=config,
                                                lpips_fn=lpips_fn)
         tuned = generator.replace_variables({"params": params, "buffers": generator.variables["buffers"]})
@@ -442,12 +507,13 @@ def run_pti(generator: eg3d_flax.Generator, images, cameras, render_cameras, *, 
 
 
 def pti_reconstruct(generator: eg3d_flax.Generator, images, cameras, render_cameras, *, config: PTIConfig,
-                    lpips_fn=None, progress: bool = True) -> np.ndarray:
+                    lpips_fn=None, vgg_fn=None, progress: bool = True) -> np.ndarray:
     """[N,V,R,R,3]: each frame's V cameras rendered by its own PTI-tuned generator (see `run_pti`)."""
-    return run_pti(generator, images, cameras, render_cameras, config=config, lpips_fn=lpips_fn,
+    return run_pti(generator, images, cameras, render_cameras, config=config, lpips_fn=lpips_fn, vgg_fn=vgg_fn,
                    progress=progress).images
 
 
-__all__ = ["PTIConfig", "PTIResult", "TRACE_COUNTS", "backbone_noises", "invert_latent", "make_invert_step",
-           "make_tune_step", "mapped_spread", "noise_regularization", "pti_reconstruct", "run_pti", "start_code",
-           "tune_generator", "with_backbone_noises"]
+__all__ = ["INVERT_DISTANCES", "LATENT_SPACES", "PTIConfig", "PTIResult", "STARTS", "TRACE_COUNTS",
+           "backbone_noises", "invert_latent", "make_invert_step", "make_tune_step", "mapped_spread", "mapped_stats",
+           "noise_regularization", "pti_reconstruct", "run_pti", "start_code", "tune_generator", "vgg_distance",
+           "with_backbone_noises"]

@@ -146,17 +146,13 @@ def train(out: Path, exp, run: Run, worlds_by_kind: dict) -> tuple[Path, float]:
 
 
 def pti_config(exp, tune: bool):
-    """PTI (tune=True) or plain inversion (False) with the experiments' step counts."""
-    import inspect
-
+    """PTI (tune=True; in `exp.pti.latent_space`) or plain W+ inversion (False) with the experiments' step counts.
+    Both invert with the tuning loss (`invert_distance='l2_lpips'`): no LPIPS-VGG weights ship with the library."""
     from hfagp.eval.pti import PTIConfig
 
-    fields = {"w_steps": int(exp.pti.w_steps), "g_steps": int(exp.pti.g_steps) if tune else 0,
-              "lpips_weight": float(exp.pti.lpips_weight)}
-    known = inspect.signature(PTIConfig).parameters
-    if "latent_space" in known:
-        fields["latent_space"] = exp.pti.latent_space if tune else "w+"
-    return PTIConfig(**fields)
+    return PTIConfig(w_steps=int(exp.pti.w_steps), g_steps=int(exp.pti.g_steps) if tune else 0,
+                     lpips_weight=float(exp.pti.lpips_weight), latent_space=exp.pti.latent_space if tune else "w+",
+                     invert_distance="l2_lpips")
 
 
 def evaluate_run(workdir: Path, exp, baseline: Optional[str] = None) -> dict:

@@ -15,7 +15,8 @@ def inversion_config(steps: int, lr: float):
     from hfagp.eval.pti import PTIConfig
 
     return PTIConfig(w_steps=int(steps), g_steps=0, w_lr=float(lr), lpips_weight=0.0, optimize_noise=False,
-                     w_noise_factor=0.0, render_deterministic=True, w_std_samples=1)
+                     w_noise_factor=0.0, render_deterministic=True, w_std_samples=1, latent_space="w+",
+                     start="w_avg", invert_distance="l2_lpips")
 
 
 def invert_and_score(generator: eg3d_flax.Generator, validation: dict, steps: int, lr: float) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -11,7 +12,15 @@ from eg3d_flax.rendering import RenderOptions
 from shared_fixtures import require_fixtures
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+# Presets of the official code's architectures (the fixtures hold their manifests); heads128 is the project's own.
+OFFICIAL_PRESETS = ("ffhq512-128", "small512", "tiny128")
+
+
+def test_every_preset_is_official_or_the_head_prior():
+    assert set(PRESETS) == {*OFFICIAL_PRESETS, "heads128"}
+
+
+@pytest.mark.parametrize("name", OFFICIAL_PRESETS)
 def test_presets_equal_manifest_init_kwargs(name):
     manifest = json.loads((require_fixtures() / f"manifest_{name}.json").read_text())
     kwargs, nrr = preset(name).to_eg3d_kwargs()
@@ -30,6 +39,17 @@ def test_presets_equal_manifest_init_kwargs(name):
 def test_round_trip(cfg):
     kwargs, nrr = cfg.to_eg3d_kwargs()
     assert GeneratorConfig.from_eg3d_kwargs(json.loads(json.dumps(kwargs)), nrr) == cfg
+
+
+def test_heads128_is_the_pretraining_config_architecture():
+    from configs.pretrain_heads import get_config
+
+    g = get_config().generator
+    expected = preset(g.preset, channel_base=g.channel_base, channel_max=g.channel_max,
+                      neural_rendering_resolution=g.neural_rendering_resolution,
+                      render=dataclasses.replace(preset(g.preset).render, depth_resolution=g.depth_resolution,
+                                                 depth_resolution_importance=g.depth_resolution_importance))
+    assert preset("heads128") == expected
 
 
 def test_planes_eg3d_cannot_build_raise():

@@ -97,7 +97,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, converted_dirs, capsys):
 
     rc = main([str(CHECKPOINT), str(tmp_path / "w"), "--generator", str(tmp_path / "missing")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and err[0].startswith("hfagp.from_official: error:") and "convert_weights" in err[0]
+    assert rc == 2 and len(err) == 1 and err[0].startswith("hfagp.from_official: error:")
+    assert "convert_weights" in err[0]
     renamed = tmp_path / "last.pt"
     shutil.copyfile(CHECKPOINT, renamed)
     rc = main([str(renamed), str(tmp_path / "w"), "--generator", str(converted_dirs["tiny128"])])

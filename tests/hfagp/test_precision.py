@@ -61,12 +61,15 @@ def test_cpu_computes_float32_whatever_the_setting():
     x = jnp.asarray(rng.standard_normal((2, 16, 16, 8)), jnp.float32)
     k = jnp.asarray(rng.standard_normal((3, 3, 8, 16)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((16, 32)), jnp.float32)
+    value_and_grads = jax.jit(jax.value_and_grad(lambda x, w, k: jnp.sum(jnp.sin(_dot_and_conv(x, w, k))),
+                                                 argnums=(0, 1, 2)))
     outs = {}
     for name in precision.PRECISIONS:
         with precision.matmul_precision(name):
-            outs[name] = np.asarray(jax.jit(_dot_and_conv)(x, w, k))
-    np.testing.assert_array_equal(outs["tf32"], outs["highest"])
-    np.testing.assert_array_equal(outs["default"], outs["highest"])
+            outs[name] = [np.asarray(a) for a in jax.tree_util.tree_leaves(value_and_grads(x, w, k))]
+    for name in ("tf32", "default"):
+        for got, want in zip(outs[name], outs["highest"]):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_describe_names_the_setting_and_the_device():
@@ -89,16 +92,16 @@ def test_the_paper_configs_use_highest_and_validation_rejects_bad_values():
         validate.check_config(cfg)
 
 
-def test_training_runs_under_the_configs_precision(monkeypatch):
+def test_training_runs_under_the_configs_precision(monkeypatch, tmp_path):
     from configs.common import make_config
     from hfagp.train import loop
 
     monkeypatch.setattr(loop, "_train_and_evaluate", lambda config, workdir: jax.config.jax_default_matmul_precision)
     cfg = make_config("rgb", "cpu")
     cfg.precision = "tf32"
-    assert loop.train_and_evaluate(cfg, "unused") == "tensorfloat32"
+    assert loop.train_and_evaluate(cfg, str(tmp_path / "run")) == "tensorfloat32"
     cfg.precision = "highest"
-    assert loop.train_and_evaluate(cfg, "unused") == "highest"
+    assert loop.train_and_evaluate(cfg, str(tmp_path / "run")) == "highest"
 
 
 @pytest.fixture

@@ -127,7 +127,9 @@ def test_metrics_equal_independent_computation(evaluated, avatar_and_frames, tin
 
 
 def test_pti_rows_equal_independent_computation(evaluated, avatar_and_frames):
-    """With zero steps PTI renders the run's *base* generator at its start code (w_avg on every layer)."""
+    """With zero steps PTI renders the run's *base* generator at its start code (the mean of mapped samples at the
+    frame's camera, on every layer)."""
+    from hfagp.eval.pti import PTIConfig, start_code
     from hfagp.model import build_generator
     from PIL import Image
 
@@ -137,9 +139,9 @@ def test_pti_rows_equal_independent_computation(evaluated, avatar_and_frames):
     world = avatar.config.data.synthetic.dir
     labels = dict(json.loads(open(f"{world}/novel_views/dataset.json").read())["labels"])
     base = build_generator(avatar.config.generator)
-    w_avg = np.asarray(base.variables["buffers"]["backbone"]["mapping"]["w_avg"], np.float32)
-    ws = np.broadcast_to(w_avg, (BATCH, base.num_ws, base.config.w_dim))
     frame = int(frames["frame_index"][1])
+    start = np.asarray(start_code(base, PTIConfig.cpu_test(), frames["label"][1]), np.float32)
+    ws = np.broadcast_to(start, (BATCH, base.num_ws, base.config.w_dim))
     views = [f"{frame:05d}_view{v}.png" for v in range(4)]
     cams = np.stack([frames["label"][1]] + [np.asarray(labels[v], np.float32) for v in views])
     pred = np.clip(np.asarray(base.synthesis(ws, cams)["image"]), -1, 1)

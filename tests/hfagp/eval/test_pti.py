@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 # Few steps, larger learning rates: enough for clear gains on these frames, in CPU-test time.
-STEPS = dict(w_steps=12, g_steps=8, w_lr=0.1, g_lr=2e-3, w_std_samples=16)
+STEPS = dict(w_steps=12, g_steps=16, w_lr=0.1, g_lr=2e-3, w_std_samples=16)
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +53,14 @@ def test_defaults_are_the_official_pti_values():
 
     c = PTIConfig()
     assert (c.w_steps, c.g_steps, c.w_lr, c.g_lr) == (450, 350, 0.01, 3e-4)
-    assert (c.l2_weight, c.lpips_weight, c.lpips_threshold, c.init) == (1.0, 1.0, 0.06, "w_avg")
+    assert (c.l2_weight, c.lpips_weight, c.lpips_threshold) == (1.0, 1.0, 0.06)
     assert (c.noise_reg_weight, c.w_noise_factor, c.w_noise_ramp) == (1e5, 0.05, 0.75)
+    # first_inv_type='w', the projector's start (mean of mapped samples) and its VGG distance at 256.
+    assert (c.latent_space, c.start, c.invert_distance, c.invert_resolution) == ("w", "mapped_mean", "lpips_vgg", 256)
     assert PTIConfig.cpu_test().w_steps < 50
-    with pytest.raises(ValueError, match="init"):
-        PTIConfig(init="mean_face")
+    for field in ("latent_space", "start", "invert_distance"):
+        with pytest.raises(ValueError, match=field):
+            PTIConfig(**{field: "mean_face"})
 
 
 def test_noise_penalty_and_normalization():
@@ -83,7 +86,8 @@ def test_pti_fits_a_generated_frame_inversion_then_tuning(setup, runs):
     config, both, _, _ = runs
     for i in range(2):
         own = render_cameras[i, :1].repeat(3, 0)   # batch 3 like the output renders: no extra compile
-        at_avg = _mse(G.synthesis(np.repeat(np.asarray(start_code(G)), 3, 0), own)["image"][0], images[i])
+        start = np.broadcast_to(np.asarray(start_code(G, config, cameras[i])), (3, G.num_ws, G.config.w_dim))
+        at_avg = _mse(G.synthesis(start, own)["image"][0], images[i])
         at_pivot = _mse(G.synthesis(np.repeat(both.ws[i][None], 3, 0), own)["image"][0], images[i])
         tuned = _mse(both.images[i, 0], images[i])
         print(f"frame {i}: MSE at w_avg {at_avg:.4f}, base G at the pivot {at_pivot:.4f}, tuned G {tuned:.4f}")
@@ -102,6 +106,7 @@ def test_output_shapes_ranges_and_views(setup, runs):
     _, both, _, _ = runs
     assert both.images.shape == (2, 3, 128, 128, 3) and both.images.dtype == np.float32
     assert both.ws.shape == (2, G.num_ws, G.config.w_dim)
+    assert np.array_equal(both.ws[:, 1:], np.broadcast_to(both.ws[:, :1], both.ws[:, 1:].shape))  # W: one code
     assert np.isfinite(both.images).all()
     lo, hi = images.min(), images.max()
     assert both.images.min() > lo - 1.0 and both.images.max() < hi + 1.0
@@ -167,3 +172,59 @@ def test_tuning_stops_once_lpips_is_below_the_threshold(setup):
     params, losses, applied = pti.tune_generator(G, ws, images[0], cameras[0], config=config.replace(
         lpips_threshold=0.0), lpips_fn=below)   # threshold off: all steps run
     assert applied == 4 and np.isfinite(losses).all()
+
+
+def test_start_codes_and_latent_spaces():
+    import eg3d_flax
+    from avatar_data.cameras import yaw_sweep
+    from hfagp.eval import pti
+
+    G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=32), seed=0)
+    camera = yaw_sweep(1, 0.0)[0]
+    official = pti.PTIConfig(w_std_samples=32)
+    mean, spread = pti.mapped_stats(G, camera, 32)
+    z = np.random.RandomState(123).randn(32, G.config.z_dim).astype(np.float32)
+    mapped = np.asarray(G.mapping(z, np.repeat(camera[None], 32, 0)))[:, 0]
+    np.testing.assert_allclose(mean, mapped.mean(0), rtol=1e-6, atol=1e-6)
+    assert spread == pytest.approx(float(np.sqrt(np.sum((mapped - mapped.mean(0)) ** 2) / 32)), rel=1e-5)
+    code = np.asarray(pti.start_code(G, official, camera))
+    assert code.shape == (1, 1, G.config.w_dim)  # W: one code, repeated over the layers by the step
+    np.testing.assert_allclose(code[0, 0], mean, rtol=1e-6, atol=1e-6)
+    w_avg = np.asarray(G.variables["buffers"]["backbone"]["mapping"]["w_avg"])
+    plus = np.asarray(pti.start_code(G, official.replace(latent_space="w+", start="w_avg")))
+    assert plus.shape == (1, G.num_ws, G.config.w_dim)
+    assert np.array_equal(plus[0], np.broadcast_to(w_avg, plus[0].shape))
+    assert not np.allclose(mean, w_avg)
+
+
+def test_the_lpips_vgg_distance_needs_its_weights():
+    import eg3d_flax
+    from hfagp.eval import pti
+
+    G = eg3d_flax.Generator(eg3d_flax.preset("tiny128"), variables={})
+    with pytest.raises(ValueError, match="LPIPS-VGG"):
+        pti.invert_latent(G, np.zeros((128, 128, 3)), np.zeros(25), config=pti.PTIConfig(w_steps=1))
+
+
+@pytest.mark.slow
+def test_the_official_inversion_distance_is_lpips_vgg_at_the_inversion_resolution(setup):
+    """One deterministic step (no code noise, no noise maps): the reported distance is LPIPS-VGG of the start
+    code's render and the frame, both area-averaged to invert_resolution."""
+    import jax.numpy as jnp
+
+    from hfagp.eval import pti
+    from hfagp.lpips import make_lpips
+    from hfagp_common.images import area_downsample
+    from shared_fixtures import LPIPS_FIXTURES, require_fixtures
+
+    vgg = make_lpips(require_fixtures(LPIPS_FIXTURES / "lpips_vgg_weights.npz"), "vgg")
+    G, images, cameras, _ = setup
+    config = pti.PTIConfig(w_steps=1, g_steps=0, w_std_samples=16, w_noise_factor=0.0, optimize_noise=False,
+                           render_deterministic=True, invert_resolution=64)
+    ws, losses = pti.invert_latent(G, images[0], cameras[0], config=config, vgg_fn=vgg)
+    start = np.broadcast_to(np.asarray(pti.start_code(G, config, cameras[0])), (1, G.num_ws, G.config.w_dim))
+    render = G.synthesis(start, cameras[:1])["image"]
+    expected = float(vgg(area_downsample(render, 64), area_downsample(jnp.asarray(images[:1]), 64))[0])
+    print(f"distance {losses[0]:.6f}, LPIPS-VGG at 64: {expected:.6f}")
+    assert losses[0] == pytest.approx(expected, rel=1e-4)
+    assert np.allclose(ws, start[0])  # the first step's lr is 0 (ramp-up from 0)
