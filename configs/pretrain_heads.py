@@ -2,7 +2,10 @@
 
 Command (what made pretrained/heads128/; resumable: rerun it to continue):
   python -m hfagp.pretrain --config=configs/pretrain_heads.py --workdir=runs/pretrain_heads
-Hardware/runtime: 2 CPU cores, about 2 hours (data rendering ~25 min, training the rest); minutes on a GPU.
+Hardware/runtime: 2 CPU cores, about 2.5 hours (data rendering ~18 min, 2000 steps at 2.4-3.6 s each); minutes
+on a GPU. The shipped prior's run was resumed with this length at step 750 after starting with 6000 steps
+(its provenance.json has the config it finished with), so its learning rate followed the 6000-step cosine
+before step 750.
 Expected result: held-out identities inverted in W+ from one frontal view reach novel-view (+-30 deg) PSNR
 within 3 dB of their same-view PSNR (docs/results.md, "What the prior knows").
 Variants: 'tiny' (a few steps on a handful of identities: tests and smoke runs).
@@ -83,9 +86,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
     c.schedule = ml_collections.ConfigDict()
     # Training steps in all.
-    c.schedule.total_steps = 6000
+    c.schedule.total_steps = 2000
     # Steps between validations (inversion of the held-out identities) and checkpoints.
-    c.schedule.eval_every = 1000
+    c.schedule.eval_every = 500
     c.schedule.checkpoint_every = 250
     # Stop after this many validations without a better novel-view PSNR (the best generator is kept).
     c.schedule.patience = 3

@@ -35,6 +35,7 @@ from hfagp.pretrain import export as export_lib
 from hfagp.pretrain import objective
 from hfagp.pretrain.validate import invert_and_score
 from hfagp.train import checkpointing, summaries
+from hfagp.train.resume import flatten
 from hfagp.train.loop import StopRequest, TrainingError
 from hfagp.train.step import create_train_state, make_train_step
 from hfagp_common.atomic import atomic_directory, write_text
@@ -140,12 +141,29 @@ def pretrain(config, workdir, command: Optional[str] = None) -> dict:
         return _pretrain(config, workdir, command)
 
 
+# Config keys a resumed pretraining may change: the run's length and how often it validates, checkpoints and
+# logs (the learning-rate schedule follows the new length from the resumed step on), and the export.
+RESUMABLE_KEYS = ("schedule.total_steps", "schedule.eval_every", "schedule.checkpoint_every", "schedule.patience",
+                  "schedule.keep", "log_every", "progress_bar", "compilation_cache_dir", "export")
+
+
+def resume_changes(saved: dict, new: dict) -> list[str]:
+    """Keys (sorted) whose values differ between the run's config.json `saved` and `new`, other than
+    `RESUMABLE_KEYS` (keys or whole sections)."""
+    old, cur = flatten(saved), flatten(new)
+    keys = sorted(k for k in set(old) | set(cur) if old.get(k, object()) != cur.get(k, object()))
+    return [k for k in keys if not any(k == p or k.startswith(p + ".") for p in RESUMABLE_KEYS)]
+
+
 def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
     workdir_lib.use_compilation_cache(config)
     config_json = config.to_json_best_effort(indent=2) + "\n"
     config_path = workdir / workdir_lib.CONFIG_FILE
-    if config_path.is_file() and json.loads(config_path.read_text()) != json.loads(config_json):
-        raise ConfigError(f"{workdir} holds a pretraining run of another config ({config_path}); use a new workdir")
+    if config_path.is_file():
+        changed = resume_changes(json.loads(config_path.read_text()), json.loads(config_json))
+        if changed:
+            raise ConfigError(f"{workdir} holds a pretraining run of another config ({config_path}: changed "
+                              f"{', '.join(changed[:8])}); resume with the run's config or use a new workdir")
     write_text(config_path, config_json)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
 
@@ -195,8 +213,29 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
     if best is not None:
         since_best = sum(1 for h in history if h["step"] > best["step"])
     stopped_early = since_best >= patience and start < total
+
+    def validate(done, state, best, since_best):
+        """Inverts the held-out identities with the current weights; keeps the best generator so far."""
+        Gt = _generator_with(G, state.params["generator"], state.params["model"]["codes"], data.scene_identity)
+        scores = invert_and_score(Gt, validation, config.validation.invert_steps, config.validation.invert_lr)
+        entry = {"step": done, **_summary(scores)}
+        history.append(entry)
+        with open(history_path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        writer.scalars(done, {f"validation/{k}": v for k, v in entry.items() if isinstance(v, float)})
+        log(f"step {done}: held-out same-view {entry['same_view_psnr']:.2f} dB, novel-view "
+            f"{entry['novel_view_psnr']:.2f} dB (gap {entry['gap_db']:.2f} dB)")
+        if best is None or entry["novel_view_psnr"] > best["novel_view_psnr"]:
+            _save_best(workdir, Gt, state.params["model"]["codes"], done, scores)
+            return entry, 0
+        return best, since_best + 1
+
     bar = summaries.ProgressBar(total, start, enabled=config.progress_bar)
     writer = summaries.SummaryWriter(workdir, enabled=True)
+    if start > 0 and (start % config.schedule.eval_every == 0 or start == total) and \
+            not any(h["step"] == start for h in history):  # a run stopped between its checkpoint and validation
+        best, since_best = validate(start, state, best, since_best)
+        stopped_early = since_best >= patience
     t_train = time.perf_counter()
     t_rate, steps_rate = time.time(), 0
     try:
@@ -219,27 +258,14 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
                     ckpt.log_metrics(done, values)
                     writer.scalars(done, {f"train/{k}": v for k, v in values.items()})
                     bar.update(done, values, rate)
+                if done % config.schedule.checkpoint_every == 0 or done % config.schedule.eval_every == 0 or \
+                        done == total or stop.signal is not None:
+                    ckpt.save(done, state, None)  # before validating: a failed validation loses no training
                 if done % config.schedule.eval_every == 0 or done == total:
-                    Gt = _generator_with(G, state.params["generator"], state.params["model"]["codes"],
-                                         data.scene_identity)
-                    scores = invert_and_score(Gt, validation, config.validation.invert_steps,
-                                              config.validation.invert_lr)
-                    entry = {"step": done, **_summary(scores)}
-                    history.append(entry)
-                    with open(history_path, "a") as f:
-                        f.write(json.dumps(entry) + "\n")
-                    writer.scalars(done, {f"validation/{k}": v for k, v in entry.items() if isinstance(v, float)})
-                    log(f"step {done}: held-out same-view {entry['same_view_psnr']:.2f} dB, novel-view "
-                        f"{entry['novel_view_psnr']:.2f} dB (gap {entry['gap_db']:.2f} dB)")
-                    if best is None or entry["novel_view_psnr"] > best["novel_view_psnr"]:
-                        _save_best(workdir, Gt, state.params["model"]["codes"], done, scores)
-                        best, since_best = entry, 0
-                    else:
-                        since_best += 1
-                        stopped_early = since_best >= patience
-                if done % config.schedule.checkpoint_every == 0 or done == total or stopped_early or \
-                        stop.signal is not None:
-                    ckpt.save(done, state, None)
+                    best, since_best = validate(done, state, best, since_best)
+                    stopped_early = since_best >= patience
+                    if stopped_early:
+                        break
                 if stop.signal is not None:
                     log(f"stopped by signal {stop.signal} at step {done}; rerun the same command to resume")
                     return {"stopped_at": done}

@@ -78,8 +78,24 @@ def test_another_config_is_refused(tiny_run):
     workdir, _, _ = tiny_run
     other = get_config("tiny")
     other.seed = 1
-    with pytest.raises(ConfigError, match="another config"):
+    with pytest.raises(ConfigError, match=r"another config .*changed seed"):
         pretrain(other, workdir)
+
+
+def test_resume_may_change_the_run_length_and_validation_cadence():
+    from configs.pretrain_heads import get_config
+    from hfagp.pretrain.loop import resume_changes
+
+    saved = json.loads(get_config().to_json_best_effort())
+    longer = get_config()
+    longer.schedule.total_steps = 2 * longer.schedule.total_steps
+    longer.schedule.eval_every = 500
+    longer.export.dtype = "float32"
+    assert resume_changes(saved, json.loads(longer.to_json_best_effort())) == []
+    other = get_config()
+    other.optim.code_lr = 0.5
+    other.data.identities = 7
+    assert resume_changes(saved, json.loads(other.to_json_best_effort())) == ["data.identities", "optim.code_lr"]
 
 
 def test_sliced_wasserstein_fit_moves_the_mapping_onto_the_codes():
@@ -90,3 +106,24 @@ def test_sliced_wasserstein_fit_moves_the_mapping_onto_the_codes():
     codes = np.random.default_rng(0).normal(0.5, 0.2, (256, 512)).astype(np.float32)
     _, losses = fit_mapping(G, codes, steps=60)
     assert losses[-1] < 0.2 * losses[0]
+
+
+def test_report_scores_the_prior_beside_a_random_generator(tiny_run, tmp_path):
+    from PIL import Image
+
+    from hfagp.pretrain.report import STRIP_YAW_DEG, main
+
+    workdir, _, _ = tiny_run
+    out = tmp_path / "report"
+    assert main([str(workdir / "generator"), "--out", str(out), "--identities", "0", "--invert-steps", "2"]) == 0
+    summary = json.loads((out / "inversion.json").read_text())
+    for scores in (summary, summary["random_generator"]):
+        psnr = np.asarray(scores["psnr"])
+        assert psnr.shape == (1, 3) and np.isfinite(psnr).all()     # the frontal view and yaw -30, +30
+        assert scores["gap_db"] == pytest.approx(psnr[0, 0] - psnr[0, 1:].mean(), abs=2e-3)
+    assert summary["strip_rows"] == ["ground truth", "prior", "random generator"]
+    assert summary["strip_yaw_deg"] == sorted(STRIP_YAW_DEG)
+    strip = Image.open(out / "orbit_strip.png")
+    assert strip.size[0] > strip.size[1]                            # 7 yaw columns, 3 rows
+    text = (out / "inversion.md").read_text()
+    assert "random generator" in text and text.count("| mean |") == 2
