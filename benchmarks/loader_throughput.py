@@ -8,7 +8,7 @@ The training step is the consumer to beat. Assumption stated in the output: HFA-
 an EG3D 512 generator step with LPIPS on one H100 runs at roughly 10 steps/s at best, so it needs about
 20 frames/s. The loader must exceed that with margin on the training host.
 
-    python benchmarks/loader_throughput.py [--frames 200] [--resolution 512] [--batch-size 2]
+    python benchmarks/loader_throughput.py [--frames 200] [--resolution 512] [--batch-size 2] [--out loader.json]
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batches", type=int, default=200, help="timed batches per worker setting")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--workers", type=cli.non_negative_int, nargs="+", default=[0, 2])
+    parser.add_argument("--out", default=None, help="also write the JSON line here")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +97,7 @@ def main(argv=None) -> None:
         del train, builder
 
     required = args.batch_size * ASSUMED_STEPS_PER_S
-    print(json.dumps({
+    result = {
         "benchmark": "loader_throughput",
         "resolution": args.resolution,
         "batch_size": args.batch_size,
@@ -108,7 +109,11 @@ def main(argv=None) -> None:
         "assumed_train_steps_per_s": ASSUMED_STEPS_PER_S,
         "required_frames_per_s": required,
         "exceeds_requirement": all(v > required for v in fps.values()),
-    }))
+    }
+    print(json.dumps(result))
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ What is timed is what `hfagp.render` does per frame: W+ codes + cameras -> the f
 (deterministic importance rendering at the config's neural rendering resolution, tri-plane backbone,
 super-resolution), one jitted call per batch with the generator's variables as arguments. For each
 batch size: compile time, median seconds per batch (and spread) over --reps calls after a warm-up,
-images/s, XLA's FLOP count and memory analysis, peak host RSS, and whether a call recompiled.
+images/s, XLA's FLOP count and memory analysis, peak device memory (`memory_stats` where the backend
+has it, the process's peak so far; else XLA's analysis), peak host RSS, and whether a call recompiled.
+`--dtype` is the generator's compute dtype and `--precision` the float32 matmul/conv precision
+(`hfagp/precision.py`); both are printed at start and recorded in every row.
 Randomly initialised weights (`--configs`) render as fast as trained ones; `--generator` times a
 converted checkpoint instead. `--remat` has no effect here (no backward pass) and is not offered.
 """
@@ -30,7 +33,8 @@ from hfagp_common import cli  # noqa: E402  (no JAX import)
 
 NAME = "render_throughput.py"
 
-from step_throughput import xla_cost  # noqa: E402  (a sibling script, not a package)
+from hfagp.precision import PRECISIONS  # noqa: E402
+from step_throughput import device_memory, random_generator, xla_cost  # noqa: E402  (a sibling script)
 
 
 def build(config_name: str | None, generator_path: str | None, dtype: str):
@@ -40,11 +44,11 @@ def build(config_name: str | None, generator_path: str | None, dtype: str):
         G = eg3d_flax.load_generator(generator_path)
         G = eg3d_flax.Generator(G.config.replace(compute_dtype=dtype), G.variables)
         return G, Path(generator_path).name
-    cfg = eg3d_flax.preset(config_name, compute_dtype=dtype)
-    return eg3d_flax.random_generator(cfg, seed=0), config_name
+    return random_generator(eg3d_flax.preset(config_name, compute_dtype=dtype), seed=0), config_name
 
 
-def measure(G, label: str, batch: int, reps: int) -> dict:
+def measure(G, label: str, batch: int, reps: int, precision: str = "highest", rows_before: int = 0) -> dict:
+    """One row: `G` rendering `batch` images per call (the caller applies the precision context)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -77,11 +81,13 @@ def measure(G, label: str, batch: int, reps: int) -> dict:
     return {
         "generator": label, "batch": batch, "img_resolution": G.config.img_resolution,
         "neural_rendering_resolution": G.config.neural_rendering_resolution,
-        "compute_dtype": G.config.compute_dtype, "backend": jax.default_backend(),
+        "compute_dtype": G.config.compute_dtype, "precision": precision, "backend": jax.default_backend(),
+        "jax_version": jax.__version__,
         "device": str(jax.devices()[0].device_kind), "compile_s": round(compile_s, 2),
         "batch_s_median": round(med, 4), "batch_s_min": round(min(times), 4), "batch_s_max": round(max(times), 4),
         "images_per_s": round(batch / med, 3), "flops_per_batch": flops,
         "achieved_gflops": round(flops / med / 1e9, 2) if med > 0 else None, "memory_analysis": mem_info,
+        **device_memory(mem_info, rows_before),
         "peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "recompiled": render._cache_size() != cache_before,
         "finite": bool(np.isfinite(np.asarray(img)).all()),
@@ -90,15 +96,17 @@ def measure(G, label: str, batch: int, reps: int) -> dict:
 
 
 def markdown_table(results: list[dict]) -> str:
-    rows = ["| generator | dtype | batch | compile s | s/batch (median) | min-max | images/s | GFLOP/batch | "
-            "temp memory (XLA) | recompiled |", "| --- " * 10 + "|"]
+    rows = ["| generator | dtype | precision | batch | compile s | s/batch (median) | min-max | images/s | GFLOP/batch | "
+            "temp memory (XLA) | peak device memory | recompiled |", "| --- " * 12 + "|"]
     for r in results:
         temp = r["memory_analysis"].get("temp_size_in_bytes")
+        peak = r.get("device_peak_bytes")
         rows.append(
-            f"| {r['generator']} | {r['compute_dtype']} | {r['batch']} | {r['compile_s']} | {r['batch_s_median']:.3f} | "
-            f"{r['batch_s_min']:.2f}-{r['batch_s_max']:.2f} | {r['images_per_s']:.2f} | "
+            f"| {r['generator']} | {r['compute_dtype']} | {r.get('precision', 'highest')} | {r['batch']} | "
+            f"{r['compile_s']} | {r['batch_s_median']:.4f} | "
+            f"{r['batch_s_min']:.4f}-{r['batch_s_max']:.4f} | {r['images_per_s']:.2f} | "
             f"{r['flops_per_batch'] / 1e9:.0f} | {'—' if temp is None else f'{temp / 2**30:.2f} GiB'} | "
-            f"{'YES' if r['recompiled'] else 'no'} |")
+            f"{'—' if peak is None else f'{peak / 2**30:.2f} GiB'} | {'YES' if r['recompiled'] else 'no'} |")
     return "\n".join(rows)
 
 
@@ -112,6 +120,8 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=3, help="timed calls per batch size (after one warm-up)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="compute dtype of the backbone/SR convolutions")
+    p.add_argument("--precision", default="highest", choices=PRECISIONS,
+                   help="float32 matmul/conv precision (hfagp/precision.py)")
     p.add_argument("--out", default=None, help="write results as JSON here")
     args = p.parse_args(argv)
     try:
@@ -122,16 +132,20 @@ def main(argv=None) -> int:
         p.error("batch sizes and --reps must be >= 1")
     if args.generator and not Path(args.generator, "generator.json").is_file():
         p.error(f"--generator {args.generator}: not a converted generator directory (no generator.json)")
+    from hfagp import precision as precision_lib
+
     results = []
     sources = [(None, args.generator)] if args.generator else [(c, None) for c in args.configs.split(",")]
-    for config_name, path in sources:
-        G, label = build(config_name, path, args.dtype)
-        for batch in batches:
-            r = measure(G, label, batch, args.reps)
-            print(json.dumps(r), flush=True)
-            results.append(r)
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    with precision_lib.matmul_precision(args.precision):
+        print(precision_lib.describe(args.precision, args.dtype), file=sys.stderr, flush=True)
+        for config_name, path in sources:
+            G, label = build(config_name, path, args.dtype)
+            for batch in batches:
+                r = measure(G, label, batch, args.reps, args.precision, rows_before=len(results))
+                print(json.dumps(r), flush=True)
+                results.append(r)
+                if args.out:  # after every row, so a run stopped midway keeps what it measured
+                    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print("\n" + markdown_table(results))
     return 0
 

@@ -1,6 +1,7 @@
-"""PyTorch baseline for `step_throughput.py`: the official EG3D generator's training step, timed on CPU.
+"""PyTorch baseline for `step_throughput.py`: the official EG3D generator's training step, timed on CPU or CUDA.
 
-    python benchmarks/torch_step.py /path/to/eg3d-clone --spec spec.json --stage 2 --steps 3 --json out.json
+    python benchmarks/torch_step.py /path/to/eg3d-clone --spec spec.json --stage 2 --steps 20 --json out.json
+    python benchmarks/torch_step.py /path/to/eg3d-clone --config ffhq512-128 --device cuda --tf32 off --sr fp16
 
 Run by `step_throughput.py --torch-eg3d PATH` in a subprocess (its own interpreter, e.g. a venv with
 torch, numpy, scipy, click and pillow; this file never imports JAX or the library). PATH is a user's
@@ -15,12 +16,24 @@ The step (one Adam update, as in HFA-GP's trainers, `G.train()`, stochastic rend
           in torch after `encoders/rgb.py` and `prior/basis.py` (random init);
   image = G.synthesis(ws, c, noise_mode='const')['image'];  loss = mean((image - target)^2) at the
   spec's loss resolution (area average);  backward;  Adam (stage 1: latent/encoder/basis; stage 2: + G).
-One warm-up step (under `torch.utils.flop_counter.FlopCounterMode`, which counts the convolutions and
-matmuls), then `--steps` timed steps; reports median/min/max seconds.
+Warm-up steps (the first under `torch.utils.flop_counter.FlopCounterMode`, which counts the convolutions
+and matmuls; `--warmup`, default 1 on CPU and 3 on CUDA, where cuDNN's autotuner picks its algorithms in
+the first steps), then `--steps` timed steps, each followed by `torch.cuda.synchronize()` on CUDA;
+reports median/min/max seconds and, on CUDA, `torch.cuda.max_memory_allocated` over the timed steps
+(and with the warm-up).
 
-On CPU nothing in EG3D needs patching for speed: its custom CUDA kernels (`bias_act`, `upfirdn2d`)
-are only used for CUDA tensors and `conv2d_gradfix` falls back to `torch.nn.functional` off CUDA;
-synthesis blocks force fp32 off CUDA. One run-time fix is applied (no EG3D file is edited):
+`--device cuda` runs with the official training loop's settings (`training/training_loop.py`):
+`torch.backends.cudnn.benchmark = True`, `conv2d_gradfix.enabled = True`, no reduced-precision fp16
+reductions, and TF32 for matmuls and cuDNN as `--tf32` says (the official loop: off). EG3D's custom CUDA
+kernels (`bias_act`, `upfirdn2d`) are built on first use (nvcc + ninja, cached in torch's extension
+folder; `--check --device cuda` builds them); if that fails, the row says so and runs EG3D's reference
+ops instead. `--sr fp16` keeps the checkpoint's float16 super-resolution blocks (`sr_num_fp16_res` > 0,
+as the released FFHQ 512-128 has them); `--sr float32` passes `force_fp32=True` to the synthesis, so
+every block runs in float32 (the same function as the JAX float32 step).
+
+On CPU nothing in EG3D needs patching for speed: its custom CUDA kernels are only used for CUDA tensors
+and `conv2d_gradfix` falls back to `torch.nn.functional` off CUDA; synthesis blocks force fp32 off CUDA.
+One run-time fix is applied (no EG3D file is edited):
 `SuperresolutionHybrid2X/4X` add the ToRGB output in place to `rgb`, which aliases the feature image
 that the first SR conv saved for backward, so backward fails in fp32; a forward pre-hook on
 `G.superresolution` passes `rgb.clone()` (same values).
@@ -84,13 +97,44 @@ def _clone_rgb_pre_hook(module, args, kwargs):
     return (rgb.clone(), *rest), kwargs
 
 
-def build_generator(TriPlaneGenerator, spec: dict):
+def build_generator(TriPlaneGenerator, spec: dict, device: str = "cpu"):
     import torch
 
     G = TriPlaneGenerator(**spec["init_kwargs"])
     G.neural_rendering_resolution = int(spec["neural_rendering_resolution"])
     G.superresolution.register_forward_pre_hook(_clone_rgb_pre_hook, with_kwargs=True)
-    return G.train().to(torch.float32)
+    return G.train().to(device=device, dtype=torch.float32)
+
+
+def configure_cuda(tf32: bool) -> None:
+    """The official training loop's CUDA settings (training/training_loop.py), TF32 as asked."""
+    import torch
+    from torch_utils.ops import conv2d_gradfix, grid_sample_gradfix
+
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+    conv2d_gradfix.enabled = True
+    grid_sample_gradfix.enabled = False
+
+
+def build_cuda_kernels() -> dict:
+    """Builds (or loads from torch's extension cache) EG3D's bias_act and upfirdn2d CUDA kernels.
+
+    Returns {'cuda_kernels': 'built' | 'failed: ...', 'cuda_kernels_s': seconds}. On failure the ops are
+    routed to EG3D's reference implementations (their `_init` answers False), so the step still runs."""
+    from torch_utils.ops import bias_act, upfirdn2d
+
+    t = time.perf_counter()
+    try:
+        bias_act._init()
+        upfirdn2d._init()
+        status = "built"
+    except Exception as e:  # nvcc/ninja missing or the sources do not compile against this torch
+        bias_act._init = upfirdn2d._init = lambda: False
+        status = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+    return {"cuda_kernels": status, "cuda_kernels_s": round(time.perf_counter() - t, 1)}
 
 
 def build_rgb_latent(spec: dict, num_ws: int, w_dim: int):
@@ -200,52 +244,68 @@ def peak_rss_mb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
-def conv_rate_gflops(batch=2, size=128, channels=128, reps=5) -> float:
+def conv_rate_gflops(batch=2, size=128, channels=128, reps=5, device="cpu") -> float:
     """Best-of-`reps` GFLOP/s of a 3x3 same-padded NCHW conv (the same shape `step_throughput` times in JAX)."""
     import torch
     import torch.nn.functional as F
 
-    x = torch.randn(batch, channels, size, size)
-    w = torch.randn(channels, channels, 3, 3)
+    x = torch.randn(batch, channels, size, size, device=device)
+    w = torch.randn(channels, channels, 3, 3, device=device)
     flops = 2.0 * batch * size * size * channels * channels * 9
-    F.conv2d(x, w, padding=1)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     best = math.inf
     with torch.no_grad():
+        F.conv2d(x, w, padding=1)
+        sync()
         for _ in range(reps):
             t = time.perf_counter()
             F.conv2d(x, w, padding=1)
+            sync()
             best = min(best, time.perf_counter() - t)
     return flops / best / 1e9
 
 
-def measure(TriPlaneGenerator, spec: dict, *, batch: int, stage: int, steps: int, encoder: str, threads: int,
-            seed: int = 0) -> dict:
+def measure(TriPlaneGenerator, spec: dict, *, batch: int, stage: int, steps: int, encoder: str,
+            threads: int | None = None, device: str = "cpu", tf32: bool = False, sr: str = "float32",
+            warmup: int | None = None, seed: int = 0) -> dict:
+    """Times the step; `device` 'cpu' or 'cuda' (with the official CUDA settings, `configure_cuda`)."""
     import numpy as np
     import torch
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
     load_before = os.getloadavg()[0]
-    torch.set_num_threads(threads)
+    cuda = device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise Skip(f"--device cuda, but torch {torch.__version__} sees no CUDA device")
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    G = build_generator(TriPlaneGenerator, spec)
+    extra = {}
+    if cuda:
+        configure_cuda(tf32)
+        extra = build_cuda_kernels()
+    warmup = warmup if warmup is not None else (3 if cuda else 1)
+    G = build_generator(TriPlaneGenerator, spec, device)
+    sr_fp16 = cuda and sr == "fp16" and int(spec["init_kwargs"].get("sr_num_fp16_res", 0)) > 0
+    synthesis_kwargs = {} if sr_fp16 else {"force_fp32": True}
     res = int(spec["init_kwargs"]["img_resolution"])
     loss_res = int(spec.get("loss_resolution", res))
     labels = np.asarray(spec["labels"], np.float32)
     if labels.shape != (batch, 25):
         raise ValueError(f"spec labels have shape {labels.shape}, want ({batch}, 25)")
-    c = torch.from_numpy(labels)
+    c = torch.from_numpy(labels).to(device)
     rng = np.random.default_rng(0)  # the JAX side's target images, NHWC -> NCHW
     target = torch.from_numpy(rng.uniform(-1, 1, (batch, res, res, 3)).astype(np.float32)).permute(0, 3, 1, 2)
-    target = target.contiguous()
+    target = target.contiguous().to(device)
     num_ws, w_dim = G.backbone.num_ws, G.w_dim
     if encoder == "none":
         with torch.no_grad():
-            ws0 = G.mapping(torch.randn(batch, G.z_dim), c)
+            ws0 = G.mapping(torch.randn(batch, G.z_dim).to(device), c)
         ws = ws0.clone().requires_grad_(True)
         latent_params, latent_fn = [ws], (lambda: ws)
     elif encoder == "rgb":
-        rgb_latent = build_rgb_latent(spec, num_ws, w_dim).train()
+        rgb_latent = build_rgb_latent(spec, num_ws, w_dim).train().to(device)
         latent_params, latent_fn = list(rgb_latent.parameters()), (lambda: rgb_latent(target))
     else:
         raise ValueError(f"unknown encoder {encoder!r}")
@@ -262,29 +322,45 @@ def measure(TriPlaneGenerator, spec: dict, *, batch: int, stage: int, steps: int
             tgt = target
         return torch.mean(torch.square(image - tgt))
 
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
     def step():
         opt.zero_grad(set_to_none=True)
-        out = G.synthesis(latent_fn(), c, noise_mode="const")
+        out = G.synthesis(latent_fn(), c, noise_mode="const", **synthesis_kwargs)
         loss = loss_of(out["image"])
         loss.backward()
         opt.step()
-        return float(loss.detach())
+        return loss.detach()
 
     counter = FlopCounterMode(display=False)
     t0 = time.perf_counter()
     with counter:
         loss = step()
+    for _ in range(warmup - 1):
+        loss = step()
+    sync()
     warmup_s = time.perf_counter() - t0
+    if cuda:
+        extra["cuda_max_memory_allocated_with_warmup_bytes"] = int(torch.cuda.max_memory_allocated())
+        torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(steps):
         t = time.perf_counter()
         loss = step()
+        sync()
         times.append(time.perf_counter() - t)
+    if cuda:
+        extra["cuda_max_memory_allocated_bytes"] = int(torch.cuda.max_memory_allocated())
+        extra["cuda_device"] = torch.cuda.get_device_name()
+        extra["cudnn_version"] = torch.backends.cudnn.version()
     med = statistics.median(times) if times else None
     flops = float(counter.get_total_flops())
     return {
         "side": "torch", "config": spec.get("config"), "encoder": encoder, "stage": stage, "batch": batch,
-        "threads": torch.get_num_threads(), "torch_version": torch.__version__,
+        "device": device, "tf32": tf32, "sr_dtype": "float16" if sr_fp16 else "float32", "warmup_steps": warmup,
+        "threads": torch.get_num_threads(), "torch_version": torch.__version__, **extra,
         "neural_rendering_resolution": G.neural_rendering_resolution,
         "params_optimised": int(sum(p.numel() for p in params)),
         "warmup_s": round(warmup_s, 3), "step_s_median": round(med, 4) if times else None,
@@ -293,26 +369,21 @@ def measure(TriPlaneGenerator, spec: dict, *, batch: int, stage: int, steps: int
         "flops_per_step_counted": flops,
         "achieved_gflops": round(flops / med / 1e9, 2) if times and med > 0 else None,
         "peak_host_rss_mb": peak_rss_mb(),
-        "loss": loss, "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "loss": float(loss), "loadavg_1m_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
 def spec_from_library(config_name: str, batch: int, nrr: int | None) -> dict:
-    """The spec from the library's preset (needs JAX importable here); `step_throughput.py` writes the same."""
-    repo = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(repo))
+    """The spec `step_throughput.py` writes for the same preset (needs the library, i.e. JAX, importable here)."""
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here.parent))
+    sys.path.insert(0, str(here))
     try:
-        from eg3d_flax.config import preset
-        from hfagp.summaries import orbit_cameras
+        from step_throughput import torch_spec
     except ImportError as e:
         raise SystemExit(f"--config needs the library (JAX) importable by {sys.executable} ({e}); "
                          "run through step_throughput.py --torch-eg3d, or pass --spec") from e
-    cfg = preset(config_name)
-    if nrr:
-        cfg = cfg.replace(neural_rendering_resolution=nrr)
-    kwargs, nrr = cfg.to_eg3d_kwargs()
-    return {"config": config_name, "init_kwargs": kwargs, "neural_rendering_resolution": nrr,
-            "labels": orbit_cameras(batch, 10.0).tolist(), "loss_resolution": cfg.img_resolution}
+    return torch_spec(config_name, batch, nrr)
 
 
 def _positive_int(text: str) -> int:
@@ -334,12 +405,20 @@ def main(argv=None) -> int:
     p.add_argument("--nrr", type=int, default=None, help="neural rendering resolution (with --config)")
     p.add_argument("--batch", type=_positive_int, default=2)
     p.add_argument("--stage", type=int, default=2, choices=[1, 2])
-    p.add_argument("--steps", type=int, default=3, help="timed steps after the warm-up (0: warm-up only)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps after the warm-up (0: warm-up only)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 1 on CPU, 3 on CUDA)")
     p.add_argument("--encoder", default="none", choices=["none", "rgb"])
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--tf32", default="off", choices=["off", "on"],
+                   help="TF32 for CUDA matmuls and cuDNN convolutions (the official training loop: off)")
+    p.add_argument("--sr", default="fp16", choices=["fp16", "float32"],
+                   help="on CUDA: the checkpoint's float16 SR blocks, or every block in float32 (force_fp32)")
     p.add_argument("--conv-rate", action="store_true", help="also time a 3x3 conv (GFLOP/s) in torch")
     p.add_argument("--json", default=None, help="write the result here")
-    p.add_argument("--check", action="store_true", help="only check that torch and EG3D import; exit 0 or 2")
+    p.add_argument("--check", action="store_true",
+                   help="only check that torch and EG3D import (with --device cuda: that CUDA works, and build "
+                        "EG3D's CUDA kernels); exit 0 or 2")
     args = p.parse_args(argv)
     try:
         TriPlaneGenerator = import_eg3d(args.eg3d_path)
@@ -350,7 +429,15 @@ def main(argv=None) -> int:
         import torch
 
         src = eg3d_source_dir(args.eg3d_path)
-        print(f"ok: torch {torch.__version__}, training.triplane.TriPlaneGenerator from {src}")
+        line = f"ok: torch {torch.__version__}, training.triplane.TriPlaneGenerator from {src}"
+        if args.device == "cuda":
+            if not torch.cuda.is_available():
+                print(f"skipped: torch {torch.__version__} sees no CUDA device", file=sys.stderr)
+                return SKIP_EXIT
+            kernels = build_cuda_kernels()
+            line += f"; {torch.cuda.get_device_name()}; CUDA kernels {kernels['cuda_kernels']} " \
+                    f"({kernels['cuda_kernels_s']} s)"
+        print(line)
         return 0
     if args.spec:
         spec = json.loads(Path(args.spec).read_text())
@@ -362,10 +449,15 @@ def main(argv=None) -> int:
         raise SystemExit("give --spec (from step_throughput.py) or --config")
     if args.encoder == "rgb" and "encoder" not in spec:
         raise SystemExit("--encoder rgb needs the encoder settings in the spec (step_throughput.py writes them)")
-    result = measure(TriPlaneGenerator, spec, batch=args.batch, stage=args.stage, steps=args.steps,
-                     encoder=args.encoder, threads=args.threads)
+    try:
+        result = measure(TriPlaneGenerator, spec, batch=args.batch, stage=args.stage, steps=args.steps,
+                         encoder=args.encoder, threads=args.threads, device=args.device, tf32=args.tf32 == "on",
+                         sr=args.sr, warmup=args.warmup)
+    except Skip as e:
+        print(f"skipped: {e}", file=sys.stderr)
+        return SKIP_EXIT
     if args.conv_rate:
-        result["conv_gflops"] = round(conv_rate_gflops(), 1)
+        result["conv_gflops"] = round(conv_rate_gflops(device=args.device), 1)
     print(json.dumps(result), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,12 +13,12 @@ import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-NO_PINNING = ["--threads", "100000"]  # more threads than CPUs: the benchmark leaves this process's affinity alone
 
 
 def _load(name):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -31,8 +33,9 @@ def torch_step():
     return _load("torch_step")
 
 
-def _fake_measure(config_name, batch, stage, steps, nrr, encoder, conv_gflops=None, remat="none"):
-    result = {"config": config_name, "encoder": encoder, "stage": stage, "batch": batch, "compile_s": 1.0,
+def _fake_measure(config_name, batch, stage, steps, settings, conv_gflops=None, pipelined_steps=0, rows_before=0):
+    result = {"config": config_name, "encoder": settings.encoder, "stage": stage, "batch": batch, "compile_s": 1.0,
+              "compute_dtype": settings.compute_dtype, "precision": settings.precision,
               "step_s_median": 0.5, "step_s_min": 0.4, "step_s_max": 0.6, "flops_per_step": 2e9,
               "flop_floor_s": 2e9 / (conv_gflops * 1e9), "params_optimised": 10}
     return result, {"config": config_name, "init_kwargs": {}, "labels": []}
@@ -47,19 +50,21 @@ def fast_jax(step_throughput, monkeypatch):
 
 def test_no_torch_path_skips_and_still_reports_jax(step_throughput, fast_jax, capsys, tmp_path):
     out = tmp_path / "bench.json"
-    assert step_throughput.main(["--configs", "tiny128", "--stages", "1", "--out", str(out)] + NO_PINNING) == 0
+    affinity = os.sched_getaffinity(0)
+    assert step_throughput.main(["--configs", "tiny128", "--stages", "1", "--precision", "tf32", "--out", str(out)]) == 0
+    assert os.sched_getaffinity(0) == affinity  # no --threads: no pinning
     captured = capsys.readouterr()
     assert "PyTorch baseline: skipped: no --torch-eg3d given" in captured.err
     results = json.loads(out.read_text())
-    assert [(r["config"], r["stage"], r["torch_skipped"]) for r in results] == [
-        ("tiny128", 1, "no --torch-eg3d given")]
+    assert [(r["config"], r["stage"], r["torch_skipped"], r["precision"]) for r in results] == [
+        ("tiny128", 1, "no --torch-eg3d given", "tf32")]
+    assert "precision: tf32: float32 matmuls/convolutions TF32" in captured.err
     table_row = [ln for ln in captured.out.splitlines() if ln.startswith("| tiny128 | 1 |")]
     assert len(table_row) == 1 and "0.500" in table_row[0] and "0.04" in table_row[0]  # JAX step and floor
 
 
 def test_not_an_eg3d_clone_skips_with_one_line(step_throughput, fast_jax, capsys, tmp_path):
-    assert step_throughput.main(["--configs", "tiny128", "--stages", "2", "--torch-eg3d", str(tmp_path)]
-                                + NO_PINNING) == 0
+    assert step_throughput.main(["--configs", "tiny128", "--stages", "2", "--torch-eg3d", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("PyTorch baseline:")]
     assert lines == [f"PyTorch baseline: skipped: {tmp_path} is not a clone of NVlabs/eg3d "
@@ -100,17 +105,18 @@ def test_missing_interpreter_is_a_skip(step_throughput, tmp_path):
 def test_ratio_floor_and_target_with_a_torch_result(step_throughput, fast_jax, monkeypatch, capsys, tmp_path):
     calls = []
 
-    def fake_run_torch(eg3d_path, python, spec, *, batch, stage, steps, encoder, threads, conv_rate):
-        calls.append((spec["config"], stage, threads, conv_rate))
+    def fake_run_torch(eg3d_path, python, spec, *, batch, stage, steps, encoder, threads, conv_rate, options):
+        calls.append((spec["config"], stage, threads, conv_rate, options))
         return {"step_s_median": 2.5 if stage == 1 else 1.5, "step_s_min": 1.0, "step_s_max": 3.0,
                 "flops_per_step_counted": 5e9, "params_optimised": 10}
 
     monkeypatch.setattr(step_throughput, "torch_preflight", lambda path, python: (True, "ok: torch"))
     monkeypatch.setattr(step_throughput, "run_torch", fake_run_torch)
     out = tmp_path / "bench.json"
-    argv = ["--configs", "tiny128", "--torch-eg3d", str(tmp_path), "--out", str(out)] + NO_PINNING
+    argv = ["--configs", "tiny128", "--torch-eg3d", str(tmp_path), "--out", str(out), "--steps", "3"]
     assert step_throughput.main(argv) == 0
-    assert calls == [("tiny128", 1, 100000, True), ("tiny128", 2, 100000, False)]
+    cpu_fp32 = {"device": "cpu", "tf32": "off", "sr": "float32"}  # the counterpart of a CPU float32 'highest' row
+    assert calls == [("tiny128", 1, None, True, cpu_fp32), ("tiny128", 2, None, False, cpu_fp32)]
     results = json.loads(out.read_text())
     assert [r["speedup_vs_torch"] for r in results] == [5.0, 3.0]
     assert results[0]["torch"]["flop_floor_s"] == pytest.approx(0.1)
@@ -122,14 +128,18 @@ def test_render_throughput_reports_images_per_second(tmp_path, capsys):
     """The rendering benchmark runs end to end on the tiny config: one entry per batch size, no recompiles."""
     render_throughput = _load("render_throughput")
     out = tmp_path / "render.json"
-    assert render_throughput.main(["--configs", "tiny128", "--batches", "1,2", "--reps", "1", "--out", str(out)]) == 0
+    assert render_throughput.main(["--configs", "tiny128", "--batches", "1,2", "--reps", "1", "--precision", "tf32",
+                                   "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     assert [r["batch"] for r in results] == [1, 2]
     for r in results:
         assert r["img_resolution"] == 128 and r["finite"] and not r["recompiled"]
         assert r["images_per_s"] > 0 and r["flops_per_batch"] > 0
         assert r["memory_analysis"]["temp_size_in_bytes"] > 0
-    assert "| tiny128 | float32 | 2 |" in capsys.readouterr().out
+        assert r["precision"] == "tf32" and r["device_peak_bytes"] > 0  # CPU: XLA's analysis
+        assert r["device_memory_source"].startswith("xla_memory_analysis")
+    captured = capsys.readouterr()
+    assert "| tiny128 | float32 | tf32 | 2 |" in captured.out and "precision: tf32" in captured.err
     with pytest.raises(SystemExit):
         render_throughput.main(["--batches", "0"])
     with pytest.raises(SystemExit):
@@ -155,3 +165,67 @@ def test_counted_flops_include_every_iteration_of_the_weight_gradient_loop(step_
     wgrad_flops = 2 * 2 * 8 * 8 * 3 * 3 * 4 * 5
     assert loop_flops < counted - wgrad_flops / 2  # XLA counts the loop body once: why the step is traced with 'xla'
     np.testing.assert_allclose(step("cpu_gemm")(w, x), step("xla")(w, x), rtol=1e-5)
+
+
+def test_torch_counterpart_of_each_jax_setting(step_throughput):
+    S = step_throughput.Settings
+    auto = ("auto", "auto", "auto")
+    assert step_throughput.torch_options(*auto, "gpu", S(precision="highest")) == {
+        "device": "cuda", "tf32": "off", "sr": "float32"}
+    assert step_throughput.torch_options(*auto, "gpu", S(compute_dtype="bfloat16", precision="tf32")) == {
+        "device": "cuda", "tf32": "on", "sr": "fp16"}
+    assert step_throughput.torch_options(*auto, "cpu", S(compute_dtype="bfloat16")) == {
+        "device": "cpu", "tf32": "off", "sr": "float32"}
+    assert step_throughput.torch_options("cuda", "on", "fp16", "cpu", S()) == {"device": "cuda", "tf32": "on",
+                                                                               "sr": "fp16"}
+
+
+def test_torch_step_builds_the_same_spec_as_step_throughput(step_throughput, torch_step):
+    spec = step_throughput.torch_spec("ffhq512-128", 2)
+    assert torch_step.spec_from_library("ffhq512-128", 2, None) == spec
+    assert np.asarray(spec["labels"]).shape == (2, 25) and spec["neural_rendering_resolution"] == 128
+    assert spec["init_kwargs"]["sr_num_fp16_res"] == 4  # the released checkpoint's fp16 SR blocks
+    assert spec["learning_rate"] == step_throughput.PAPER_ADAM["learning_rate"]
+
+
+def test_paper_adam_is_the_configs(step_throughput):
+    from configs.common import make_config
+
+    optim = make_config("rgb", "paper").optim
+    assert step_throughput.PAPER_ADAM == {k: optim[k] for k in ("learning_rate", "b1", "b2", "eps")}
+
+
+def test_torch_step_cuda_without_torch_or_cuda_is_a_skip(torch_step, capsys, tmp_path):
+    clone = tmp_path / "eg3d"
+    for marker in ("training/triplane.py", "torch_utils/ops/bias_act.py", "dnnlib/util.py"):
+        (clone / marker).parent.mkdir(parents=True, exist_ok=True)
+        (clone / marker).write_text("")
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("torch is importable here")
+    assert torch_step.main([str(tmp_path), "--check", "--device", "cuda"]) == torch_step.SKIP_EXIT
+    assert capsys.readouterr().err.startswith("skipped: torch is not importable")
+
+
+BLOCKER = """
+import importlib.abc, runpy, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {"ml_collections", "grain", "tensorboardX", "tensorflow_datasets", "array_record"}:
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+sys.path.insert(0, sys.argv[1])
+import step_throughput, render_throughput, precision_report, device_check
+step_throughput.build_parser().parse_args([])
+spec = step_throughput.torch_spec("tiny128", 2)
+import eg3d_flax, hfagp.train.step, hfagp.train.optim, hfagp.train.losses, hfagp.precision, hfagp.lpips
+import convert_weights.convert
+print("ok", len(spec["labels"]))
+"""
+
+
+def test_device_code_paths_import_without_the_training_only_packages():
+    """What the GPU check runs imports without ml_collections, grain, tfds or tensorboardX (absent there)."""
+    proc = subprocess.run([sys.executable, "-c", BLOCKER, str(BENCHMARKS)], capture_output=True, text=True,
+                          cwd=BENCHMARKS.parent, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["ok", "2"]
