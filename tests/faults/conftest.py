@@ -23,6 +23,17 @@ from shared_fixtures import REPO_ROOT
 SUMMARY_VARIABLE = "HFAGP_FAULTS_SUMMARY"
 
 
+def pytest_collection_modifyitems(items):
+    """The bad-input cases that fail today (tests/faults/known_gaps.py) are strict expected failures."""
+    from faults.known_gaps import KNOWN_GAPS, NOT_RUN
+
+    for item in items:
+        path, _, name = item.nodeid.partition("::")
+        if path.endswith("tests/faults/test_bad_inputs.py") and name in KNOWN_GAPS:
+            item.add_marker(pytest.mark.xfail(strict=True, run=name not in NOT_RUN,
+                                              reason=f"known gap: {KNOWN_GAPS[name]}"))
+
+
 @pytest.fixture(scope="session")
 def ledger() -> Ledger:
     return LEDGER

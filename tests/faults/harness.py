@@ -75,11 +75,15 @@ def assert_one_line_error(code, stderr: str, name: str, expect: str) -> str:
 
 
 def tree(root: Path) -> set:
-    """Every path under `root` (relative), with file sizes: what a failed command must leave unchanged."""
+    """Every path under `root` (relative), with file sizes: what a failed command must leave unchanged. A
+    workdir's lock file is left out: every start records itself in it (`hfagp.workdir.lock`), refused or not."""
+    from hfagp.workdir import LOCK_FILE
+
     root = Path(root)
     if not root.exists():
         return set()
-    return {(str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*")}
+    return {(str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*")
+            if p.name != LOCK_FILE}
 
 
 def run_main(main, argv) -> int:
