@@ -46,9 +46,10 @@ def _stats(scores) -> dict:
 
 def report(generator_dir, out_dir, identity_seeds: Sequence[int] = (0, 1, 2, 3, 4), invert_steps: int = 150,
            invert_lr: float = 0.02, novel_yaw_deg: Sequence[float] = (-30.0, 30.0), baseline: bool = True,
-           baseline_seed: int = 0) -> dict:
+           baseline_seed: int = 0, latent_space: str = "w+") -> dict:
     """Writes the report into `out_dir` (see the module doc); returns inversion.json's dict. The baseline is
-    `eg3d_flax.random_generator(G.config, seed=baseline_seed)`."""
+    `eg3d_flax.random_generator(G.config, seed=baseline_seed)`. latent_space: 'w+' (a code per layer) or 'w'
+    (one code on every layer: the space the pretraining's scene codes live in)."""
     import jax.numpy as jnp
 
     import eg3d_flax
@@ -62,11 +63,11 @@ def report(generator_dir, out_dir, identity_seeds: Sequence[int] = (0, 1, 2, 3, 
         (out / sub).mkdir(parents=True, exist_ok=True)
     resolution = G.config.img_resolution
     scored = ensure_validation(out / "scored", identity_seeds, novel_yaw_deg, resolution)
-    scores = invert_and_score(G, scored, invert_steps, invert_lr)
+    scores = invert_and_score(G, scored, invert_steps, invert_lr, latent_space)
     generators = [(G, scores)]
     if baseline:
         R = eg3d_flax.random_generator(G.config, seed=baseline_seed)
-        generators.append((R, invert_and_score(R, scored, invert_steps, invert_lr)))
+        generators.append((R, invert_and_score(R, scored, invert_steps, invert_lr, latent_space)))
     # The orbit strip: ground truth and the inverted codes along a yaw sweep.
     strip_views = [y for y in STRIP_YAW_DEG if y != 0.0]
     strip = ensure_validation(out / "strip", identity_seeds, strip_views, resolution)
@@ -82,11 +83,12 @@ def report(generator_dir, out_dir, identity_seeds: Sequence[int] = (0, 1, 2, 3, 
     save_png(out / "orbit_strip.png", grid)
     summary = {"generator": str(Path(generator_dir).absolute()), "identity_seeds": [int(s) for s in identity_seeds],
                "views_deg": scored["views"].tolist(), "invert_steps": int(invert_steps), "invert_lr": float(invert_lr),
-               **_stats(scores),
+               "latent_space": latent_space, **_stats(scores),
                "strip_yaw_deg": [float(y) for y in np.concatenate([[0.0], strip_views])[order]],
                "strip_rows": ["ground truth", "prior"] + (["random generator"] if baseline else [])}
     novel = ", ".join(f"{v[0]:+g}" for v in scored["views"][1:])
-    lines = [f"The prior ({Path(generator_dir).name}):", "", *_table(identity_seeds, scores, novel)]
+    space = {"w+": "W+", "w": "W"}[latent_space]
+    lines = [f"The prior ({Path(generator_dir).name}), inverted in {space}:", "", *_table(identity_seeds, scores, novel)]
     if baseline:
         summary["random_generator"] = {"seed": int(baseline_seed), **_stats(generators[1][1])}
         lines += ["", f"A random generator of the same architecture (seed {baseline_seed}), inverted the same way:",
@@ -104,6 +106,8 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--identities", default="0,1,2,3,4", help="evaluation identity seeds, comma-separated")
     p.add_argument("--invert-steps", type=cli.positive_int, default=150)
     p.add_argument("--invert-lr", type=cli.positive_float, default=0.02)
+    p.add_argument("--latent-space", default="w+", choices=("w+", "w"), help="invert a code per layer (W+) or one "
+                                                                              "code on every layer (W)")
     p.add_argument("--no-baseline", action="store_true", help="skip the random generator's inversion")
     return p
 
@@ -115,7 +119,8 @@ def _main(args) -> int:
         raise ValueError(f"--identities must be comma-separated integers, got {args.identities!r}") from None
     if not seeds:
         raise ValueError("--identities names no identity")
-    summary = report(args.generator, args.out, seeds, args.invert_steps, args.invert_lr, baseline=not args.no_baseline)
+    summary = report(args.generator, args.out, seeds, args.invert_steps, args.invert_lr, baseline=not args.no_baseline,
+                     latent_space=args.latent_space)
     keys = ("same_view_psnr", "novel_view_psnr", "gap_db")
     shown = {"prior": {k: summary[k] for k in keys}}
     if "random_generator" in summary:

@@ -9,18 +9,20 @@ import eg3d_flax
 from hfagp import metrics
 
 
-def inversion_config(steps: int, lr: float):
-    """PTI's projector (`hfagp.eval.pti.invert_latent`) as a plain W+ fit: deterministic rendering, L2 only, no
+def inversion_config(steps: int, lr: float, latent_space: str = "w+"):
+    """PTI's projector (`hfagp.eval.pti.invert_latent`) as a plain fit in W+ (a code per layer) or W (one code
+    on every layer, the space the auto-decoder trained its scene codes in): deterministic rendering, L2 only, no
     noise maps and no code noise, from the generator's w_avg."""
     from hfagp.eval.pti import PTIConfig
 
     return PTIConfig(w_steps=int(steps), g_steps=0, w_lr=float(lr), lpips_weight=0.0, optimize_noise=False,
-                     w_noise_factor=0.0, render_deterministic=True, w_std_samples=1, latent_space="w+",
+                     w_noise_factor=0.0, render_deterministic=True, w_std_samples=1, latent_space=latent_space,
                      start="w_avg", invert_distance="l2_lpips")
 
 
-def invert_and_score(generator: eg3d_flax.Generator, validation: dict, steps: int, lr: float) -> dict:
-    """Inverts each validation identity from its frontal view (view 0) and scores every view.
+def invert_and_score(generator: eg3d_flax.Generator, validation: dict, steps: int, lr: float,
+                     latent_space: str = "w+") -> dict:
+    """Inverts each validation identity from its frontal view (view 0) in `latent_space` and scores every view.
 
     validation: `hfagp.pretrain.data.ensure_validation`'s dict. Returns {'psnr' [I, V], 'ssim' [I, V],
     'renders' float32 [I, V, R, R, 3] clipped to [-1, 1], 'ws' [I, num_ws, w_dim], and the means
@@ -30,7 +32,7 @@ def invert_and_score(generator: eg3d_flax.Generator, validation: dict, steps: in
 
     from hfagp.eval.pti import invert_latent
 
-    config = inversion_config(steps, lr)
+    config = inversion_config(steps, lr, latent_space)
     images, labels = validation["image"], validation["label"]
     psnr, ssim, renders, codes = [], [], [], []
     for i in range(len(images)):
