@@ -527,22 +527,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", required=True, help="generator directory (python -m convert_weights) or preset "
                                                       "name with random weights (tiny128, small512, ffhq512-128)")
     p.add_argument("--generator-seed", type=int, default=0, help="weight seed of a preset generator")
-    p.add_argument("--frames", type=int, default=200, help="video length T")
-    p.add_argument("--test-frames", type=int, default=None, help="held-out last frames (default 10%% of T)")
-    p.add_argument("--subspace-dim", type=int, default=8, help="dimension of the hidden W+ subspace")
+    p.add_argument("--frames", type=cli.positive_int, default=200, help="video length T")
+    p.add_argument("--test-frames", type=cli.non_negative_int, default=None, help="held-out last frames (default 10%% of T)")
+    p.add_argument("--subspace-dim", type=cli.positive_int, default=8, help="dimension of the hidden W+ subspace")
     p.add_argument("--seed", type=int, default=0, help="seed of the world (person, motion, signals, perturbation)")
-    p.add_argument("--truncation-psi", type=float, default=0.7)
-    p.add_argument("--direction-scale", type=float, default=0.25,
+    p.add_argument("--truncation-psi", type=cli.finite_float, default=0.7)
+    p.add_argument("--direction-scale", type=cli.finite_float, default=0.25,
                    help="length of each basis direction in units of the prior's rms latent spread")
     p.add_argument("--novel-views", type=parse_novel_views, default=list(DEFAULT_NOVEL_VIEWS),
                    help="YAW:PITCH degree offsets from frontal, comma-separated, for the test frames "
                         "(default 20:0,-20:0,0:10,0:-10; 'none' for none; write --novel-views=-20:0 if the "
                         "list starts with a minus)")
-    p.add_argument("--perturb", type=float, default=0.0,
+    p.add_argument("--perturb", type=cli.non_negative_float, default=0.0,
                    help="render with a perturbed generator: params + PERTURB * std(param) * noise")
     p.add_argument("--extra-formats", type=_parse_formats, default=list(EXTRA_FORMATS),
                    help="also write the video in these layouts (default nerface,adnerf; 'none')")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=cli.positive_int, default=8)
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it is an earlier synthetic world")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p

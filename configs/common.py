@@ -262,6 +262,17 @@ def demo(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return c
 
 
+def override(config: ml_collections.ConfigDict, changes) -> ml_collections.ConfigDict:
+    """`config` with `changes` ({dotted key: value}, e.g. {'schedule.total_steps': 30}) set in place; returns it."""
+    for key, value in dict(changes).items():
+        node = config
+        *path, last = key.split(".")
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return config
+
+
 def make_config(encoder: str, variant: str) -> ml_collections.ConfigDict:
     """The locked config of `encoder` in `variant` ('' means 'paper')."""
     variant = variant or "paper"

@@ -112,7 +112,13 @@ def read_generator_config(path: os.PathLike) -> tuple[GeneratorConfig, dict]:
         raise GeneratorCheckpointError(
             f"{path} is not a generator directory (no {CONFIG_FILE}); make one with "
             f"`python -m convert_weights CHECKPOINT.pkl {path}`")
-    doc = json.loads(cfg_file.read_text())
+    try:
+        doc = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GeneratorCheckpointError(f"{cfg_file} is not valid JSON ({e}); the generator directory is damaged: "
+                                       f"convert the checkpoint again") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise GeneratorCheckpointError(f"{cfg_file} is not a generator config (a JSON object with 'config')")
     if doc.get("format_version") != FORMAT_VERSION:
         raise GeneratorCheckpointError(f"{cfg_file}: unsupported format_version {doc.get('format_version')!r}")
     return GeneratorConfig.from_dict(doc["config"]), doc

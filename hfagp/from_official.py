@@ -155,12 +155,15 @@ def convert_official(checkpoint, workdir, generator_dir, *, data_folder: str = "
 
     checkpoint, workdir = Path(checkpoint), Path(workdir)
     source = str(checkpoint)
+    # The options first, then the checkpoint: a wrong path is named before the checkpoint is read.
+    model_lib.check_generator_dir(generator_dir)
+    if workdir.exists() and not workdir.is_dir():
+        raise OfficialCheckpointError(f"{workdir} exists and is not a directory")
     if iteration is None:
         iteration = iteration_of(checkpoint)
         if iteration is None:
             raise OfficialCheckpointError(f"{source}: cannot tell the iteration from the file name (the official "
                                           f"trainers save <i>.pt); pass --iteration")
-    model_lib.check_generator_dir(generator_dir)
     ckpt = read_torch_zip_checkpoint(checkpoint)
     kind = checkpoint_kind(ckpt, source)
     model_params, generator_state = official_params(ckpt, kind, source)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Optional, Union
 
@@ -350,7 +351,11 @@ def detect_lpips_net(arrays: Mapping[str, np.ndarray], source: str = "weights") 
         by_shape = {11: "alex", 3: "vgg"}.get(np.shape(first)[-1])
     by_meta = None
     if "meta_json" in arrays:
-        by_meta = json.loads(str(np.asarray(arrays["meta_json"]))).get("net")
+        try:
+            meta = json.loads(str(np.asarray(arrays["meta_json"])))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source}: its meta_json is not valid JSON ({e})") from None
+        by_meta = meta.get("net") if isinstance(meta, dict) else None
     if by_shape is None and by_meta is None:
         raise ValueError(
             f"{source}: not an LPIPS alex/vgg weights file (no 'net.slice1.0.weight' with an "
@@ -394,8 +399,12 @@ def load_lpips_params(path: Union[str, os.PathLike], net: str | None = None) -> 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"LPIPS weights file {path} not found. " + missing_weights_message(path, net))
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+        raise ValueError(f"{path} is not a readable LPIPS weights npz ({type(e).__name__}: {e}); make it again "
+                         f"with python -m convert_weights.lpips") from None
     detected = detect_lpips_net(arrays, str(path))
     if net is not None:
         _check_net(net)

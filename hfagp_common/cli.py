@@ -147,6 +147,14 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    value = _finite(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 # What reading absl flags and an ml_collections config file can raise for a user's mistake: an unknown flag
 # or config key, a value of the wrong type, a config file that is missing or does not run.
 _FLAG_ERRORS = (AttributeError, KeyError, ValueError, TypeError, OSError, SyntaxError, ImportError)
@@ -205,5 +213,5 @@ def _exit_with_error(name: str, message) -> None:
 
 
 __all__ = ["ArgumentParser", "ConfigError", "EXPECTED_ERRORS", "UserError", "absl_flags_parser", "error_line",
-           "finite_float", "flag_errors", "non_negative_float", "non_negative_int", "one_line", "positive_float",
+           "finite_float", "flag_errors", "fraction", "non_negative_float", "non_negative_int", "one_line", "positive_float",
            "positive_int", "run"]

@@ -24,22 +24,22 @@ def build_parser() -> argparse.ArgumentParser:
                                              "for HFA-GP training.")
     p.add_argument("video", help="input video file (anything ffmpeg reads)")
     p.add_argument("out_dir", help="dataset directory to create (must be absent or empty; see --overwrite)")
-    p.add_argument("--fps", type=float, default=d.fps, help="output frame rate (default %(default)g)")
-    p.add_argument("--resolution", type=int, default=d.resolution, help="crop size in pixels (default %(default)d)")
-    p.add_argument("--test-fraction", type=float, default=d.test_fraction,
+    p.add_argument("--fps", type=cli.positive_float, default=d.fps, help="output frame rate (default %(default)g)")
+    p.add_argument("--resolution", type=cli.positive_int, default=d.resolution, help="crop size in pixels (default %(default)d)")
+    p.add_argument("--test-fraction", type=cli.fraction, default=d.test_fraction,
                    help="held-out last fraction of the frames (default %(default)g)")
     p.add_argument("--background", choices=("keep", "white"), default=d.background,
                    help="'white' replaces the background using MediaPipe's selfie segmentation (default keep)")
     p.add_argument("--masks", action="store_true", help="save segmentation masks (implied by --background white)")
-    p.add_argument("--jobs", type=int, default=d.jobs, help="threads for cropping / PNG writing (default 1)")
-    p.add_argument("--expression-dim", type=int, default=d.expression_dim, help="expression vector length")
-    p.add_argument("--smooth-seconds", type=float, default=d.smooth_seconds,
+    p.add_argument("--jobs", type=cli.positive_int, default=d.jobs, help="threads for cropping / PNG writing (default 1)")
+    p.add_argument("--expression-dim", type=cli.positive_int, default=d.expression_dim, help="expression vector length")
+    p.add_argument("--smooth-seconds", type=cli.non_negative_float, default=d.smooth_seconds,
                    help="Savitzky-Golay window in seconds (default %(default)g)")
-    p.add_argument("--max-lost-fraction", type=float, default=d.max_lost_fraction,
+    p.add_argument("--max-lost-fraction", type=cli.fraction, default=d.max_lost_fraction,
                    help="fail if more frames than this fraction have no face (default %(default)g)")
-    p.add_argument("--first-face-seconds", type=float, default=d.first_face_seconds,
+    p.add_argument("--first-face-seconds", type=cli.positive_float, default=d.first_face_seconds,
                    help="fail if no face is found within this many seconds (default %(default)g)")
-    p.add_argument("--min-seconds", type=float, default=d.min_seconds,
+    p.add_argument("--min-seconds", type=cli.non_negative_float, default=d.min_seconds,
                    help="fail for videos shorter than this (default %(default)g)")
     p.add_argument("--png-level", type=int, default=d.png_compress_level, choices=range(10), metavar="0-9",
                    help="zlib level of the frame PNGs (default 0: stored, as EG3D's; 1: ~2.7x smaller, slower)")

@@ -128,7 +128,7 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
     if not os.listdir(out_dir):
         return
     if not os.path.isfile(os.path.join(out_dir, METADATA_FILE)):
-        raise PrepareError(f"{out_dir} exists and is not a prepared video (no {METADATA_FILE}); refusing to replace it")
+        raise PrepareError(f"{out_dir} is not empty and is not a prepared video (no {METADATA_FILE}); refusing to replace it")
     if not overwrite:
         raise PrepareError(f"{out_dir} already holds a prepared video (pass --overwrite to replace it)")
 

@@ -37,7 +37,7 @@ def build_parser() -> cli.ArgumentParser:
                    help="PTI hyperparameters: the official PTI values, or a few steps for smoke runs on a CPU")
     p.add_argument("--pti-w-steps", type=cli.non_negative_int, default=None, help="PTI latent-inversion steps per frame")
     p.add_argument("--pti-g-steps", type=cli.non_negative_int, default=None, help="PTI generator-tuning steps per frame")
-    p.add_argument("--pti-lpips-weight", type=float, default=None,
+    p.add_argument("--pti-lpips-weight", type=cli.non_negative_float, default=None,
                    help="weight of PTI's LPIPS loss (needs --lpips-weights; 0: L2 only)")
     p.add_argument("--pti-latent-space", default=None, choices=("w", "w+"),
                    help="PTI inverts in W (official: one code repeated over the layers) or W+")
@@ -49,7 +49,7 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--pti-vgg-weights", default=None,
                    help="LPIPS-VGG npz for PTI's inversion distance (python -m convert_weights.lpips --net vgg)")
     p.add_argument("--generator", default=None, help="the converted generator's path, if it moved since training")
-    p.add_argument("--num-images", type=int, default=4, help="how many side-by-side PNGs to write")
+    p.add_argument("--num-images", type=cli.non_negative_int, default=4, help="how many side-by-side PNGs to write")
     p.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="float32 matmul/conv precision (default: the run's; see hfagp/precision.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

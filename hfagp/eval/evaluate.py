@@ -220,7 +220,6 @@ def evaluate(
     """Score `avatar` on `frames` (`load_split`'s dict) and write the outputs into `out_dir`; returns the summary."""
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     images = np.asarray(frames["image"], np.float32)
     cams = np.asarray(frames["label"], np.float32)
     frame_index = np.asarray(frames["frame_index"])
@@ -242,6 +241,9 @@ def evaluate(
         lpips_info = {"enabled": False, "note": "LPIPS not reported: no --lpips-weights given (no weights ship "
                                                 "with the project; make them with python -m convert_weights.lpips)"}
     metric_names = ["psnr", "ssim"] + (["lpips"] if lpips_metric else [])
+    pti_losses = _pti_losses(pti_config, lpips_weights, lpips_net, pti_vgg_weights) if baseline == "pti" else None
+    # Every input is checked: only now is anything written.
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     world = world_dir(avatar)
     novel = load_novel_views(world, frame_index, cams) if world is not None else None
@@ -273,8 +275,7 @@ def evaluate(
     # The PTI baseline on the same frames and views.
     pti_summary, pti_images = None, None
     if baseline == "pti":
-        pti_images, pti_summary, timing["pti"] = _run_pti(
-            avatar, images, cams, novel, lpips_weights, lpips_net, pti_config, progress, pti_vgg_weights)
+        pti_images, pti_summary, timing["pti"] = _run_pti(avatar, images, cams, novel, pti_losses, progress)
         rows += _rows("pti", frame_index, SAME_VIEW, score(pti_images[:, 0], images, batch_size, lpips_metric))
         if len(novel_idx):
             for v, view in enumerate(novel.views):
@@ -350,10 +351,18 @@ def _round(x: Any) -> Any:
     return x
 
 
-def _run_pti(avatar: TrainedAvatar, images, cams, novel: Optional[NovelViews], lpips_weights, lpips_net,
-             config, progress: bool, vgg_weights: Optional[str] = None):
-    """PTI per frame from the base generator; returns (renders [N, 1+V, R, R, 3], summary, timing)."""
-    from hfagp import model as model_lib
+@dataclasses.dataclass(frozen=True)
+class _PTILosses:
+    """PTI's configuration with its loss networks loaded: LPIPS of the tuning loss, LPIPS-VGG of the inversion."""
+
+    config: Any
+    lpips_fn: Optional[Callable]
+    vgg_fn: Optional[Callable]
+    vgg_weights: Optional[str]
+
+
+def _pti_losses(config, lpips_weights, lpips_net, vgg_weights: Optional[str]) -> "_PTILosses":
+    """Checks PTI's options and loads its loss networks (before anything is written)."""
     from hfagp.eval import pti
     from hfagp.lpips import make_lpips
 
@@ -366,9 +375,19 @@ def _run_pti(avatar: TrainedAvatar, images, cams, novel: Optional[NovelViews], l
                               "--pti-vgg-weights lpips_vgg.npz (made by python -m convert_weights.lpips --net vgg), or "
                               "--pti-invert-distance l2_lpips")
         vgg_fn = make_lpips(vgg_weights, "vgg")
+    lpips_fn = make_lpips(lpips_weights, lpips_net) if lpips_weights else None
+    return _PTILosses(config, lpips_fn, vgg_fn, vgg_weights if vgg_fn is not None else None)
+
+
+def _run_pti(avatar: TrainedAvatar, images, cams, novel: Optional[NovelViews], losses: "_PTILosses",
+             progress: bool):
+    """PTI per frame from the base generator; returns (renders [N, 1+V, R, R, 3], summary, timing)."""
+    from hfagp import model as model_lib
+    from hfagp.eval import pti
+
+    config, lpips_fn, vgg_fn, vgg_weights = losses.config, losses.lpips_fn, losses.vgg_fn, losses.vgg_weights
     base = model_lib.build_generator(avatar.config.generator)
     render_cams = cams[:, None] if novel is None else np.concatenate([cams[:, None], novel.cameras], 1)
-    lpips_fn = make_lpips(lpips_weights, lpips_net) if lpips_weights else None
     t0 = time.perf_counter()
     out = pti.pti_reconstruct(base, images, cams, render_cams, config=config, lpips_fn=lpips_fn, vgg_fn=vgg_fn,
                               progress=progress)

@@ -6,6 +6,7 @@ it left off and a finished piece is never redone:
   OUT/worlds/id<i>_true/         the same world with the true 10 expression parameters as expression.npy
   OUT/runs/<name>/               one HFA-GP training workdir per (identity, recipe) and its evaluation in eval/
   OUT/tables/<part>.{md,json}    the tables, with the wall time of each part
+  OUT/figures/table1.png         ground truth | HFA-GP | PTI | W+ inversion, own and novel views, per identity
   OUT/results.md                 all tables in one page
 
 Parts (`configs/experiments.py`):
@@ -59,17 +60,9 @@ class Run:
     seed: int = 0
 
 
-def _set(config, key: str, value) -> None:
-    node = config
-    *path, last = key.split(".")
-    for p in path:
-        node = node[p]
-    node[last] = value
-
-
 def run_config(exp, run: Run, world_dir: Path):
     """The training config of `run` (the 'demo' recipe of `configs/common.py`, with the experiments' settings)."""
-    from configs.common import make_config
+    from configs.common import make_config, override
 
     c = make_config(run.encoder, "demo")
     c.progress_bar = False
@@ -86,9 +79,7 @@ def run_config(exp, run: Run, world_dir: Path):
     if run.world == "true_expression":
         with c.unlocked():
             c.model.encoder_kwargs.in_dim = 10
-    for key, value in run.overrides:
-        _set(c, key, value)
-    return c
+    return override(c, dict(run.overrides))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -165,7 +156,7 @@ def evaluate_run(workdir: Path, exp, baseline: Optional[str] = None) -> dict:
     if summary.is_file():
         return json.loads(summary.read_text())
     avatar = load_trained(workdir)
-    frames = load_split(avatar, "test")
+    frames = load_split(avatar, "test", int(exp.pti.max_frames) if baseline else None)
     kind = {"pti": ("pti", pti_config(exp, tune=True)), "inversion": ("pti", pti_config(exp, tune=False))}
     name, config = kind.get(baseline, (None, None))
     return evaluate(avatar, frames, out, batch_size=int(exp.eval_batch_size), baseline=name, pti_config=config,
@@ -297,8 +288,10 @@ def part_table1(out: Path, exp, worlds_of: dict, log) -> str:
         method = evaluate_run(workdir, exp)
         pti = evaluate_run(workdir, exp, "pti")
         inversion = evaluate_run(workdir, exp, "inversion")
-        entry = {"hfagp": _scores(method, "hfagp"), "pti": _scores(pti, "pti"), "inversion": _scores(inversion, "pti"),
-                 "depth_error": depth_errors(workdir)}
+        # All three on the baselines' frames (the PTI evaluation scores HFA-GP on them too); HFA-GP on every
+        # test frame beside.
+        entry = {"hfagp": _scores(pti, "hfagp"), "pti": _scores(pti, "pti"), "inversion": _scores(inversion, "pti"),
+                 "hfagp_all_test_frames": _scores(method, "hfagp"), "depth_error": depth_errors(workdir)}
         per_identity[i] = entry
         log(f"table 1, identity {i}: HFA-GP novel {entry['hfagp']['novel_psnr']:.2f} dB, PTI "
             f"{entry['pti']['novel_psnr']:.2f} dB, W+ inversion {entry['inversion']['novel_psnr']:.2f} dB")
@@ -316,7 +309,11 @@ def part_table1(out: Path, exp, worlds_of: dict, log) -> str:
                      _fmt(mean("novel_ssim"), ".3f"), _fmt(depth("same_view"), ".3f"),
                      _fmt(depth("novel_views"), ".3f")])
     beats = {i: per_identity[i]["hfagp"]["novel_psnr"] > per_identity[i]["pti"]["novel_psnr"] for i in exp.identities}
-    note = (f"Novel views: the ground-truth views of each test frame (yaw +-20, +-35 deg, pitch +-15 deg). PTI: "
+    mean_all = lambda key: float(np.mean([per_identity[i]["hfagp_all_test_frames"][key] for i in exp.identities]))
+    note = (f"The first {exp.pti.max_frames} of {exp.test_frames} test frames of each identity (HFA-GP on all of "
+            f"them: same-view {mean_all('same_psnr'):.2f} dB, novel-view {mean_all('novel_psnr'):.2f} dB, mean over "
+            f"identities). Novel views: the ground-truth views of each test frame (yaw +-20, +-35 deg, pitch +-15 "
+            f"deg). PTI: "
             f"{exp.pti.w_steps} inversion steps in {exp.pti.latent_space.upper()} + {exp.pti.g_steps} tuning steps per "
             f"frame, L2{' + LPIPS' if exp.pti.lpips_weight > 0 else ''}; W+ inversion: the same inversion in W+, no "
             f"tuning. Depth error: mean |image_depth - ground truth| on the foreground, world units (the head is "
@@ -324,8 +321,31 @@ def part_table1(out: Path, exp, worlds_of: dict, log) -> str:
             f"{sum(beats.values())} of {len(beats)} identities.")
     header = ["identity", "method", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM", "depth err (same)",
               "depth err (novel)"]
+    figure = figure_table1(out, exp)
+    note += (f"\n\nPictures: {figure.relative_to(out)} (per identity: rows = a test frame's own view, then its novel "
+             f"views; columns = ground truth | HFA-GP | PTI | W+ inversion).")
     return write_table(out, "table1", "Table 1: reconstruction and novel views, HFA-GP vs PTI", header, rows,
                        {"per_identity": per_identity, "hfagp_beats_pti_novel": beats}, time.perf_counter() - t0, note)
+
+
+def figure_table1(out: Path, exp) -> Path:
+    """OUT/figures/table1.png: per identity (left to right), its first baseline frame with rows = the frame's own
+    view then its ground-truth novel views, columns = ground truth | HFA-GP | PTI | W+ inversion."""
+    from hfagp_common.images import read_image, save_png, to_uint8
+
+    blocks = []
+    for i in exp.identities:
+        evals = out / "runs" / f"rgb_id{i}" / "eval"
+        pti_png = sorted((evals / "pti" / "comparisons").glob("frame_*.png"))[0]
+        pti = read_image(pti_png)
+        inversion = read_image(evals / "inversion" / "comparisons" / pti_png.name)
+        size = pti.shape[1] // 3
+        blocks.append(np.concatenate([pti, inversion[:, 2 * size:]], axis=1))
+    gap = np.ones((blocks[0].shape[0], 8, 3), np.float32)  # white
+    figure = np.concatenate([x for block in blocks for x in (block, gap)][:-1], axis=1)
+    path = out / "figures" / "table1.png"
+    save_png(path, to_uint8(figure))
+    return path
 
 
 def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:

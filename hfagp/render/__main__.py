@@ -17,7 +17,9 @@ stderr and exit code 2.
 
 from __future__ import annotations
 
+import argparse
 import functools
+import math
 import sys
 import time
 from pathlib import Path
@@ -75,7 +77,7 @@ def _common(parser: cli.ArgumentParser, video: bool = True) -> None:
     parser.add_argument("--batch-size", type=cli.positive_int, default=4, help="frames per rendering batch")
     parser.add_argument("--neural-rendering-resolution", type=cli.positive_int, default=None,
                         help="volume rendering resolution (default: the generator's)")
-    parser.add_argument("--fps", type=float, default=25.0, help="video frame rate")
+    parser.add_argument("--fps", type=cli.positive_float, default=25.0, help="video frame rate")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--precision", default=None, choices=precision_lib.PRECISIONS,
                         help="float32 matmul/conv precision (default: the run's; see hfagp/precision.py)")
@@ -87,15 +89,15 @@ def _common(parser: cli.ArgumentParser, video: bool = True) -> None:
 def _camera_options(parser: cli.ArgumentParser, default_frames: Optional[int]) -> None:
     if default_frames is not None:
         parser.add_argument("--frames", type=cli.positive_int, default=default_frames, help="number of orbit frames")
-    parser.add_argument("--yaw-range", type=float, default=20.0, help="orbit yaw amplitude, degrees")
-    parser.add_argument("--pitch-range", type=float, default=10.0, help="orbit pitch amplitude, degrees")
-    parser.add_argument("--fov", type=float, default=EG3D_FOV_DEG,
-                        help="field of view of the synthetic cameras, degrees")
+    parser.add_argument("--yaw-range", type=cli.finite_float, default=20.0, help="orbit yaw amplitude, degrees")
+    parser.add_argument("--pitch-range", type=cli.finite_float, default=10.0, help="orbit pitch amplitude, degrees")
+    parser.add_argument("--fov", type=field_of_view, default=EG3D_FOV_DEG,
+                        help="field of view of the synthetic cameras, degrees (0 < FOV < 180)")
 
 
 def _frame_options(parser: cli.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("test", "train"), default="test", help="dataset split of --frame")
-    parser.add_argument("--frame", type=int, default=0, help="frame index (time order) in the split")
+    parser.add_argument("--frame", type=cli.non_negative_int, default=0, help="frame index (time order) in the split")
     parser.add_argument("--latent-from", default="",
                         help=".npy with W+ latents [num_ws, w_dim] or k prior coefficients (no dataset needed)")
 
@@ -107,7 +109,7 @@ def build_parser() -> cli.ArgumentParser:
     p = sub.add_parser("reconstruct", help="re-render a dataset split beside its input frames")
     _common(p)
     p.add_argument("--split", choices=("test", "train"), default="test")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=cli.positive_int, default=None)
     p.add_argument("--depth", action="store_true", help="add a depth column")
     p.add_argument("--render-only", action="store_true", help="only the rendering, no input column")
 
@@ -115,7 +117,7 @@ def build_parser() -> cli.ArgumentParser:
     _common(p)
     _frame_options(p)
     _camera_options(p, default_frames=60)
-    p.add_argument("--loops", type=float, default=1.0, help="loops around the path")
+    p.add_argument("--loops", type=cli.positive_float, default=1.0, help="loops around the path")
     p.add_argument("--depth", action="store_true", help="add a depth column")
 
     p = sub.add_parser("reenact", help="drive the avatar from expression coefficients or DeepSpeech features")
@@ -127,24 +129,24 @@ def build_parser() -> cli.ArgumentParser:
                    help="dataset: the split's cameras in order (back and forth when the signal is longer; "
                         "reads the dataset); frontal: fixed; orbit: a closed yaw/pitch loop")
     p.add_argument("--split", choices=("test", "train"), default="test", help="cameras of --camera dataset")
-    p.add_argument("--orbit-frames", type=int, default=None, help="frames per orbit loop (default: the video)")
+    p.add_argument("--orbit-frames", type=cli.positive_int, default=None, help="frames per orbit loop (default: the video)")
     _camera_options(p, default_frames=None)
-    p.add_argument("--max-frames", type=int, default=None, help="only the first frames of the signal")
+    p.add_argument("--max-frames", type=cli.positive_int, default=None, help="only the first frames of the signal")
     p.add_argument("--wav", default="", help="audio to mux into the mp4")
     p.add_argument("--depth", action="store_true", help="add a depth column")
 
     p = sub.add_parser("basis", help="grid PNG of each basis vector at -scale .. +scale")
     _common(p, video=False)
-    p.add_argument("--scale", type=float, default=None,
+    p.add_argument("--scale", type=cli.finite_float, default=None,
                    help="largest coefficient (default: the run's eval.basis_scale)")
     p.add_argument("--steps", type=int, default=3, help="scales per vector (columns)")
-    p.add_argument("--max-vectors", type=int, default=None)
-    p.add_argument("--fov", type=float, default=EG3D_FOV_DEG)
+    p.add_argument("--max-vectors", type=cli.positive_int, default=None, help="only the first basis vectors (rows)")
+    p.add_argument("--fov", type=field_of_view, default=EG3D_FOV_DEG, help="field of view, degrees (0 < FOV < 180)")
 
     p = sub.add_parser("depth", help="depth maps of a dataset split (normalized per video)")
     _common(p)
     p.add_argument("--split", choices=("test", "train"), default="test")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=cli.positive_int, default=None)
 
     p = sub.add_parser("mesh", help="marching-cubes mesh of one frame's avatar")
     _common(p, video=False)
@@ -152,24 +154,49 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--resolution", type=cli.positive_int, default=128, help="density grid resolution per axis")
     p.add_argument("--threshold", default="10",
                    help="density iso-level (EG3D: 10), or 'auto': the --percentile of the grid's densities")
-    p.add_argument("--percentile", type=float, default=95.0, help="percentile used by --threshold auto")
+    p.add_argument("--percentile", type=cli.finite_float, default=95.0, help="percentile used by --threshold auto")
     p.add_argument("--border", type=int, default=None, help="voxels trimmed at each face (default: EG3D's 30/256)")
     p.add_argument("--mesh-format", choices=("ply", "obj"), default=None,
                    help="file format (default: from --out's extension, else ply)")
     return parser
 
 
+def field_of_view(text: str) -> float:
+    """argparse type: a field of view in degrees, 0 < FOV < 180."""
+    value = cli.finite_float(text)
+    if not 0.0 < value < 180.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 180 degrees, got {text}")
+    return value
+
+
 def _threshold(value: str) -> Union[float, str]:
     if value == "auto":
         return value
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise ValueError(f"--threshold must be a number or 'auto', got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"--threshold must be a finite number or 'auto', got {value!r}")
+    return number
+
+
+def _check_out(args) -> None:
+    """Refuses an --out the command cannot write, before anything is rendered."""
+    if not args.out:
+        return
+    out = Path(args.out)
+    video = getattr(args, "format", None) == "mp4" and args.command in ("reconstruct", "orbit", "reenact", "depth")
+    if (video or args.command in ("basis", "mesh")) and out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give a file path"
+                         + (" (or --format png for a folder of frames)" if video else ""))
+    if not out.parent.is_dir() and out.parent.exists():
+        raise ValueError(f"--out {out}: {out.parent} is not a directory")
 
 
 def _main(args) -> int:
     """Renders under the run's float32 precision (or --precision), printed first on stderr."""
+    _check_out(args)
     name = args.precision or precision_lib.of_config(workdir_lib.load_config(args.workdir))
     print(precision_lib.describe(name), file=sys.stderr)
     with precision_lib.matmul_precision(name):

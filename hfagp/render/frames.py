@@ -133,7 +133,8 @@ def frame_latents(avatar: TrainedAvatar, split: str = "test", frame: int = 0) ->
     data = load_split(avatar, split, max_frames=None)
     inputs = data[avatar.input_key]
     if not 0 <= frame < len(inputs):
-        raise IndexError(f"frame {frame} is out of range: the {split} split has {len(inputs)} frames")
+        raise ValueError(f"frame {frame} is out of range: the {split} split has {len(inputs)} frames "
+                         f"(--frame 0..{len(inputs) - 1})")
     return np.asarray(avatar.latents(inputs[frame:frame + 1]))
 
 
@@ -142,9 +143,14 @@ def load_npy(path: Path, what: str) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"{what} does not exist")
     try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise ValueError(f"{path}: not a .npy array file ({e})") from e
+        value = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError) as e:
+        raise ValueError(f"{path}: not a .npy array file ({type(e).__name__}: {e or 'empty'})") from None
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{path}: not a .npy array file (an .npz archive?)")
+    if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
+        raise ValueError(f"{path}: holds {value.dtype} values, not numbers")
+    return value
 
 
 def latents_from_file(avatar: TrainedAvatar, path: PathLike) -> np.ndarray:

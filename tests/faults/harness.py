@@ -115,7 +115,7 @@ def train_args(workdir, world, extra=()) -> list[str]:
 
 def tiny_config(world, **overrides):
     """The same run as `train_args`, as a config for in-process calls."""
-    from configs.common import make_config
+    from configs.common import make_config, override
 
     cfg = make_config("rgb", "cpu")
     cfg.progress_bar = False
@@ -126,13 +126,7 @@ def tiny_config(world, **overrides):
     cfg.checkpoint.every = CHECKPOINT_EVERY
     cfg.eval.max_frames = 0
     cfg.eval_every = 1000
-    for key, value in overrides.items():
-        node = cfg
-        *path, last = key.split(".")
-        for part in path:
-            node = node[part]
-        node[last] = value
-    return cfg
+    return override(cfg, overrides)
 
 
 def read_jsonl(path) -> list[dict]:

@@ -476,7 +476,7 @@ RENDER = {
     "mesh": [
         ("threshold_above_the_density_range", ["{run}", "--threshold", "1e9", "--resolution", "16", "--out",
                                                "{out}.ply"], r"outside the density range"),
-        ("threshold_below_the_density_range", ["{run}", "--threshold", "-1e9", "--resolution", "16", "--out",
+        ("threshold_below_the_density_range", ["{run}", "--threshold=-1e9", "--resolution", "16", "--out",
                                                "{out}.ply"], r"outside the density range"),
         ("threshold_not_a_number", ["{run}", "--threshold", "ten"], r"--threshold"),
         ("threshold_nan", ["{run}", "--threshold", "nan"], r"--threshold"),
@@ -491,8 +491,12 @@ RENDER = {
         ("latent_wrong_shape", ["{run}", "--latent-from", "{wrong_shape_npy}", "--out", "{out}.ply"], r"shape"),
     ],
 }
-RENDER_CASES = [pytest.param(command, argv, expect, id=f"{command}-{case}")
-                for command, table in RENDER.items() for case, argv, expect in RENDER_COMMON + table]
+# Arguments a command needs besides the workdir, added to the common cases (reenact must be given a signal).
+RENDER_REQUIRED = {"reenact": ["--expression", "{good_latent_npy}"]}
+RENDER_CASES = [pytest.param(command, [*argv, *(RENDER_REQUIRED.get(command, []) if common else [])], expect,
+                             id=f"{command}-{case}")
+                for command, table in RENDER.items() for common, cases in ((True, RENDER_COMMON), (False, table))
+                for case, argv, expect in cases]
 
 
 @pytest.mark.parametrize("command, argv, expect", RENDER_CASES)
@@ -616,6 +620,7 @@ PRETRAIN_CONFIGS = [
 @pytest.mark.parametrize("workdir, overrides, expect",
                          [pytest.param(w, o, e, id=c) for c, w, o, e in PRETRAIN_CONFIGS])
 def test_hfagp_pretrain_configs(workdir, overrides, expect, paths, ledger, capsys):
+    from configs.common import override
     from configs.pretrain_heads import get_config
     from hfagp.pretrain.loop import pretrain
     from hfagp_common import cli
@@ -623,12 +628,7 @@ def test_hfagp_pretrain_configs(workdir, overrides, expect, paths, ledger, capsy
     def call(argv):
         cfg = get_config("tiny")
         cfg.unlock()
-        for key, value in overrides.items():
-            node = cfg
-            *parts, last = key.split(".")
-            for part in parts:
-                node = node[part]
-            node[last] = value
+        override(cfg, overrides)
         return cli.run("hfagp.pretrain", lambda: pretrain(cfg, argv[0]))
 
     _check_case(ledger, "hfagp.pretrain", call, [workdir], expect, paths, capsys)

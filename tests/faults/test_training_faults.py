@@ -86,7 +86,6 @@ def _resume_to_the_end(workdir, world) -> str:
     return err
 
 
-@pytest.mark.heavy  # a few minutes each: training processes killed and resumed
 def test_sigterm_and_sigkill_at_random_steps(reference_run, faults_world, tmp_path, ledger):
     rng = random.Random(SEED)
     workdir = tmp_path / "run"
@@ -113,7 +112,6 @@ def test_sigterm_and_sigkill_at_random_steps(reference_run, faults_world, tmp_pa
         _assert_same_as_reference(workdir, reference_run.workdir)
 
 
-@pytest.mark.heavy  # a few minutes each: training processes killed and resumed
 def test_sigterm_and_sigkill_during_an_async_checkpoint_save(reference_run, faults_world, tmp_path, ledger):
     workdir, marker = tmp_path / "run", tmp_path / "saving"
     with ledger.fault("SIGTERM during an async checkpoint save"), \
@@ -160,7 +158,6 @@ def _train_in_process(workdir, world, **overrides):
     return train_and_evaluate(tiny_config(world, **overrides), str(workdir))
 
 
-@pytest.mark.heavy  # a few minutes each: training processes killed and resumed
 def test_damaged_checkpoint_falls_back_and_resumes_exactly(reference_run, faults_world, tmp_path, capsys, ledger):
     with ledger.fault("checkpoint truncated after the fact (training run)"):
         workdir = _copy_run(reference_run.workdir, tmp_path / "run", keep_steps=(4, 8))
@@ -174,7 +171,6 @@ def test_damaged_checkpoint_falls_back_and_resumes_exactly(reference_run, faults
         _assert_same_as_reference(workdir, reference_run.workdir)
 
 
-@pytest.mark.heavy  # a few minutes each: training processes killed and resumed
 def test_full_disk_during_a_save_keeps_the_previous_checkpoint_and_resumes_exactly(
         reference_run, faults_world, tmp_path, monkeypatch, ledger):
     import errno

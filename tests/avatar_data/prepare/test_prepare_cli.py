@@ -60,8 +60,13 @@ def test_bad_options(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("usage: python -m avatar_data.prepare")
     _assert_one_line_error(exit_info.value.code, [line for line in lines if "error:" in line], "--background")
-    rc, err = _run_main(capsys, ["a.mp4", str(tmp_path / "out"), "--test-fraction", "1.5"])
-    _assert_one_line_error(rc, err, "test fraction")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["a.mp4", str(tmp_path / "out"), "--test-fraction", "1.5"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    _assert_one_line_error(exit_info.value.code, [line for line in lines if "error:" in line], "--test-fraction")
+    # The library checks what the command line cannot: a test fraction of 1 leaves no training frames.
+    with pytest.raises(ValueError, match="test fraction"):
+        PrepareOptions(test_fraction=1.0).validate()
 
 
 def test_refuses_to_replace_a_directory_that_is_not_a_prepared_video(tmp_path, capsys):

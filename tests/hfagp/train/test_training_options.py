@@ -12,17 +12,11 @@ PENALTY_WEIGHT = 0.5
 
 
 def _config(**changes):
-    from configs.common import make_config
+    from configs.common import make_config, override
 
     cfg = make_config("expression", "cpu")
     cfg.model.k = 4
-    for key, value in changes.items():
-        node = cfg
-        *path, last = key.split(".")
-        for p in path:
-            node = node[p]
-        node[last] = value
-    return cfg
+    return override(cfg, changes)
 
 
 @pytest.fixture(scope="module")
