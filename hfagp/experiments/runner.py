@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -123,17 +122,27 @@ def ensure_true_expression_world(out: Path, video_world: Path) -> Path:
 # Training and evaluation of one run.
 
 
+def training_wall_s(workdir: Path) -> float:
+    """The run's training wall time as recorded: from its first evaluation (step 0) to its last."""
+    path = workdir / "eval_metrics.jsonl"
+    times = [json.loads(line)["time"] for line in path.read_text().splitlines() if line.strip()] if path.is_file() \
+        else []
+    return float(times[-1] - times[0]) if len(times) > 1 else 0.0
+
+
 def train(out: Path, exp, run: Run, worlds_by_kind: dict) -> tuple[Path, float]:
-    """(workdir, wall seconds spent now) of `run`, trained unless finished before."""
+    """(workdir, its recorded training wall seconds) of `run`, trained unless finished before."""
     from hfagp.train.loop import train_and_evaluate
 
     workdir = out / "runs" / run.name
-    final = workdir / "final_metrics.json"
-    if final.is_file():
-        return workdir, 0.0
-    t0 = time.perf_counter()
-    train_and_evaluate(run_config(exp, run, worlds_by_kind[run.world]), workdir)
-    return workdir, time.perf_counter() - t0
+    if not (workdir / "final_metrics.json").is_file():
+        train_and_evaluate(run_config(exp, run, worlds_by_kind[run.world]), workdir)
+    return workdir, training_wall_s(workdir)
+
+
+def evaluation_wall_s(*summaries: dict) -> float:
+    """The evaluations' wall time as recorded in their summaries."""
+    return float(sum(s["timing"]["total_s"] for s in summaries))
 
 
 def pti_config(exp, tune: bool):
@@ -249,22 +258,37 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def write_table(out: Path, part: str, title: str, header: Sequence[str], rows: Sequence[Sequence], data: dict,
+def experiment_key(exp) -> dict:
+    """What a part's table depends on: the experiments' config without the choice of parts (JSON values)."""
+    key = json.loads(exp.to_json_best_effort())
+    key.pop("parts", None)
+    return key
+
+
+def write_table(out: Path, exp, part: str, title: str, header: Sequence[str], rows: Sequence[Sequence], data: dict,
                 wall_s: float, note: str = "") -> str:
     text = f"## {title}\n\n{markdown_table(header, rows)}\n\n"
     if note:
         text += note.strip() + "\n\n"
-    text += f"Wall time of this part (this machine, training and evaluation): {wall_s / 60:.1f} min.\n"
+    text += (f"Wall time of this part on this machine: {wall_s / 60:.1f} min (its runs' training and evaluations as "
+             f"they were recorded, also when they were made by an earlier invocation).\n")
     (out / "tables").mkdir(parents=True, exist_ok=True)
     write_text(out / "tables" / f"{part}.md", text)
-    write_text(out / "tables" / f"{part}.json", json.dumps({"title": title, "wall_s": round(wall_s, 1), **data},
-                                                           indent=1) + "\n")
+    write_text(out / "tables" / f"{part}.json", json.dumps({"title": title, "wall_s": round(wall_s, 1), **data,
+                                                            "experiment": experiment_key(exp)}, indent=1) + "\n")
     return text
 
 
-def _part_done(out: Path, part: str) -> Optional[str]:
-    path = out / "tables" / f"{part}.md"
-    return path.read_text() if path.is_file() else None
+def _part_done(out: Path, exp, part: str) -> Optional[str]:
+    """The part's markdown if its table was made with this config (its runs are cached either way)."""
+    md, data = out / "tables" / f"{part}.md", out / "tables" / f"{part}.json"
+    if not (md.is_file() and data.is_file()):
+        return None
+    try:
+        made_with = json.loads(data.read_text()).get("experiment")
+    except json.JSONDecodeError:
+        return None
+    return md.read_text() if made_with == experiment_key(exp) else None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -280,14 +304,14 @@ def _scores(summary: dict, method: str) -> dict:
 
 
 def part_table1(out: Path, exp, worlds_of: dict, log) -> str:
-    t0 = time.perf_counter()
-    per_identity, rows = {}, []
+    wall, per_identity, rows = 0.0, {}, []
     for i in exp.identities:
         run = Run(f"rgb_id{i}", i)
-        workdir, _ = train(out, exp, run, worlds_of[i])
+        workdir, train_s = train(out, exp, run, worlds_of[i])
         method = evaluate_run(workdir, exp)
         pti = evaluate_run(workdir, exp, "pti")
         inversion = evaluate_run(workdir, exp, "inversion")
+        wall += train_s + evaluation_wall_s(method, pti, inversion)
         # All three on the baselines' frames (the PTI evaluation scores HFA-GP on them too); HFA-GP on every
         # test frame beside.
         entry = {"hfagp": _scores(pti, "hfagp"), "pti": _scores(pti, "pti"), "inversion": _scores(inversion, "pti"),
@@ -324,8 +348,8 @@ def part_table1(out: Path, exp, worlds_of: dict, log) -> str:
     figure = figure_table1(out, exp)
     note += (f"\n\nPictures: {figure.relative_to(out)} (per identity: rows = a test frame's own view, then its novel "
              f"views; columns = ground truth | HFA-GP | PTI | W+ inversion).")
-    return write_table(out, "table1", "Table 1: reconstruction and novel views, HFA-GP vs PTI", header, rows,
-                       {"per_identity": per_identity, "hfagp_beats_pti_novel": beats}, time.perf_counter() - t0, note)
+    return write_table(out, exp, "table1", "Table 1: reconstruction and novel views, HFA-GP vs PTI", header, rows,
+                       {"per_identity": per_identity, "hfagp_beats_pti_novel": beats}, wall, note)
 
 
 def figure_table1(out: Path, exp) -> Path:
@@ -349,7 +373,7 @@ def figure_table1(out: Path, exp) -> Path:
 
 
 def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:
-    t0 = time.perf_counter()
+    wall = 0.0
     recipes = [("rgb", "rgb", "video", "RGB frames"), ("expression_true", "expression", "true_expression",
                 "expression: true parameters (10)"), ("expression_tracked", "expression", "video",
                 "expression: tracked 76-d"), ("audio", "audio", "video", "audio: MFCC windows")]
@@ -358,8 +382,10 @@ def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:
         per_identity[i] = {}
         for name, encoder, world, label in recipes:
             run = Run(f"{name}_id{i}", i, encoder=encoder, world=world)
-            workdir, _ = train(out, exp, run, worlds_of[i])
-            s = _scores(evaluate_run(workdir, exp), "hfagp")
+            workdir, train_s = train(out, exp, run, worlds_of[i])
+            summary = evaluate_run(workdir, exp)
+            wall += train_s + evaluation_wall_s(summary)
+            s = _scores(summary, "hfagp")
             s["expression_r2"] = expression_r2(workdir)
             per_identity[i][name] = s
             rows.append([i, label, _fmt(s["same_psnr"]), _fmt(s["same_ssim"], ".3f"), _fmt(s["novel_psnr"]),
@@ -374,12 +400,12 @@ def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:
             "frames) a linear map of the encoder's k coefficients explains on the test frames (fitted on the "
             "training frames). Audio: MFCC windows of the speech (avatar_data.audio_features), not DeepSpeech.")
     header = ["identity", "driving signal", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM", "expression R^2"]
-    return write_table(out, "table2_3", "Tables 2-3: expression- and audio-driven reenactment", header, rows,
-                       {"per_identity": per_identity}, time.perf_counter() - t0, note)
+    return write_table(out, exp, "table2_3", "Tables 2-3: expression- and audio-driven reenactment", header, rows,
+                       {"per_identity": per_identity}, wall, note)
 
 
 def part_table4(out: Path, exp, worlds_of: dict, log) -> str:
-    t0 = time.perf_counter()
+    wall = 0.0
     i = exp.identities[0]
     variants = [("qr (default)", ())] + [(name, tuple(v.items())) for name, v in ABLATIONS.items()]
     results, rows = {}, []
@@ -387,8 +413,10 @@ def part_table4(out: Path, exp, worlds_of: dict, log) -> str:
         values = []
         for seed in exp.ablation_seeds:
             name = f"ablation_{label.split()[0]}_seed{seed}_id{i}"
-            workdir, _ = train(out, exp, Run(name, i, overrides=overrides, seed=seed), worlds_of[i])
-            values.append(_scores(evaluate_run(workdir, exp), "hfagp"))
+            workdir, train_s = train(out, exp, Run(name, i, overrides=overrides, seed=seed), worlds_of[i])
+            summary = evaluate_run(workdir, exp)
+            wall += train_s + evaluation_wall_s(summary)
+            values.append(_scores(summary, "hfagp"))
         stats = {k: (float(np.mean([v[k] for v in values])), float(np.std([v[k] for v in values])))
                  for k in values[0]}
         results[label] = {"per_seed": values, "mean_std": stats}
@@ -399,56 +427,68 @@ def part_table4(out: Path, exp, worlds_of: dict, log) -> str:
     note = (f"Identity {i}, RGB encoder, k = {exp.k} unless named, mean ± std over seeds {list(exp.ablation_seeds)} "
             "(seed: parameter initialisation, batch order, rendering jitter).")
     header = ["variant", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM"]
-    return write_table(out, "table4", "Table 4: ablations", header, rows, {"results": results},
-                       time.perf_counter() - t0, note)
+    return write_table(out, exp, "table4", "Table 4: ablations", header, rows, {"results": results}, wall, note)
 
 
 def part_prior_value(out: Path, exp, worlds_of: dict, log) -> str:
-    t0 = time.perf_counter()
-    per_identity, rows = {}, []
+    wall, per_identity, rows = 0.0, {}, []
     for i in exp.identities:
-        prior = _scores(evaluate_run(train(out, exp, Run(f"rgb_id{i}", i), worlds_of[i])[0], exp), "hfagp")
         random_run = Run(f"random_generator_id{i}", i, overrides=(("generator.path", ""),
                                                                  ("generator.preset", "heads128")))
-        random = _scores(evaluate_run(train(out, exp, random_run, worlds_of[i])[0], exp), "hfagp")
+        scores = []
+        for run in (Run(f"rgb_id{i}", i), random_run):
+            workdir, train_s = train(out, exp, run, worlds_of[i])
+            summary = evaluate_run(workdir, exp)
+            wall += train_s + evaluation_wall_s(summary)
+            scores.append(_scores(summary, "hfagp"))
+        prior, random = scores
         per_identity[i] = {"prior": prior, "random": random}
         for label, s in (("pretrained prior", prior), ("random generator", random)):
             rows.append([i, label, _fmt(s["same_psnr"]), _fmt(s["novel_psnr"]), _fmt(s["novel_ssim"], ".3f")])
         log(f"prior value, identity {i}: novel {prior['novel_psnr']:.2f} (prior) vs {random['novel_psnr']:.2f} dB")
     header = ["identity", "generator", "same-view PSNR", "novel-view PSNR", "novel-view SSIM"]
-    return write_table(out, "prior_value", "The prior's value: the same run from a random generator", header, rows,
-                       {"per_identity": per_identity}, time.perf_counter() - t0,
+    return write_table(out, exp, "prior_value", "The prior's value: the same run from a random generator", header, rows,
+                       {"per_identity": per_identity}, wall,
                        "Random generator: the prior's architecture (preset heads128) with untrained weights.")
 
 
 def part_time_to_avatar(out: Path, exp, worlds_of: dict, log) -> str:
-    t0 = time.perf_counter()
+    wall = 0.0
     i = exp.identities[0]
     step = max(int(exp.total_steps) // 6, 1)
-    faithful = Run(f"curve_faithful_id{i}", i, overrides=(("eval_every", step),))
     fast_steps = int(exp.fast.total_steps)
-    fast = Run(f"curve_fast_id{i}", i, overrides=(
-        ("schedule.total_steps", fast_steps), ("schedule.generator_tuning_start", int(exp.fast.generator_tuning_start)),
-        ("optim.learning_rate", float(exp.fast.learning_rate)), ("model.prior_init", exp.fast.prior_init),
-        ("eval_every", max(fast_steps // 3, 1)), ("checkpoint.every", fast_steps)))
+    recipes = [("faithful", Run(f"curve_faithful_id{i}", i, overrides=(("eval_every", step),)))]
+    for start in exp.fast.generator_tuning_starts:
+        recipes.append((f"fast, G from {start}", Run(f"curve_fast_g{start}_id{i}", i, overrides=(
+            ("schedule.total_steps", fast_steps), ("schedule.generator_tuning_start", int(start)),
+            ("optim.learning_rate", float(exp.fast.learning_rate)), ("model.prior_init", exp.fast.prior_init),
+            ("eval_every", max(fast_steps // 3, 1)), ("checkpoint.every", fast_steps)))))
     curves, rows = {}, []
-    for label, run in (("faithful", faithful), ("fast", fast)):
-        workdir, _ = train(out, exp, run, worlds_of[i])
+    for label, run in recipes:
+        workdir, train_s = train(out, exp, run, worlds_of[i])
         entries = [json.loads(x) for x in (workdir / "eval_metrics.jsonl").read_text().splitlines()]
         start = entries[0]["time"]
         curves[label] = [{"step": e["step"], "novel_psnr": e.get("eval/novel_psnr"), "same_psnr": e["eval/psnr"],
                           "wall_s": round(e["time"] - start, 1)} for e in entries]
-        s = _scores(evaluate_run(workdir, exp), "hfagp")
-        curves[label + "_final"] = s
+        summary = evaluate_run(workdir, exp)
+        wall += train_s + evaluation_wall_s(summary)
+        s = _scores(summary, "hfagp")
+        curves[label + " (final)"] = s
         rows.append([label, run_config(exp, run, Path(".")).schedule.total_steps, _fmt(s["same_psnr"]),
                      _fmt(s["novel_psnr"]), " ".join(f"{c['step']}:{_fmt(c['novel_psnr'])}" for c in curves[label]),
                      f"{curves[label][-1]['wall_s'] / 60:.1f}"])
+        log(f"time to an avatar, {label}: novel {s['novel_psnr']:.2f} dB")
+    faithful_novel = curves["faithful (final)"]["novel_psnr"]
+    best = max((label for label, _ in recipes[1:]), key=lambda label: curves[label + " (final)"]["novel_psnr"])
+    gap = curves[best + " (final)"]["novel_psnr"] - faithful_novel
     header = ["recipe", "steps", "same-view PSNR", "novel-view PSNR", "novel-view PSNR by step", "wall min"]
-    note = (f"Faithful: the default recipe. Fast: {fast_steps} steps (a quarter), generator tuned from step "
-            f"{exp.fast.generator_tuning_start}, learning rate {exp.fast.learning_rate}, prior init "
-            f"'{exp.fast.prior_init}'. Identity {i}.")
-    return write_table(out, "time_to_avatar", "Time to an avatar", header, rows, {"curves": curves},
-                       time.perf_counter() - t0, note)
+    note = (f"Faithful: the default recipe ({exp.total_steps} steps, learning rate 1e-3, generator tuned from step "
+            f"{exp.generator_tuning_start}). Fast: {fast_steps} steps (a quarter), learning rate "
+            f"{exp.fast.learning_rate}, the generator tuned from the step named. Identity {i}; wall minutes from the "
+            f"first evaluation to the last, evaluations included. The best fast recipe ({best}) is {gap:+.2f} dB "
+            f"from the faithful one's novel-view PSNR.")
+    return write_table(out, exp, "time_to_avatar", "Time to an avatar", header, rows,
+                       {"curves": curves, "best_fast": best, "best_fast_minus_faithful_novel_db": gap}, wall, note)
 
 
 PARTS = {"table1": part_table1, "table2_3": part_table2_3, "table4": part_table4, "prior_value": part_prior_value,
@@ -469,6 +509,6 @@ def run_experiments(exp, out) -> dict:
     texts = {}
     parts = [p for p in PARTS if exp.parts[p]]
     for part in tqdm(parts, desc="parts", unit="part", file=sys.stderr):
-        texts[part] = _part_done(out, part) or PARTS[part](out, exp, worlds_of, log)
+        texts[part] = _part_done(out, exp, part) or PARTS[part](out, exp, worlds_of, log)
     write_text(out / "results.md", "# The paper's experiments on the head world\n\n" + "\n".join(texts.values()))
     return texts
