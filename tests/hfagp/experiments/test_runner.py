@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def test_baseline_configs_need_no_vgg_weights():
     from configs.experiments import get_config
@@ -31,3 +33,45 @@ def test_a_table_is_reused_only_for_the_config_it_was_made_with(tmp_path):
     more_identities.identities = (0, 1)
     assert _part_done(tmp_path, more_identities, "table1") is None
     assert _part_done(tmp_path, exp, "table4") is None
+
+
+def test_ablation_runs_are_the_fast_recipe_with_one_change_each():
+    from configs.experiments import get_config
+    from hfagp.experiments.runner import ABLATIONS, ablation_runs, run_config
+
+    exp = get_config()
+    variants = ablation_runs(exp)
+    assert [label for label, _ in variants] == ["qr (default)", *ABLATIONS]
+    names = [run.name for _, runs in variants for run in runs]
+    assert len(set(names)) == len(names) == len(variants) * len(exp.ablations.seeds)
+    configs = {label: [run_config(exp, run, Path("w")) for run in runs] for label, runs in variants}
+    default = configs["qr (default)"][0]
+    assert default.schedule.total_steps == exp.fast.total_steps
+    assert default.schedule.generator_tuning_start == exp.ablations.generator_tuning_start
+    assert default.optim.learning_rate == exp.fast.learning_rate and default.model.orthogonality == "qr"
+    assert [c.seed for c in configs["qr (default)"]] == list(exp.ablations.seeds)
+    for label, changes in ABLATIONS.items():
+        c = configs[label][0]
+        for key, value in changes.items():
+            node = c
+            for part in key.split("."):
+                node = node[part]
+            assert node == value, (label, key)
+        assert c.schedule.total_steps == exp.fast.total_steps  # the recipe is the default's
+    assert configs["init_official"][0].model.prior_init == "official" and default.model.prior_init == "w_avg"
+
+
+def test_the_faithful_ablation_recipe_and_a_bad_one():
+    import pytest
+
+    from configs.experiments import get_config
+    from hfagp.experiments.runner import ablation_runs, run_config
+
+    exp = get_config()
+    exp.unlock()
+    exp.ablations.recipe = "faithful"
+    (label, runs), *_ = ablation_runs(exp)
+    assert run_config(exp, runs[0], Path("w")).schedule.total_steps == exp.total_steps
+    exp.ablations.recipe = "quick"
+    with pytest.raises(ValueError, match="ablations.recipe"):
+        ablation_runs(exp)
