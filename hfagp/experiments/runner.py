@@ -525,6 +525,8 @@ def run_experiments(exp, out) -> dict:
     """Runs the enabled parts (resumable); returns {part: its markdown}. Also writes OUT/results.md."""
     from tqdm.auto import tqdm
 
+    if exp.parts.table4:
+        ablation_runs(exp)  # a bad ablation recipe stops here, before hours of other parts and before any write
     out = Path(out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)

@@ -658,6 +658,7 @@ EXPERIMENTS_FLAGS = [
     ("unknown_flag", ["--out={out}", "--tables"], r"Unknown command line flag 'tables'"),
     ("unknown_config_key", ["--out={out}", "--config.no_such_part=1"], r"unknown config key 'no_such_part'"),
     ("missing_out_flag", [], r"--out"),
+    ("bad_ablation_recipe", ["--out={out}", "--config.ablations.recipe=quick"], r"ablations.recipe must be"),
 ]
 
 
