@@ -375,6 +375,31 @@ def figure_table1(out: Path, exp) -> Path:
     return path
 
 
+def figure_runs(out: Path, name: str, blocks: Sequence[Sequence[str]]) -> Path:
+    """OUT/figures/<name>.png: one block per entry of `blocks` (run names, left to right), each the first test
+    frame's ground truth then every run's render (columns), rows = the frame's own view then its novel views, as in
+    the runs' evaluation comparisons (WORKDIR/eval/method/comparisons: ground truth | render)."""
+    from hfagp_common.images import read_image, save_png, to_uint8
+
+    columns_of = []
+    for runs in blocks:
+        columns = []
+        for j, run in enumerate(runs):
+            comparisons = out / "runs" / run / "eval" / "method" / "comparisons"
+            pngs = sorted(comparisons.glob("frame_*.png"))
+            if not pngs:
+                raise FileNotFoundError(f"no evaluation comparisons in {comparisons}")
+            image = read_image(pngs[0])
+            size = image.shape[1] // 2
+            columns += [image[:, :size], image[:, size:]] if j == 0 else [image[:, size:]]
+        columns_of.append(np.concatenate(columns, axis=1))
+    gap = np.ones((columns_of[0].shape[0], 8, 3), np.float32)  # white
+    figure = np.concatenate([x for block in columns_of for x in (block, gap)][:-1], axis=1)
+    path = out / "figures" / f"{name}.png"
+    save_png(path, to_uint8(figure))
+    return path
+
+
 def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:
     wall = 0.0
     recipes = [("rgb", "rgb", "video", "RGB frames"), ("expression_true", "expression", "true_expression",
@@ -399,9 +424,12 @@ def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:
         mean = lambda key: float(np.mean([per_identity[i][name][key] for i in exp.identities]))
         rows.append(["mean", label, _fmt(mean("same_psnr")), _fmt(mean("same_ssim"), ".3f"), _fmt(mean("novel_psnr")),
                      _fmt(mean("novel_ssim"), ".3f"), _fmt(mean("expression_r2"), ".3f")])
+    figure = figure_runs(out, "table2_3", [[f"{name}_id{i}" for name, *_ in recipes] for i in exp.identities])
     note = ("R^2: how much of the true expression parameters (jaw_open, smile, ... ; those that vary in the test "
             "frames) a linear map of the encoder's k coefficients explains on the test frames (fitted on the "
-            "training frames). Audio: MFCC windows of the speech (avatar_data.audio_features), not DeepSpeech.")
+            "training frames). Audio: MFCC windows of the speech (avatar_data.audio_features), not DeepSpeech.\n\n"
+            f"Pictures: {figure.relative_to(out)} (per identity: rows = its first test frame's own view, then its "
+            f"novel views; columns = ground truth | " + " | ".join(label for *_, label in recipes) + ").")
     header = ["identity", "driving signal", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM", "expression R^2"]
     return write_table(out, exp, "table2_3", "Tables 2-3: expression- and audio-driven reenactment", header, rows,
                        {"per_identity": per_identity}, wall, note)
@@ -446,14 +474,19 @@ def part_table4(out: Path, exp, worlds_of: dict, log) -> str:
                               f"{stats[k][0]:.3f} ± {stats[k][1]:.3f}" for k in ("same_psnr", "same_ssim",
                                                                                   "novel_psnr", "novel_ssim"))])
         log(f"table 4: {label}: novel {stats['novel_psnr'][0]:.2f} ± {stats['novel_psnr'][1]:.2f} dB")
+    variants = ablation_runs(exp)
+    figure = figure_runs(out, "table4", [[runs[0].name for _, runs in variants]])
     recipe = (f"the fast recipe ({exp.fast.total_steps} steps, learning rate {exp.fast.learning_rate}, the generator "
               f"tuned from step {exp.ablations.generator_tuning_start})" if exp.ablations.recipe == "fast" else
               f"the faithful recipe ({exp.total_steps} steps)")
     default = results["qr (default)"]["mean_std"]["novel_psnr"]
-    init = run_config(exp, ablation_runs(exp)[0][1][0], Path(".")).model.prior_init
+    init = run_config(exp, variants[0][1][0], Path(".")).model.prior_init
     note = (f"Identity {i}, RGB encoder, {recipe}, k = {exp.k} and prior init {init} unless named; mean ± std over "
             f"seeds {list(exp.ablations.seeds)} (seed: parameter initialisation, batch order, rendering jitter). "
-            f"The default's seed spread at novel views is ± {default[1]:.2f} dB: smaller differences are noise.")
+            f"The default's seed spread at novel views is ± {default[1]:.2f} dB: smaller differences are noise.\n\n"
+            f"Pictures: {figure.relative_to(out)} (seed {exp.ablations.seeds[0]}; rows = the first test frame's own "
+            f"view, then its novel views; columns = ground truth | " + " | ".join(label for label, _ in variants) +
+            ").")
     header = ["variant", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM"]
     return write_table(out, exp, "table4", "Table 4: ablations", header, rows, {"results": results}, wall, note)
 

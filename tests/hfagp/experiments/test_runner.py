@@ -75,3 +75,26 @@ def test_the_faithful_ablation_recipe_and_a_bad_one():
     exp.ablations.recipe = "quick"
     with pytest.raises(ValueError, match="ablations.recipe"):
         ablation_runs(exp)
+
+
+def test_figure_runs_puts_each_runs_render_beside_one_ground_truth(tmp_path):
+    import numpy as np
+    import pytest
+
+    from hfagp.experiments.runner import figure_runs
+    from hfagp_common.images import read_image, save_png
+
+    size, rows = 8, 3
+    for run, value in (("a_id0", 60), ("b_id0", 120), ("a_id1", 180), ("b_id1", 240)):
+        comparison = np.full((rows * size, 2 * size, 3), value, np.uint8)
+        comparison[:, :size] = 10  # the ground-truth column
+        save_png(tmp_path / "runs" / run / "eval" / "method" / "comparisons" / "frame_00005.png", comparison)
+    path = figure_runs(tmp_path, "t", [["a_id0", "b_id0"], ["a_id1", "b_id1"]])
+    figure = np.round((read_image(path) + 1) * 127.5).astype(int)
+    block = 3 * size
+    assert figure.shape == (rows * size, 2 * block + 8, 3)
+    assert [figure[0, c * size, 0] for c in range(3)] == [10, 60, 120]
+    assert figure[0, block + 2, 0] == 255  # the gap between identities
+    assert [figure[0, block + 8 + c * size, 0] for c in range(3)] == [10, 180, 240]
+    with pytest.raises(FileNotFoundError, match="no evaluation comparisons"):
+        figure_runs(tmp_path, "t", [["missing_id0"]])
