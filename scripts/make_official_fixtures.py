@@ -1,13 +1,14 @@
 """Make the parity fixtures of the official HFA-GP code: run once, with PyTorch, from the user's clones.
 
-    python scripts/make_official_fixtures.py --hfagp PATH/TO/HFA-GP --eg3d PATH/TO/eg3d \
-        --generator ../shared/fixtures/eg3d/tiny128.pkl
+    python scripts/make_official_fixtures.py --hfagp PATH/TO/HFA-GP --eg3d PATH/TO/eg3d [--only checkpoint]
 
 `--hfagp` is a clone of bbaaii/HFA-GP (its `code/networks` are imported unmodified), `--eg3d` a clone of
 NVlabs/eg3d (HFA-GP's networks import `dnnlib` and `legacy` from it, and its generator classes build the
-checkpoint's G). Nothing of either is copied: the outputs are arrays computed by their modules. Needs torch
-and numpy only (the EG3D generator pickle is read with this project's restricted reader). Not run in CI; the
-tests read the committed outputs without torch.
+checkpoint's G). Nothing of either is copied: the outputs are arrays computed by their modules and, for the
+generator snapshot, EG3D's pickled module objects with their source left out. `--only` remakes one of the two
+fixtures (`encoders` or `checkpoint`); by default both. Needs torch, numpy, scipy, requests and click (EG3D's
+modules import them) and pillow (this project's `avatar_data`, for the cameras). Not run in CI; the tests read
+the committed outputs without torch.
 
 Outputs (float32 everywhere):
 
@@ -26,21 +27,41 @@ Outputs (float32 everywhere):
   [2,8,16,29]: AudioNet per frame, AudioAttNet over the 8 frames, Weights_3DMM, one sample at a time as the
   official trainer): `<case>/input`, `<case>/output` [B,k], `<case>/cotangent` R [B,k] and
   `<case>/input_grad` = d sum(output * R) / d input (NHWC for images).
-* `tests/hfagp/fixtures/official_checkpoint/300004.pt`: an official audio-trainer checkpoint
-  (`trainer_audio.Trainer.save`: {'gen', 'AudAttNet', 'AudNet', 'w_optim', 'optimizer_Aud',
-  'optimizer_AudAtt', 'args'}) of `HeadNeRF_Audio` with k = 4 and the `--generator` EG3D net as its G
-  (parameters rounded to bfloat16 precision and G's perturbed, standing in for a trained and tuned run), past
-  the smoothing switch (`nosmo_iters` = 300000), and `reference.npz` beside it: cameras `c` [2,25] (EG3D
-  convention), audio windows `windows` [2,8,16,29], and the official forward's `smooth_coefficients`,
-  `smooth_latents` [2,14,512], `smooth_image` [2,R,R,3] (NHWC) and, without smoothing (the centre windows),
-  `plain_coefficients`, `plain_latents`, `plain_image`. Renders use EG3D's renderer with its two random
-  draws made deterministic (as in ../shared/fixtures/eg3d/README.md).
+* `tests/hfagp/fixtures/official_checkpoint/`, an official audio-trainer checkpoint, its generator and renders
+  of it. Its G is a small EG3D TriPlaneGenerator built here by EG3D's classes (`CKPT_G_KWARGS`: 128x128 out
+  through `SuperresolutionHybrid2X`, channel_base 512 / channel_max 16, one mapping layer, neural rendering 64,
+  12 + 12 samples per ray): `torch.manual_seed(0)` init, then every floating-point parameter and buffer but
+  the resample filters gets `p += s * randn` (a `torch.Generator` seeded with 1, in state_dict order; s = 0.1,
+  0.1 / bias_gain for the mapping biases), as ../shared/fixtures/eg3d/README.md does for tiny128. Every tensor
+  of G, of `HeadNeRF_Audio` and of the audio nets is then refilled by `repeating` (its first `PERIOD` entries
+  over and over, each repeat shifted by one), which keeps the values' scales but lets xz compress each file
+  below 100 KB (from 6 and 12 MB): HeadNeRF_Audio's head (6 layers of width w_dim = 512) and EG3D's
+  super-resolution (channels and w_dim = 512 fixed in its classes) are 2M float32 values whatever G's
+  backbone is.
+  * `generator.pkl.xz`: xz of that G as an EG3D snapshot pickle (`pickle.dump`, protocol 4, of
+    {'training_set_kwargs', 'G', 'D': None, 'G_ema', 'augment_pipe': None}, G and G_ema the same object;
+    every persistent object's `module_src` is the placeholder `# source omitted: <module>`, as in
+    ../shared/fixtures/eg3d), the base generator to convert with `convert_weights`.
+  * `300004.pt.xz`: xz of an official audio-trainer checkpoint (`trainer_audio.Trainer.save`: {'gen',
+    'AudAttNet', 'AudNet', 'w_optim', 'optimizer_Aud', 'optimizer_AudAtt', 'args'}, the `torch.save` bytes)
+    of `HeadNeRF_Audio` with k = 4 and a copy of that G, whose parameters are perturbed (`+ 0.01 * randn`,
+    then refilled by `repeating`; standing in for stage-2 tuning, its buffers stay the base's), all
+    parameters rounded to bfloat16 precision, saved past the smoothing switch (`nosmo_iters` = 300000).
+  * `reference.npz`: cameras `c` [2,25] (EG3D convention), audio windows `windows` [2,8,16,29], and the
+    official forward's `smooth_coefficients`, `smooth_latents` [2,14,512] and `smooth_image_sub2`
+    ([2,64,64,3], NHWC, every second pixel of the [2,128,128,3] render in both directions) and, without
+    smoothing (the centre windows), `plain_coefficients`, `plain_latents`, `plain_image_sub2`. Renders use
+    EG3D's renderer with its two random draws made deterministic (as in ../shared/fixtures/eg3d/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import io
+import lzma
 import math
+import pickle
 import sys
 from pathlib import Path
 
@@ -50,6 +71,20 @@ REPO = Path(__file__).resolve().parents[1]
 K = 6
 CKPT_K = 4
 CKPT_ITER = 300004
+PERIOD = 251
+CKPT_G_KWARGS = dict(
+    z_dim=512, w_dim=512, c_dim=25, img_resolution=128, img_channels=3, sr_num_fp16_res=0,
+    mapping_kwargs={"num_layers": 1}, channel_base=512, channel_max=16, fused_modconv_default="inference_only",
+    num_fp16_res=0, conv_clamp=None,
+    sr_kwargs={"channel_base": 512, "channel_max": 16, "fused_modconv_default": "inference_only"},
+    rendering_kwargs={
+        "image_resolution": 128, "disparity_space_sampling": False, "clamp_mode": "softplus",
+        "superresolution_module": "training.superresolution.SuperresolutionHybrid2X",
+        "c_gen_conditioning_zero": False, "gpc_reg_prob": 0.5, "c_scale": 1.0, "superresolution_noise_mode": "none",
+        "density_reg": 0.25, "density_reg_p_dist": 0.004, "reg_type": "l1", "decoder_lr_mul": 1.0,
+        "sr_antialias": True, "depth_resolution": 12, "depth_resolution_importance": 12, "ray_start": 2.25,
+        "ray_end": 3.3, "box_warp": 1, "avg_camera_radius": 2.7, "avg_camera_pivot": [0, 0, 0.2]})
+XZ_PRESET = 9
 
 
 def seeded_state_dict(module, seed: int, scale_of) -> tuple[dict, dict]:
@@ -221,29 +256,70 @@ def bfloat16_round(module) -> None:
             value.copy_(value.to(torch.bfloat16).to(torch.float32))
 
 
-def load_generator(path: Path):
-    """The EG3D TriPlaneGenerator of a snapshot pickle, built by EG3D's classes (weights via the safe reader)."""
+def repeating(value, period: int = PERIOD):
+    """`value` (a tensor) refilled by its first `period` entries in flat order, over and over, each repeat
+    shifted by one entry: flat[n] = flat[(n + n // period) % period]; a tensor of at most `period` entries is
+    unchanged. The repeats are long matches for xz, and rows and channels stay distinct."""
     import torch
 
-    sys.path.insert(0, str(REPO))
-    from convert_weights.snapshot_reader import load_network
-    from training.triplane import TriPlaneGenerator
-
-    snap = load_network(path, "G_ema")
-    G = TriPlaneGenerator(**snap.root.init_kwargs).eval().requires_grad_(False)
-    G.neural_rendering_resolution = int(snap.root.attributes["neural_rendering_resolution"])
-    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in snap.state_dict.items()}
-    state.pop("dataset_label_std", None)
-    G.load_state_dict(state)
-    return G
+    n = torch.arange(value.numel())
+    return value.reshape(-1)[(n + n // period) % period].reshape(value.shape)
 
 
-def checkpoint_fixture(headnerf, generator_pkl: Path, out_dir: Path) -> None:
+def small_generator(dnnlib, triplane):
+    """The checkpoint's base G: `CKPT_G_KWARGS` built by EG3D's class, perturbed (the tiny128 recipe) and
+    refilled by `repeating` (parameters and buffers)."""
     import torch
 
     torch.manual_seed(0)
-    G = load_generator(generator_pkl)
-    headnerf.load_G_official = lambda args, device, *a, **kw: G
+    kwargs = copy.deepcopy(CKPT_G_KWARGS)
+    kwargs["mapping_kwargs"] = dnnlib.EasyDict(kwargs["mapping_kwargs"])  # as train.py builds them
+    kwargs["sr_kwargs"] = dnnlib.EasyDict(kwargs["sr_kwargs"])
+    G = triplane.TriPlaneGenerator(**kwargs).eval().requires_grad_(False)
+    G.neural_rendering_resolution = 64
+    modules = dict(G.named_modules())
+    rng = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for key, value in G.state_dict(keep_vars=True).items():
+            owner, _, leaf = key.rpartition(".")
+            if leaf == "resample_filter" or not value.is_floating_point():
+                continue
+            gain = float(getattr(modules[owner], "bias_gain", 1.0)) if leaf == "bias" else 1.0
+            value.add_(0.1 / gain * torch.randn(value.shape, generator=rng))
+            value.copy_(repeating(value))
+    return G
+
+
+def snapshot_bytes(G, persistence) -> bytes:
+    """G pickled as EG3D's training_loop snapshots are (protocol 4, EG3D's persistence), with every persistent
+    class's module source replaced by `# source omitted: <module>` while pickling."""
+    sources = {cls: cls._orig_module_src for cls in persistence._decorators}
+    try:
+        for cls in sources:
+            cls._orig_module_src = f"# source omitted: {cls.__bases__[0].__module__}"
+        training_set_kwargs = {"class_name": "training.dataset.ImageFolderDataset",
+                               "path": "(synthetic fixture, no dataset)", "use_labels": True, "max_size": None,
+                               "xflip": False, "resolution": G.img_resolution, "random_seed": 0}
+        return pickle.dumps({"training_set_kwargs": training_set_kwargs, "G": G, "D": None, "G_ema": G,
+                             "augment_pipe": None}, protocol=4)
+    finally:
+        for cls, src in sources.items():
+            cls._orig_module_src = src
+
+
+def write_xz(path: Path, data: bytes) -> None:
+    path.write_bytes(lzma.compress(data, preset=XZ_PRESET))
+    print(f"wrote {path}: {path.stat().st_size:,} bytes ({len(data):,} uncompressed)")
+
+
+def checkpoint_fixture(headnerf, dnnlib, triplane, persistence, out_dir: Path) -> None:
+    import torch
+
+    G = small_generator(dnnlib, triplane)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_xz(out_dir / "generator.pkl.xz", snapshot_bytes(G, persistence))
+    torch.manual_seed(0)
+    headnerf.load_G_official = lambda args, device, *a, **kw: copy.deepcopy(G)
     args = argparse.Namespace(
         iter=800000, size=256, batch_size=1, dataset="ad_dataset", person_1="french", run_id="nerface2",
         run_id_2=None, out_pose=False, emb_dir="./PTI/embeddings/", person_2=None, params_len=64, d_reg_every=16,
@@ -259,16 +335,19 @@ def checkpoint_fixture(headnerf, generator_pkl: Path, out_dir: Path) -> None:
         gen_rng = torch.Generator().manual_seed(1)
         for name, p in gen.generator.named_parameters():
             p.add_(0.01 * torch.randn(p.shape, generator=gen_rng))
+        for net in (gen, audio_net, attention):
+            for p in net.parameters():
+                p.copy_(repeating(p))
     for net in (gen, audio_net, attention):
         bfloat16_round(net)
     w_optim = torch.optim.Adam(gen.parameters(), lr=args.lr)
     optimizer_aud = torch.optim.Adam(params=list(audio_net.parameters()), lr=args.lr, betas=(0.9, 0.999))
     optimizer_att = torch.optim.Adam(params=list(attention.parameters()), lr=args.lr, betas=(0.9, 0.999))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    saved = io.BytesIO()
     torch.save({"gen": gen.state_dict(), "AudAttNet": attention.state_dict(), "AudNet": audio_net.state_dict(),
                 "w_optim": w_optim.state_dict(), "optimizer_Aud": optimizer_aud.state_dict(),
-                "optimizer_AudAtt": optimizer_att.state_dict(), "args": args},
-               out_dir / f"{str(CKPT_ITER).zfill(6)}.pt")
+                "optimizer_AudAtt": optimizer_att.state_dict(), "args": args}, saved)
+    write_xz(out_dir / f"{str(CKPT_ITER).zfill(6)}.pt.xz", saved.getvalue())
 
     sys.path.insert(0, str(REPO))
     from avatar_data.cameras import yaw_sweep
@@ -288,16 +367,17 @@ def checkpoint_fixture(headnerf, generator_pkl: Path, out_dir: Path) -> None:
             image = gen(feats, torch.from_numpy(flipped.copy()))
             ref[f"{name}_coefficients"] = coeffs.numpy()
             ref[f"{name}_latents"] = latents.numpy()
-            ref[f"{name}_image"] = image.numpy().transpose(0, 2, 3, 1).astype(np.float32)
+            ref[f"{name}_image_sub2"] = image.numpy().transpose(0, 2, 3, 1)[:, ::2, ::2].astype(np.float32)
     np.savez_compressed(out_dir / "reference.npz", **ref)
+    print(f"wrote {out_dir / 'reference.npz'}: {(out_dir / 'reference.npz').stat().st_size:,} bytes")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--hfagp", required=True, help="clone of bbaaii/HFA-GP")
     p.add_argument("--eg3d", required=True, help="clone of NVlabs/eg3d")
-    p.add_argument("--generator", default=str(REPO.parent / "shared/fixtures/eg3d/tiny128.pkl"),
-                   help="EG3D snapshot pickle used as the checkpoint's G (small: tiny128)")
+    p.add_argument("--only", choices=("encoders", "checkpoint"), default=None,
+                   help="make only this fixture (default: both)")
     p.add_argument("--out", default=str(REPO / "tests"), help="the tests/ folder to write into")
     args = p.parse_args(argv)
 
@@ -306,15 +386,20 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     torch.set_grad_enabled(True)
     sys.path[:0] = [str(Path(args.hfagp) / "code"), str(Path(args.eg3d) / "eg3d")]
+    import dnnlib
     from networks import encoder3d, headnerf
+    from torch_utils import persistence
+    from training import triplane
     from training.volumetric_rendering import renderer
 
     deterministic_renderer(renderer)
     out = Path(args.out)
-    (out / "encoders/fixtures").mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "encoders/fixtures/official_encoders.npz", **encoder_fixtures(headnerf, encoder3d))
-    checkpoint_fixture(headnerf, Path(args.generator), out / "hfagp/fixtures/official_checkpoint")
-    print(f"wrote {out / 'encoders/fixtures/official_encoders.npz'} and {out / 'hfagp/fixtures/official_checkpoint'}")
+    if args.only in (None, "encoders"):
+        (out / "encoders/fixtures").mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out / "encoders/fixtures/official_encoders.npz", **encoder_fixtures(headnerf, encoder3d))
+        print(f"wrote {out / 'encoders/fixtures/official_encoders.npz'}")
+    if args.only in (None, "checkpoint"):
+        checkpoint_fixture(headnerf, dnnlib, triplane, persistence, out / "hfagp/fixtures/official_checkpoint")
     return 0
 
 
