@@ -98,3 +98,27 @@ def test_figure_runs_puts_each_runs_render_beside_one_ground_truth(tmp_path):
     assert [figure[0, block + 8 + c * size, 0] for c in range(3)] == [10, 180, 240]
     with pytest.raises(FileNotFoundError, match="no evaluation comparisons"):
         figure_runs(tmp_path, "t", [["missing_id0"]])
+
+
+def test_cross_validated_r2_of_a_linear_map_noise_and_a_still_target():
+    import numpy as np
+    import pytest
+
+    from hfagp.experiments.runner import cross_validated_r2, pooled_r2
+
+    rng = np.random.RandomState(0)
+    truth = rng.uniform(size=(150, 3))
+    truth[:, 2] = 0.5                                  # a parameter that never moves is left out
+    features = truth[:, :2] @ rng.normal(size=(2, 6)) + 0.1
+    per_target = cross_validated_r2(features, truth)
+    np.testing.assert_allclose(per_target[:2], 1.0, atol=1e-9)
+    assert np.isnan(per_target[2])
+    assert pooled_r2(features, truth) == pytest.approx(1.0, abs=1e-9)
+    noisy = features + rng.normal(scale=0.5, size=features.shape)
+    assert 0.0 < pooled_r2(noisy, truth) < 0.95
+    assert pooled_r2(rng.normal(size=(150, 6)), truth) < 0.1  # unrelated coefficients explain nothing
+    only_first = np.concatenate([truth[:, :1] * [1.0, 2.0], np.ones((150, 1))], axis=1)
+    r2 = cross_validated_r2(only_first, truth)
+    assert r2[0] == pytest.approx(1.0) and r2[1] < 0.1
+    with pytest.raises(ValueError, match="no target varies"):
+        pooled_r2(features, np.zeros((150, 2)))
