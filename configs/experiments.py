@@ -4,7 +4,7 @@ Command (resumable: rerun it to continue; parts already done are not redone):
   python -m hfagp.experiments --config=configs/experiments.py --out=runs/experiments
 Hardware/runtime: 2 CPU cores; a training run takes 9-15 minutes (a fast-recipe run 5), PTI 3-4.5 minutes per
 frame (measured with two runs sharing the cores): Table 1 101 minutes, Tables 2-3 137, Table 4 88, the prior's value
-64, time to an avatar 41; about 7 hours from nothing (the parts share the RGB runs). The wall time of every part is
+64, time to an avatar 41; about 6 hours from nothing (the parts share Table 1's RGB runs). The wall time of every part is
 written beside its table.
 Expected result: docs/results.md ("The paper's experiments"): HFA-GP's novel views beat PTI's on every
 identity (mean 23.2 vs 22.7 dB), PTI fits the frame's own view better (25.8 vs 24.7 dB); every driving signal
