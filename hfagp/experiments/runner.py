@@ -14,7 +14,7 @@ Parts (`configs/experiments.py`):
                   same view and the ground-truth novel views, per identity and mean; depth error
   table2_3        the expression encoder on the true parameters and on the tracked 76-d vectors, the audio
                   encoder on the speech features, beside the RGB encoder; R^2 of the true expression parameters
-                  from each encoder's coefficients (a linear fit, cross-validated over blocks of frames)
+                  from each encoder's coefficients (a linear fit, cross-validated over every fifth frame)
   table4          ablations on the first identity, over `ablations.seeds`, in `ablations.recipe`:
                   orthogonality qr / penalty / none, k in {5, 10, 20, 50}, prior init official / w_avg,
                   linear / nonlinear encoder MLP
@@ -385,7 +385,7 @@ def part_table1(out: Path, exp, worlds_of: dict, log) -> str:
 def figure_table1(out: Path, exp) -> Path:
     """OUT/figures/table1.png: per identity (left to right), its first baseline frame with rows = the frame's own
     view then its ground-truth novel views, columns = ground truth | HFA-GP | PTI | W+ inversion."""
-    from hfagp_common.images import read_image, save_png, to_uint8
+    from hfagp_common.images import read_image
 
     blocks = []
     for i in exp.identities:
@@ -395,10 +395,15 @@ def figure_table1(out: Path, exp) -> Path:
         inversion = read_image(evals / "inversion" / "comparisons" / pti_png.name)
         size = pti.shape[1] // 3
         blocks.append(np.concatenate([pti, inversion[:, 2 * size:]], axis=1))
-    gap = np.ones((blocks[0].shape[0], 8, 3), np.float32)  # white
-    figure = np.concatenate([x for block in blocks for x in (block, gap)][:-1], axis=1)
-    path = out / "figures" / "table1.png"
-    save_png(path, to_uint8(figure))
+    return _save_side_by_side(out / "figures" / "table1.png", blocks)
+
+
+def _save_side_by_side(path: Path, blocks: Sequence[np.ndarray]) -> Path:
+    """Writes the blocks ([H, W_i, 3] in [-1, 1]) left to right with a white gap of 8 pixels between them."""
+    from hfagp_common.images import save_png, to_uint8
+
+    gap = np.ones((blocks[0].shape[0], 8, 3), np.float32)
+    save_png(path, to_uint8(np.concatenate([x for block in blocks for x in (block, gap)][:-1], axis=1)))
     return path
 
 
@@ -406,7 +411,7 @@ def figure_runs(out: Path, name: str, blocks: Sequence[Sequence[str]]) -> Path:
     """OUT/figures/<name>.png: one block per entry of `blocks` (run names, left to right), each the first test
     frame's ground truth then every run's render (columns), rows = the frame's own view then its novel views, as in
     the runs' evaluation comparisons (WORKDIR/eval/method/comparisons: ground truth | render)."""
-    from hfagp_common.images import read_image, save_png, to_uint8
+    from hfagp_common.images import read_image
 
     columns_of = []
     for runs in blocks:
@@ -420,11 +425,7 @@ def figure_runs(out: Path, name: str, blocks: Sequence[Sequence[str]]) -> Path:
             size = image.shape[1] // 2
             columns += [image[:, :size], image[:, size:]] if j == 0 else [image[:, size:]]
         columns_of.append(np.concatenate(columns, axis=1))
-    gap = np.ones((columns_of[0].shape[0], 8, 3), np.float32)  # white
-    figure = np.concatenate([x for block in columns_of for x in (block, gap)][:-1], axis=1)
-    path = out / "figures" / f"{name}.png"
-    save_png(path, to_uint8(figure))
-    return path
+    return _save_side_by_side(out / "figures" / f"{name}.png", columns_of)
 
 
 def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:
@@ -493,7 +494,8 @@ def part_table4(out: Path, exp, worlds_of: dict, log) -> str:
     wall = 0.0
     i = exp.identities[0]
     results, rows = {}, []
-    for label, runs in ablation_runs(exp):
+    variants = ablation_runs(exp)
+    for label, runs in variants:
         values = []
         for run in runs:
             workdir, train_s = train(out, exp, run, worlds_of[i])
@@ -507,7 +509,6 @@ def part_table4(out: Path, exp, worlds_of: dict, log) -> str:
                               f"{stats[k][0]:.3f} ± {stats[k][1]:.3f}" for k in ("same_psnr", "same_ssim",
                                                                                   "novel_psnr", "novel_ssim"))])
         log(f"table 4: {label}: novel {stats['novel_psnr'][0]:.2f} ± {stats['novel_psnr'][1]:.2f} dB")
-    variants = ablation_runs(exp)
     figure = figure_runs(out, "table4", [[runs[0].name for _, runs in variants]])
     recipe = (f"the fast recipe ({exp.fast.total_steps} steps, learning rate {exp.fast.learning_rate}, the generator "
               f"tuned from step {exp.ablations.generator_tuning_start})" if exp.ablations.recipe == "fast" else
