@@ -1,4 +1,4 @@
-"""Mapping between PyTorch EG3D `state_dict` entries and this port's Flax variables.
+"""Mapping between PyTorch EG3D `state_dict` entries and the Flax variables of `eg3d_flax`.
 
 The Flax tree mirrors the torch module tree, so a key maps by joining the path with dots
 (`net_0` <-> `net.0` for the OSG decoder's `Sequential`). Layouts differ:
