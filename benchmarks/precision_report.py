@@ -80,7 +80,7 @@ def evaluate(G, ref: dict, R):
     import jax.numpy as jnp
     import numpy as np
 
-    from eg3d_flax import torch_keys
+    from convert_weights import eg3d_keys
 
     m, buffers = G.module, G.variables["buffers"]
     c = jnp.asarray(ref["c"])
@@ -93,13 +93,13 @@ def evaluate(G, ref: dict, R):
 
     (value, image), (g_params, g_ws) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(
         G.variables["params"], jnp.asarray(ref["ws"]))
-    flat = {torch_keys.flax_path_to_torch_key(tuple(k.key for k in kp)): v
+    flat = {eg3d_keys.flax_path_to_torch_key(tuple(k.key for k in kp)): v
             for kp, v in jax.tree_util.tree_flatten_with_path(g_params)[0]}
     grads = {}
     for key in ref:
         if key.startswith("grad_param__"):
             torch_key = key[len("grad_param__"):].replace("__", ".")
-            grads[torch_key] = torch_keys.flax_to_torch_array(torch_key.rsplit(".", 1)[-1],
+            grads[torch_key] = eg3d_keys.flax_to_torch_array(torch_key.rsplit(".", 1)[-1],
                                                               np.asarray(flat[torch_key], np.float32))
     return np.asarray(image), float(value), np.asarray(g_ws, np.float32), grads
 

@@ -11,7 +11,7 @@ import json
 import sys
 
 from convert_weights.convert import DTYPES, ConversionError, convert_snapshot
-from convert_weights.snapshot_reader import SnapshotError
+from convert_weights.unpickler import SnapshotError
 from hfagp_common import cli
 
 NAME = "convert_weights"

@@ -10,7 +10,6 @@ imported, so a bad input fails in well under a second.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -19,7 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from convert_weights.snapshot_reader import SnapshotError, load_network
+from convert_weights.snapshot_reader import load_network
+from hfagp_common.digest import sha256_file
 
 DTYPES = ("float32", "bfloat16")
 
@@ -29,14 +29,6 @@ GENERATOR_CONFIG_FILE = "generator.json"
 
 class ConversionError(RuntimeError):
     """The checkpoint was read but cannot be turned into a generator."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_output_dir(output_dir: Path, overwrite: bool) -> None:
@@ -82,7 +74,7 @@ def convert_snapshot(
 
     import jax
 
-    from eg3d_flax import torch_keys
+    from convert_weights import eg3d_keys
     from eg3d_flax.checkpoint import variables_template, write_generator_dir
     from eg3d_flax.config import GeneratorConfig
 
@@ -97,8 +89,8 @@ def convert_snapshot(
     template = variables_template(config)
     np_dtype = np.float32 if dtype == "float32" else jax.numpy.bfloat16
     try:
-        variables, skipped = torch_keys.state_dict_to_variables(snap.state_dict, template, dtype=np_dtype)
-    except torch_keys.KeyMappingError as e:
+        variables, skipped = eg3d_keys.state_dict_to_variables(snap.state_dict, template, dtype=np_dtype)
+    except eg3d_keys.KeyMappingError as e:
         raise ConversionError(f"{input_path}: {e}") from e
     from eg3d_flax.checkpoint import non_separable_filters
 
@@ -112,7 +104,7 @@ def convert_snapshot(
         f"{n_buffers:,} buffer elements" + (f"; skipped {skipped}" if skipped else ""))
     summary = {
         "source": str(input_path.resolve()),
-        "source_sha256": _sha256(input_path),
+        "source_sha256": sha256_file(input_path),
         "network": network,
         "params_dtype": dtype,
         "num_tensors": len(snap.state_dict) - len(skipped),
@@ -128,4 +120,4 @@ def convert_snapshot(
     return summary
 
 
-__all__ = ["ConversionError", "DTYPES", "SnapshotError", "check_output_dir", "convert_snapshot"]
+__all__ = ["ConversionError", "DTYPES", "check_output_dir", "convert_snapshot"]

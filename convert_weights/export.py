@@ -29,8 +29,8 @@ from typing import Callable
 
 import numpy as np
 
-from convert_weights.snapshot_reader import SnapshotError
 from convert_weights.torch_zip import TorchZipError, read_torch_zip_state_dict, torch_zip_bytes
+from convert_weights.unpickler import SnapshotError
 from hfagp_common import cli
 
 NAME = "convert_weights.export"
@@ -42,7 +42,7 @@ class ExportError(RuntimeError):
 
 def generator_state_dict(generator_dir: os.PathLike) -> dict[str, np.ndarray]:
     """EG3D-layout float32 state dict of a generator directory (parameters cast to float32)."""
-    from eg3d_flax import torch_keys
+    from convert_weights import eg3d_keys
     from eg3d_flax.checkpoint import GeneratorCheckpointError, load_generator
 
     try:
@@ -51,7 +51,7 @@ def generator_state_dict(generator_dir: os.PathLike) -> dict[str, np.ndarray]:
         raise ExportError(str(e)) from e
     except (ValueError, KeyError, TypeError) as e:  # e.g. a hand-edited generator.json
         raise ExportError(f"{generator_dir}: cannot load the generator: {type(e).__name__}: {e}") from e
-    return torch_keys.variables_to_state_dict(generator.variables)
+    return eg3d_keys.variables_to_state_dict(generator.variables)
 
 
 def export_generator(

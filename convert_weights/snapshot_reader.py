@@ -4,8 +4,9 @@ EG3D (``training_loop.py``) saves a plain ``pickle.dump`` of a dict such as
 ``{'training_set_kwargs': ..., 'G': ..., 'D': ..., 'G_ema': ..., 'augment_pipe': ...}``.
 Loading it with ``pickle`` or EG3D's ``legacy.load_network_pkl`` imports torch and
 ``exec``s the Python source stored in the file. This module reads the same file without
-torch and without running anything from it: a restricted ``pickle.Unpickler`` maps every
-global the file names to an inert stand-in, and refuses all others.
+torch and without running anything from it: a restricted ``pickle.Unpickler``
+(`convert_weights.unpickler`) maps every global the file names to an inert stand-in, and
+refuses all others.
 
 Allowed globals (``ALLOWED_GLOBALS``) and why each is safe:
 
@@ -72,7 +73,6 @@ import collections
 import contextlib
 import dataclasses
 import io
-import math
 import os
 import pickle
 import re
@@ -81,14 +81,29 @@ from typing import Any, Callable
 
 import numpy as np
 
+from convert_weights.unpickler import (
+    STORAGE_TYPES,
+    Marker,
+    RestrictedUnpickler,
+    SafeCallable,
+    SnapshotError,
+    Storage,
+    UnsafePickleError,
+    decode_storage,
+    first_line,
+    is_count,
+    rebuild_parameter,
+    rebuild_tensor,
+    safe_functions,
+    storage_type_markers,
+)
+
 __all__ = [
     "ALLOWED_GLOBALS",
     "ALLOWED_STORAGE_GLOBALS",
     "ModuleRecord",
     "NetworkSnapshot",
     "PersistentModule",
-    "SnapshotError",
-    "UnsafePickleError",
     "load_network",
     "read_snapshot",
     "state_dict_of",
@@ -98,16 +113,8 @@ __all__ = [
 TRIPLANE_GENERATOR = "training.triplane.TriPlaneGenerator"
 
 
-class SnapshotError(Exception):
-    """A snapshot file cannot be read; the message names the file and the problem."""
-
-
-class UnsafePickleError(SnapshotError):
-    """The pickle names a global that is not on the allow-list; the message names it."""
-
-
 # ---------------------------------------------------------------------------------------
-# Inert records and markers handed to the unpickler.
+# Inert records handed to the unpickler.
 # ---------------------------------------------------------------------------------------
 
 
@@ -185,54 +192,6 @@ class _EasyDict(dict):
             raise SnapshotError("EasyDict with instance attributes is not supported")
 
 
-class _Marker:
-    """An inert, non-callable stand-in for a global that is only ever used as an argument."""
-
-    __slots__ = ("name", "payload")
-
-    def __init__(self, name: str, payload: Any = None):
-        self.name = name
-        self.payload = payload
-
-    def __setstate__(self, state):
-        raise SnapshotError(f"refusing to set state on {self.name}")
-
-    def __repr__(self):
-        return f"<{self.name}>"
-
-
-class _SafeCallable:
-    """A vetted function handed to the unpickler; refuses ``__setstate__`` (BUILD)."""
-
-    __slots__ = ("name", "fn")
-
-    def __init__(self, name: str, fn: Callable[..., Any]):
-        self.name = name
-        self.fn = fn
-
-    def __call__(self, *args):
-        return self.fn(*args)
-
-    def __setstate__(self, state):
-        raise SnapshotError(f"refusing to set state on {self.name}")
-
-    def __repr__(self):
-        return f"<safe {self.name}>"
-
-
-class _Storage:
-    """A torch storage: a flat numpy array of its elements (bf16 already decoded to f32)."""
-
-    __slots__ = ("torch_type", "array")
-
-    def __init__(self, torch_type: str, array: np.ndarray):
-        self.torch_type = torch_type
-        self.array = array
-
-    def __setstate__(self, state):
-        raise SnapshotError("refusing to set state on a torch storage")
-
-
 # ---------------------------------------------------------------------------------------
 # Persistent class names.
 # ---------------------------------------------------------------------------------------
@@ -308,47 +267,16 @@ def _qualify_class_name(class_name: str, module_src: str) -> str:
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
-
-# torch storage type -> (little-endian numpy dtype of the stored bytes, decoding).
-_STORAGE_TYPES = {
-    "FloatStorage": ("<f4", None),
-    "DoubleStorage": ("<f8", None),
-    "HalfStorage": ("<f2", None),
-    "BFloat16Storage": ("<u2", "bfloat16"),
-    "LongStorage": ("<i8", None),
-    "IntStorage": ("<i4", None),
-    "ShortStorage": ("<i2", None),
-    "CharStorage": ("i1", None),
-    "ByteStorage": ("u1", None),
-    "BoolStorage": ("u1", "bool"),
-}
-ALLOWED_STORAGE_GLOBALS: frozenset[str] = frozenset(f"torch.{t}" for t in _STORAGE_TYPES)
+ALLOWED_STORAGE_GLOBALS: frozenset[str] = frozenset(f"torch.{t}" for t in STORAGE_TYPES)
 
 
-def _decode_storage(raw: np.ndarray, decoding: str | None) -> np.ndarray:
-    if decoding == "bfloat16":
-        return (raw.astype(np.uint32) << 16).view(np.float32)
-    if decoding == "bool":
-        return raw != 0
-    return raw.astype(raw.dtype.newbyteorder("="), copy=False)
-
-
-class _StorageUnpickler(pickle.Unpickler):
+class _StorageUnpickler(RestrictedUnpickler):
     """Unpickler for the pickles inside a legacy torch.save stream: storage types only."""
 
     def __init__(self, file, source: str):
-        super().__init__(file)
-        self._source = source
+        super().__init__(file, source, storage_type_markers(), " (inside a torch storage byte string): only "
+                         "torch.<Type>Storage names are allowed there")
         self.references: list[tuple] = []
-
-    def find_class(self, module, name):
-        full_name = f"{module}.{name}"
-        if full_name in ALLOWED_STORAGE_GLOBALS:
-            return _Marker(full_name, payload=name)
-        raise UnsafePickleError(
-            f"refusing to load global {full_name!r} from {self._source} (inside a torch "
-            "storage byte string): only torch.<Type>Storage names are allowed there"
-        )
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
@@ -358,14 +286,14 @@ class _StorageUnpickler(pickle.Unpickler):
             )
         storage_type, key, _, numel = pid[1:5]
         view = pid[5] if len(pid) > 5 else None
-        if not isinstance(storage_type, _Marker):
+        if not isinstance(storage_type, Marker):
             raise SnapshotError(
                 f"{self._source}: storage type {storage_type!r:.80} is not a torch storage class"
             )
-        if not isinstance(key, str) or not _is_count(numel):
+        if not isinstance(key, str) or not is_count(numel):
             raise SnapshotError(f"{self._source}: malformed storage id {pid!r:.120}")
         if view is not None and not (
-            isinstance(view, tuple) and len(view) == 3 and all(_is_count(v) for v in view[1:])
+            isinstance(view, tuple) and len(view) == 3 and all(is_count(v) for v in view[1:])
         ):
             raise SnapshotError(f"{self._source}: malformed storage view {view!r:.80}")
         reference = (storage_type.payload, key, numel, view)
@@ -373,11 +301,7 @@ class _StorageUnpickler(pickle.Unpickler):
         return reference
 
 
-def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _load_legacy_storage(data: bytes, source: str) -> _Storage:
+def _load_legacy_storage(data: bytes, source: str) -> Storage:
     """Parses the legacy torch.save stream of one storage (the _load_from_bytes argument)."""
     if not isinstance(data, (bytes, bytearray)):
         raise SnapshotError(
@@ -394,7 +318,7 @@ def _load_legacy_storage(data: bytes, source: str) -> _Storage:
         except Exception as e:
             raise SnapshotError(
                 f"{source}: truncated or corrupt torch storage byte string "
-                f"({type(e).__name__}: {_first_line(e)})"
+                f"({type(e).__name__}: {first_line(e)})"
             ) from None
 
     magic, _ = next_pickle()
@@ -423,7 +347,7 @@ def _load_legacy_storage(data: bytes, source: str) -> _Storage:
             f"{source}: a torch storage byte string lists storage keys {keys!r:.80}, "
             f"expected [{key!r:.40}]"
         )
-    dtype_str, decoding = _STORAGE_TYPES[storage_type]
+    dtype_str, decoding = STORAGE_TYPES[storage_type]
     dtype = np.dtype(dtype_str)
     header = stream.read(8)
     count = struct.unpack("<q", header)[0] if len(header) == 8 else -1
@@ -440,58 +364,12 @@ def _load_legacy_storage(data: bytes, source: str) -> _Storage:
         if offset + size > numel:
             raise SnapshotError(f"{source}: storage view out of bounds")
         array = array[offset : offset + size]
-    return _Storage(f"torch.{storage_type}", _decode_storage(array, decoding))
+    return Storage(f"torch.{storage_type}", decode_storage(array, decoding))
 
 
 # ---------------------------------------------------------------------------------------
 # Stand-ins for the allowed globals of the outer pickle.
 # ---------------------------------------------------------------------------------------
-
-_MAX_TENSOR_ELEMENTS = 2**34
-
-
-def _rebuild_tensor(source: str, storage, storage_offset, size, stride, *unused) -> np.ndarray:
-    """torch._utils._rebuild_tensor_v2 -> an owning, contiguous numpy array."""
-    del unused  # requires_grad, backward_hooks[, metadata]
-    if not isinstance(storage, _Storage):
-        raise SnapshotError(f"{source}: tensor data is a {type(storage).__name__}, not a storage")
-    size, stride = tuple(size), tuple(stride)
-    if (
-        not _is_count(storage_offset)
-        or len(size) != len(stride)
-        or not all(_is_count(v) for v in size + stride)
-    ):
-        raise SnapshotError(
-            f"{source}: malformed tensor layout offset={storage_offset!r:.40} "
-            f"size={size!r:.80} stride={stride!r:.80}"
-        )
-    flat = storage.array
-    if math.prod(size) > _MAX_TENSOR_ELEMENTS:
-        raise SnapshotError(f"{source}: implausibly large tensor of size {size}")
-    if 0 in size:
-        return np.zeros(size, dtype=flat.dtype)
-    last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
-    if last >= flat.size:
-        raise SnapshotError(
-            f"{source}: tensor of size {size}, stride {stride}, offset "
-            f"{storage_offset} reads past its storage of {flat.size} elements"
-        )
-    view = np.lib.stride_tricks.as_strided(
-        flat[storage_offset:],
-        shape=size,
-        strides=[s * flat.itemsize for s in stride],
-        writeable=False,
-    )
-    return np.array(view, copy=True, order="C")
-
-
-def _rebuild_parameter(source: str, data, *unused) -> np.ndarray:
-    """torch._utils._rebuild_parameter[_with_state] -> the data array itself."""
-    del unused  # requires_grad, backward_hooks[, state]
-    if not isinstance(data, np.ndarray):
-        raise SnapshotError(f"{source}: parameter data is a {type(data).__name__}, not a tensor")
-    return data
-
 
 _TENSOR_TYPE_GLOBALS = ("torch.Tensor", "torch._tensor.Tensor", "torch.nn.parameter.Parameter")
 _REBUILD_FUNCTION_GLOBALS = (
@@ -504,12 +382,12 @@ _REBUILD_FUNCTION_GLOBALS = (
 def _rebuild_from_type(source: str, func, new_type, args, state=None) -> np.ndarray:
     """torch._tensor._rebuild_from_type_v2, restricted to the allowed rebuild functions."""
     del state  # Python attributes set on the tensor object.
-    if not (isinstance(func, _SafeCallable) and func.name in _REBUILD_FUNCTION_GLOBALS):
+    if not (isinstance(func, SafeCallable) and func.name in _REBUILD_FUNCTION_GLOBALS):
         raise UnsafePickleError(
             f"refusing _rebuild_from_type_v2 of {func!r:.80} from {source}: "
             "only the torch tensor rebuild functions are allowed"
         )
-    if not (isinstance(new_type, _Marker) and new_type.name in _TENSOR_TYPE_GLOBALS):
+    if not (isinstance(new_type, Marker) and new_type.name in _TENSOR_TYPE_GLOBALS):
         raise UnsafePickleError(
             f"refusing _rebuild_from_type_v2 to type {new_type!r:.80} from "
             f"{source}: only torch.Tensor / Parameter are allowed"
@@ -531,7 +409,7 @@ def _reconstruct_persistent(source: str, meta) -> ModuleRecord:
         or not _IDENTIFIER.fullmatch(class_name)
         or not isinstance(state, dict)
         or not isinstance(module_src, str)
-        or not _is_count(version)
+        or not is_count(version)
     ):
         raise SnapshotError(
             f"{source}: malformed persistent object meta (class_name="
@@ -599,9 +477,9 @@ _INERT_MODULE_CLASSES = {name: _inert_module_class(name) for name in _INERT_MODU
 
 _SAFE_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "torch_utils.persistence._reconstruct_persistent_obj": _reconstruct_persistent,
-    "torch._utils._rebuild_tensor_v2": _rebuild_tensor,
-    "torch._utils._rebuild_parameter": _rebuild_parameter,
-    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+    "torch._utils._rebuild_tensor_v2": rebuild_tensor,
+    "torch._utils._rebuild_parameter": rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": rebuild_parameter,
     "torch._tensor._rebuild_from_type_v2": _rebuild_from_type,
     "torch.storage._load_from_bytes": lambda source, data: _load_legacy_storage(data, source),
     "numpy.dtype": _numpy_dtype,
@@ -619,41 +497,19 @@ ALLOWED_GLOBALS: frozenset[str] = frozenset(
 )
 
 
-class _SnapshotUnpickler(pickle.Unpickler):
+class _SnapshotUnpickler(RestrictedUnpickler):
     """Unpickler whose find_class hands out only the inert stand-ins above."""
 
     def __init__(self, file, source: str):
-        super().__init__(file)
-        self._source = source
-        self._globals: dict[str, Any] = {
-            name: _SafeCallable(name, _bind_source(fn, source))
-            for name, fn in _SAFE_FUNCTIONS.items()
-        }
-        self._globals.update(_SAFE_CLASSES)
-        self._globals.update({name: _Marker(name) for name in _TENSOR_TYPE_GLOBALS})
-
-    def find_class(self, module, name):
-        full_name = f"{module}.{name}"
-        if full_name in self._globals:
-            return self._globals[full_name]
-        raise UnsafePickleError(
-            f"refusing to load global {full_name!r} from {self._source}: it is not on the "
-            "allow-list of EG3D snapshot globals (convert_weights.snapshot_reader.ALLOWED_GLOBALS)"
-        )
-
-
-def _bind_source(fn: Callable[..., Any], source: str) -> Callable[..., Any]:
-    return lambda *args: fn(source, *args)
+        allowed = {**safe_functions(_SAFE_FUNCTIONS, source), **_SAFE_CLASSES,
+                   **{name: Marker(name) for name in _TENSOR_TYPE_GLOBALS}}
+        super().__init__(file, source, allowed, ": it is not on the allow-list of EG3D snapshot globals "
+                         "(convert_weights.snapshot_reader.ALLOWED_GLOBALS)")
 
 
 # ---------------------------------------------------------------------------------------
 # Reading files.
 # ---------------------------------------------------------------------------------------
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else ""
 
 
 def _unpickle(path: str | os.PathLike) -> Any:
@@ -682,7 +538,7 @@ def _unpickle(path: str | os.PathLike) -> Any:
             raise type(e)(f"{source}: {e}") from None
         except Exception as e:
             raise SnapshotError(
-                f"{source}: truncated or corrupt pickle ({type(e).__name__}: {_first_line(e)})"
+                f"{source}: truncated or corrupt pickle ({type(e).__name__}: {first_line(e)})"
             ) from None
 
 

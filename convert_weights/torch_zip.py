@@ -42,17 +42,18 @@ from typing import Mapping
 
 import numpy as np
 
-from convert_weights.snapshot_reader import (
-    _STORAGE_TYPES,
+from convert_weights.unpickler import (
+    STORAGE_TYPES,
+    Marker,
+    RestrictedUnpickler,
     SnapshotError,
-    UnsafePickleError,
-    _decode_storage,
-    _first_line,
-    _Marker,
-    _rebuild_parameter,
-    _rebuild_tensor,
-    _SafeCallable,
-    _Storage,
+    Storage,
+    decode_storage,
+    first_line,
+    rebuild_parameter,
+    rebuild_tensor,
+    safe_functions,
+    storage_type_markers,
 )
 
 __all__ = ["TorchNamespace", "TorchZipError", "read_torch_zip_checkpoint", "read_torch_zip_state_dict",
@@ -64,7 +65,7 @@ _PAD_FIELD_ID = b"FB"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _MAX_PICKLE_BYTES = 1 << 30
 
-# numpy dtype -> torch storage type name (the inverse of snapshot_reader's storage table).
+# numpy dtype -> torch storage type name (the inverse of `convert_weights.unpickler.STORAGE_TYPES`).
 _STORAGE_FOR_DTYPE = {
     "float32": "FloatStorage",
     "float64": "DoubleStorage",
@@ -206,9 +207,6 @@ def write_torch_zip_state_dict(state_dict: Mapping[str, np.ndarray], path: str |
 # Reading.
 # ---------------------------------------------------------------------------------------
 
-_ALLOWED_REBUILD = ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter")
-
-
 _PLAIN_TYPES = (str, int, float, bool, type(None))
 
 
@@ -243,35 +241,28 @@ class TorchNamespace:
         return f"TorchNamespace({self.values!r:.200})"
 
 
-class _StateDictUnpickler(pickle.Unpickler):
-    def __init__(self, file, source: str, load_storage, namespaces: bool = False):
-        super().__init__(file)
-        self._source = source
-        self._load_storage = load_storage
-        self._globals = {"collections.OrderedDict": collections.OrderedDict}
-        if namespaces:
-            self._globals["argparse.Namespace"] = TorchNamespace
-        self._globals["torch._utils._rebuild_tensor_v2"] = _SafeCallable(
-            "torch._utils._rebuild_tensor_v2", lambda *args: _rebuild_tensor(source, *args))
-        self._globals["torch._utils._rebuild_parameter"] = _SafeCallable(
-            "torch._utils._rebuild_parameter", lambda *args: _rebuild_parameter(source, *args))
-        for storage_type in _STORAGE_TYPES:
-            self._globals[f"torch.{storage_type}"] = _Marker(f"torch.{storage_type}", payload=storage_type)
+class _StateDictUnpickler(RestrictedUnpickler):
+    """data.pkl of a torch zip file: OrderedDict, the tensor rebuild functions and storage types (and
+    argparse.Namespace with `namespaces`); `load_storage(type, key, numel)` gives each storage."""
 
-    def find_class(self, module, name):
-        full_name = f"{module}.{name}"
-        if full_name in self._globals:
-            return self._globals[full_name]
-        raise UnsafePickleError(
-            f"refusing to load global {full_name!r} from {self._source}: a state dict file needs only "
-            "collections.OrderedDict, torch._utils._rebuild_tensor_v2/_rebuild_parameter and torch storage types"
-            + (" (and argparse.Namespace in a training checkpoint)" if "argparse.Namespace" in self._globals else ""))
+    def __init__(self, file, source: str, load_storage, namespaces: bool = False):
+        allowed = {"collections.OrderedDict": collections.OrderedDict,
+                   **safe_functions({"torch._utils._rebuild_tensor_v2": rebuild_tensor,
+                                     "torch._utils._rebuild_parameter": rebuild_parameter}, source),
+                   **storage_type_markers()}
+        if namespaces:
+            allowed["argparse.Namespace"] = TorchNamespace
+        super().__init__(file, source, allowed,
+                         ": a state dict file needs only collections.OrderedDict, "
+                         "torch._utils._rebuild_tensor_v2/_rebuild_parameter and torch storage types"
+                         + (" (and argparse.Namespace in a training checkpoint)" if namespaces else ""))
+        self._load_storage = load_storage
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
             raise TorchZipError(f"{self._source}: unexpected persistent id {pid!r:.80}")
         storage_type, key, location, numel = pid[1:]
-        if not (isinstance(storage_type, _Marker) and storage_type.payload in _STORAGE_TYPES):
+        if not (isinstance(storage_type, Marker) and storage_type.payload in STORAGE_TYPES):
             raise TorchZipError(f"{self._source}: {storage_type!r:.60} is not a torch storage type")
         if not isinstance(key, str) or not isinstance(location, str) or type(numel) is not int or numel < 0:
             raise TorchZipError(f"{self._source}: malformed storage id {pid!r:.120}")
@@ -321,7 +312,7 @@ def _read_torch_zip(source: str, namespaces: bool):
     except FileNotFoundError:
         raise TorchZipError(f"{source}: no such file") from None
     except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise TorchZipError(f"{source}: not a torch zip checkpoint ({_first_line(e)})") from None
+        raise TorchZipError(f"{source}: not a torch zip checkpoint ({first_line(e)})") from None
     with zf:
         prefix = _archive_prefix(zf, source)
         members = set(zf.namelist())
@@ -338,7 +329,7 @@ def _read_torch_zip(source: str, namespaces: bool):
             try:
                 return zf.read(full)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-                raise TorchZipError(f"{source}: cannot read {full!r} ({_first_line(e)})") from None
+                raise TorchZipError(f"{source}: cannot read {full!r} ({first_line(e)})") from None
 
         version_name = ".data/version" if prefix + ".data/version" in members else "version"
         version = read(version_name).strip()
@@ -349,14 +340,14 @@ def _read_torch_zip(source: str, namespaces: bool):
             byteorder = read("byteorder").decode("ascii", "replace")
             if byteorder not in ("little", "big"):
                 raise TorchZipError(f"{source}: bad byteorder record {byteorder[:20]!r}")
-        storages: dict[str, _Storage] = {}
+        storages: dict[str, Storage] = {}
 
-        def load_storage(storage_type: str, key: str, numel: int) -> _Storage:
+        def load_storage(storage_type: str, key: str, numel: int) -> Storage:
             if key not in storages:
-                dtype_str, decoding = _STORAGE_TYPES[storage_type]
+                dtype_str, decoding = STORAGE_TYPES[storage_type]
                 dtype = np.dtype(dtype_str).newbyteorder("<" if byteorder == "little" else ">")
                 raw = np.frombuffer(read(f"data/{key}", numel * dtype.itemsize), dtype=dtype)
-                storages[key] = _Storage(f"torch.{storage_type}", _decode_storage(raw, decoding))
+                storages[key] = Storage(f"torch.{storage_type}", decode_storage(raw, decoding))
             storage = storages[key]
             if storage.array.size != numel:
                 raise TorchZipError(f"{source}: storage {key!r:.40} is used with two different sizes")
@@ -369,5 +360,5 @@ def _read_torch_zip(source: str, namespaces: bool):
         except RecursionError:
             raise TorchZipError(f"{source}: objects are nested too deeply") from None
         except Exception as e:
-            raise TorchZipError(f"{source}: corrupt data.pkl ({type(e).__name__}: {_first_line(e)})") from None
+            raise TorchZipError(f"{source}: corrupt data.pkl ({type(e).__name__}: {first_line(e)})") from None
     return result

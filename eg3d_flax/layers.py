@@ -3,7 +3,7 @@
 Parameter names and the module tree mirror NVIDIA's `training/networks_stylegan2.py`
 (`backbone.synthesis.b64.conv0.affine.weight` is `params/backbone/synthesis/b64/conv0/affine/weight`
 here), so converting a checkpoint is a mechanical rename plus layout transposes
-(see `eg3d_flax.torch_keys`). Layouts: activations NHWC, conv kernels HWIO, dense kernels [in, out].
+(`convert_weights.eg3d_keys`). Layouts: activations NHWC, conv kernels HWIO, dense kernels [in, out].
 Buffers (`w_avg`, `noise_const`, `resample_filter`) live in the non-trainable `buffers` collection.
 
 Initializers reproduce the reference's (N(0,1) weights with run-time equalized-lr gains), so a

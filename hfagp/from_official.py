@@ -18,9 +18,9 @@ Checkpoints (`torch.save` of a dict, written by `trainer_*.Trainer.save` as `<i>
 
 'gen' holds the encoder (`encoder.*` RGB, `weights_3dmm.*` 3DMM and the audio head), the basis `bases`
 [k, 14*512] and offset `delta` [14*512] (here `prior/basis`, `prior/offset`; orthogonality 'qr' is the
-official QR), and the tuned EG3D `generator.*` (mapped by `eg3d_flax.torch_keys`; its buffers must equal the
+official QR), and the tuned EG3D `generator.*` (mapped by `convert_weights.eg3d_keys`; its buffers must equal the
 base generator's, which also checks that GEN_DIR is the generator the run started from). Encoder weights:
-`encoders.official_weights`. Optimizer states are not read.
+`convert_weights.encoder_weights`. Optimizer states are not read.
 
 Config: `configs/<kind>.py:official` with what the checkpoint's `args` say: k (`latent_dim_shape`, checked
 against `bases`), the schedule (`iter`, `tune_iter`, `nosmo_iters` -> `schedule.audio_smoothing_start`), the
@@ -39,10 +39,10 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from convert_weights.snapshot_reader import SnapshotError
+from convert_weights.encoder_weights import (OfficialWeightsError, audio_encoder_params, expression_encoder_params,
+                                             rgb_encoder_params, rgb_input_size)
 from convert_weights.torch_zip import TorchNamespace, TorchZipError, read_torch_zip_checkpoint
-from encoders.official_weights import (OfficialWeightsError, audio_encoder_params, expression_encoder_params,
-                                       rgb_encoder_params, rgb_input_size)
+from convert_weights.unpickler import SnapshotError
 from hfagp import model as model_lib
 from hfagp import workdir as workdir_lib
 from hfagp_common import atomic, cli
@@ -151,7 +151,7 @@ def convert_official(checkpoint, workdir, generator_dir, *, data_folder: str = "
     import orbax.checkpoint as ocp
 
     import eg3d_flax
-    from eg3d_flax import torch_keys
+    from convert_weights import eg3d_keys
 
     checkpoint, workdir = Path(checkpoint), Path(workdir)
     source = str(checkpoint)
@@ -171,8 +171,8 @@ def convert_official(checkpoint, workdir, generator_dir, *, data_folder: str = "
 
     base = eg3d_flax.load_generator(generator_dir)
     try:
-        variables, skipped = torch_keys.state_dict_to_variables(generator_state, base.variables)
-    except torch_keys.KeyMappingError as e:
+        variables, skipped = eg3d_keys.state_dict_to_variables(generator_state, base.variables)
+    except eg3d_keys.KeyMappingError as e:
         raise OfficialCheckpointError(f"{source}: its generator does not fit {generator_dir}: {e}") from None
     equal = lambda a, b: bool(np.array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32)))
     same = jax.tree_util.tree_map(equal, variables["buffers"], base.variables["buffers"])

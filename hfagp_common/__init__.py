@@ -5,4 +5,5 @@
   hfagp_common.host      host-process settings applied before JAX starts (huge-page malloc)
   hfagp_common.images    float images in [-1, 1] <-> uint8, contact-sheet grids, PNG writing
   hfagp_common.batching  a function applied over fixed-size, padded batches
+  hfagp_common.digest    the SHA-256 of a file (streamed)
 """

@@ -12,7 +12,7 @@ the committed outputs without torch.
 
 Outputs (float32 everywhere):
 
-* `tests/encoders/fixtures/official_encoders.npz`: the official encoders -- `networks/encoder3d.Encoder`
+* `tests/convert_weights/fixtures/official_encoders.npz`: the official encoders -- `networks/encoder3d.Encoder`
   (RGB, input 128x128, the official channel table), `networks/headnerf.Weights_3DMM` (3DMM, 76 -> k) and
   the audio stack (`AudioNet` -> [`AudioAttNet`] -> `Weights_3DMM(64)`) -- with fixed weights, inputs,
   outputs and input gradients. For each net `<n>` in (rgb, expression, audio):
@@ -395,9 +395,10 @@ def main(argv=None) -> int:
     deterministic_renderer(renderer)
     out = Path(args.out)
     if args.only in (None, "encoders"):
-        (out / "encoders/fixtures").mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out / "encoders/fixtures/official_encoders.npz", **encoder_fixtures(headnerf, encoder3d))
-        print(f"wrote {out / 'encoders/fixtures/official_encoders.npz'}")
+        (out / "convert_weights/fixtures").mkdir(parents=True, exist_ok=True)
+        encoders_npz = out / "convert_weights/fixtures/official_encoders.npz"
+        np.savez_compressed(encoders_npz, **encoder_fixtures(headnerf, encoder3d))
+        print(f"wrote {encoders_npz}")
     if args.only in (None, "checkpoint"):
         checkpoint_fixture(headnerf, dnnlib, triplane, persistence, out / "hfagp/fixtures/official_checkpoint")
     return 0

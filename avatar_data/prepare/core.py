@@ -30,7 +30,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -45,6 +44,7 @@ from PIL import Image
 from avatar_data import cameras
 from avatar_data.prepare import alignment, expression, pose, report, smoothing, tracking, video
 from hfagp_common import atomic
+from hfagp_common.digest import sha256_file
 
 FORMAT_VERSION = 1
 METADATA_FILE = "prepare.json"
@@ -137,14 +137,6 @@ def _write_json(path: str, data) -> None:
     with open(path, "w") as f:
         json.dump(data, f, indent=1)
         f.write("\n")
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _versions() -> dict:
@@ -422,7 +414,7 @@ def _write_dataset(tmp: str, video_path: str, info: video.VideoInfo, options: Pr
         "format": "avatar_data.prepare",
         "version": FORMAT_VERSION,
         "source": {"path": os.path.abspath(video_path), "bytes": os.path.getsize(video_path),
-                   "sha256": _sha256(video_path), "demuxer": info.demuxer, "video_codec": info.video_codec,
+                   "sha256": sha256_file(video_path), "demuxer": info.demuxer, "video_codec": info.video_codec,
                    "size": list(info.size), "fps": info.fps, "duration_s": info.duration,
                    "audio_codec": info.audio_codec},
         "fps": options.fps,

@@ -15,7 +15,6 @@ Decide how to run. The order is important, and every stage resumes where a stopp
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -40,6 +39,7 @@ from hfagp.train.loop import StopRequest, TrainingError
 from hfagp.train.step import create_train_state, make_train_step
 from hfagp_common.atomic import atomic_directory, write_text
 from hfagp_common.cli import ConfigError
+from hfagp_common.digest import sha256_file
 
 BEST_DIR = "best"
 TIMING_FILE = "timing.json"
@@ -104,7 +104,7 @@ def file_checksums(directory: Path) -> dict:
     """{relative path: sha256} of every file under `directory` (sorted)."""
     out = {}
     for path in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
-        out[str(path.relative_to(directory))] = hashlib.sha256(path.read_bytes()).hexdigest()
+        out[str(path.relative_to(directory))] = sha256_file(path)
     return out
 
 

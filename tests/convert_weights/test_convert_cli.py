@@ -63,9 +63,9 @@ def bitwise_equal(a, b) -> bool:
 def torch_layout_state_dict(generator_dir) -> dict[str, np.ndarray]:
     """The converted variables, loaded back and mapped to EG3D's state_dict layout."""
     import eg3d_flax
-    from eg3d_flax import torch_keys
+    from convert_weights import eg3d_keys
 
-    return torch_keys.variables_to_state_dict(eg3d_flax.load_generator(generator_dir).variables)
+    return eg3d_keys.variables_to_state_dict(eg3d_flax.load_generator(generator_dir).variables)
 
 
 def dir_snapshot(path) -> dict[str, bytes]:
@@ -312,7 +312,7 @@ def test_hostile_input_fails_cleanly(case, hostile_runs):
 def test_bfloat16_round_trip(tmp_path, full_converted):
     import eg3d_flax
     from convert_weights.snapshot_reader import load_network
-    from eg3d_flax import torch_keys
+    from convert_weights import eg3d_keys
 
     out = tmp_path / "bf16"
     rc, stdout, stderr = convert(TINY, out, "--dtype", "bfloat16", "--quiet")
@@ -330,9 +330,9 @@ def test_bfloat16_round_trip(tmp_path, full_converted):
     as_stored = eg3d_flax.load_generator(out, dtype=jnp.bfloat16)
     assert {x.dtype for x in jax.tree_util.tree_leaves(as_stored.variables["params"])} == {jnp.dtype("bfloat16")}
     assert {x.dtype for x in jax.tree_util.tree_leaves(as_stored.variables["buffers"])} == {jnp.dtype("float32")}
-    state = torch_keys.variables_to_state_dict(as_stored.variables)
+    state = eg3d_keys.variables_to_state_dict(as_stored.variables)
     for key, original in load_network(TINY).state_dict.items():
-        is_buffer = key.rsplit(".", 1)[-1] in torch_keys.BUFFER_NAMES
+        is_buffer = key.rsplit(".", 1)[-1] in eg3d_keys.BUFFER_NAMES
         expected = original if is_buffer else original.astype(jnp.bfloat16).astype(np.float32)
         assert bitwise_equal(state[key], expected), key
 

@@ -27,10 +27,10 @@ import pytest
 
 from shared_fixtures import EG3D_FIXTURES, REPO_ROOT
 from convert_weights import torch_zip
-from convert_weights.snapshot_reader import UnsafePickleError
 from convert_weights.torch_zip import TorchZipError, read_torch_zip_state_dict, torch_zip_bytes
 
 ERROR_PREFIX = "convert_weights.export: error:"
+from convert_weights.unpickler import UnsafePickleError
 # Opcodes that torch/_weights_only_unpickler.py (torch 2.x) implements; anything else is refused.
 WEIGHTS_ONLY_OPCODES = {
     "PROTO", "STOP", "GLOBAL", "NEWOBJ", "REDUCE", "BUILD", "APPEND", "APPENDS", "SETITEM", "SETITEMS",

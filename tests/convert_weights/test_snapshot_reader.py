@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from convert_weights import snapshot_reader as sr
+from convert_weights.unpickler import SnapshotError, UnsafePickleError
 from shared_fixtures import EG3D_FIXTURES, REPO_ROOT, require_fixtures
 
 FIXTURES = EG3D_FIXTURES
@@ -274,7 +275,7 @@ def test_full_snapshot_other_modules_read_without_executing(full_snapshot):
         "'D' is a training.dual_discriminator.DualDiscriminator, "
         "not a training.triplane.TriPlaneGenerator"
     )
-    with pytest.raises(sr.SnapshotError, match=not_a_generator):
+    with pytest.raises(SnapshotError, match=not_a_generator):
         sr.load_network(FIXTURES / "tiny128_full_snapshot.pkl", "D")
 
 
@@ -356,7 +357,7 @@ def test_tensor_past_its_storage_is_rejected(tmp_path):
     path = _write(
         tmp_path, "t.pkl", _tensor_pickle("torch.FloatStorage", raw, 4, 1, (2, 2), (2, 1))
     )
-    with pytest.raises(sr.SnapshotError, match="reads past its storage of 4 elements"):
+    with pytest.raises(SnapshotError, match="reads past its storage of 4 elements"):
         sr.read_snapshot(path)
 
 
@@ -391,7 +392,7 @@ def test_rebuild_from_type_v2_only_wraps_rebuild_functions(tmp_path):
         args,
         b"}",
     )
-    with pytest.raises(sr.UnsafePickleError, match="refusing _rebuild_from_type_v2"):
+    with pytest.raises(UnsafePickleError, match="refusing _rebuild_from_type_v2"):
         sr.read_snapshot(_write(tmp_path, "bad.pkl", _top_dict("t", bad)))
 
 
@@ -410,7 +411,7 @@ def test_object_dtype_is_refused(tmp_path):
     data = pickle.dumps({"gain": np.float64(0.25)}, protocol=3)
     assert data.count(b"X\x02\x00\x00\x00f8") == 1
     path = _write(tmp_path, "obj.pkl", data.replace(b"X\x02\x00\x00\x00f8", b"X\x02\x00\x00\x00O8"))
-    with pytest.raises(sr.UnsafePickleError, match="refusing numpy dtype"):
+    with pytest.raises(UnsafePickleError, match="refusing numpy dtype"):
         sr.read_snapshot(path)
 
 
@@ -462,7 +463,7 @@ def test_hostile_global_is_refused(tmp_path, global_name, make_command):
     payload = _call(_global(global_name), _str(make_command(marker)))
     path = _write(tmp_path, "evil.pkl", _top_dict("G_ema", payload))
     with pytest.raises(
-        sr.UnsafePickleError, match=f"refusing to load global '{global_name}' from .*evil.pkl"
+        UnsafePickleError, match=f"refusing to load global '{global_name}' from .*evil.pkl"
     ):
         sr.load_network(path)
     assert not marker.exists()
@@ -478,7 +479,7 @@ def test_real_reduce_exploit_is_refused(tmp_path):
             return os.system, (f"touch {marker}",)
 
     path = _write(tmp_path, "evil.pkl", pickle.dumps({"G_ema": Exploit()}, protocol=4))
-    with pytest.raises(sr.UnsafePickleError, match=r"refusing to load global '(posix|os)\.system'"):
+    with pytest.raises(UnsafePickleError, match=r"refusing to load global '(posix|os)\.system'"):
         sr.read_snapshot(path)
     assert not marker.exists()
 
@@ -490,7 +491,7 @@ def test_hostile_global_inside_storage_bytes_is_refused(tmp_path):
     outer = _top_dict("G_ema", _call(_global("torch.storage._load_from_bytes"), _bytes(stream)))
     path = _write(tmp_path, "evil.pkl", outer)
     with pytest.raises(
-        sr.UnsafePickleError,
+        UnsafePickleError,
         match=r"refusing to load global 'os.system' from .*evil.pkl \(inside a torch storage",
     ):
         sr.load_network(path)
@@ -504,12 +505,12 @@ def test_hostile_global_in_storage_type_is_refused(tmp_path):
         "evil.pkl",
         _top_dict("t", _call(_global("torch.storage._load_from_bytes"), _bytes(stream))),
     )
-    with pytest.raises(sr.UnsafePickleError, match="'builtins.eval'"):
+    with pytest.raises(UnsafePickleError, match="'builtins.eval'"):
         sr.read_snapshot(path)
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(sr.SnapshotError, match="nope.pkl: no such file"):
+    with pytest.raises(SnapshotError, match="nope.pkl: no such file"):
         sr.load_network(tmp_path / "nope.pkl")
 
 
@@ -517,70 +518,70 @@ def test_missing_file(tmp_path):
 def test_truncated_file(tmp_path):
     data = (FIXTURES / "tiny128.pkl").read_bytes()
     path = _write(tmp_path, "half.pkl", data[: len(data) // 2])
-    with pytest.raises(sr.SnapshotError, match="half.pkl: truncated or corrupt"):
+    with pytest.raises(SnapshotError, match="half.pkl: truncated or corrupt"):
         sr.load_network(path)
 
 
 def test_random_bytes(tmp_path):
     data = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()
     assert data[0] != 0x80
-    with pytest.raises(sr.SnapshotError, match="random.bin: not a pickle file"):
+    with pytest.raises(SnapshotError, match="random.bin: not a pickle file"):
         sr.load_network(_write(tmp_path, "random.bin", data))
 
 
 def test_corrupt_body_after_valid_header(tmp_path):
     data = b"\x80\x04" + np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
     with pytest.raises(
-        sr.SnapshotError, match="garbage.pkl: truncated or corrupt|garbage.pkl: refusing"
+        SnapshotError, match="garbage.pkl: truncated or corrupt|garbage.pkl: refusing"
     ):
         sr.load_network(_write(tmp_path, "garbage.pkl", data))
 
 
 def test_text_file(tmp_path):
-    with pytest.raises(sr.SnapshotError, match="notes.txt: not a pickle file"):
+    with pytest.raises(SnapshotError, match="notes.txt: not a pickle file"):
         sr.load_network(_write(tmp_path, "notes.txt", b"just some notes\nnot a pickle\n"))
 
 
 def test_empty_file(tmp_path):
-    with pytest.raises(sr.SnapshotError, match="empty.pkl: not a pickle file"):
+    with pytest.raises(SnapshotError, match="empty.pkl: not a pickle file"):
         sr.load_network(_write(tmp_path, "empty.pkl", b""))
 
 
 def test_network_missing_or_none(tmp_path):
     path = _write(tmp_path, "g_none.pkl", pickle.dumps({"G": None}))
     with pytest.raises(
-        sr.SnapshotError, match=r"g_none.pkl: snapshot has no network 'G_ema'; it has: no networks"
+        SnapshotError, match=r"g_none.pkl: snapshot has no network 'G_ema'; it has: no networks"
     ):
         sr.load_network(path)
     with pytest.raises(
-        sr.SnapshotError, match=r"snapshot has no network 'G' \(entry is NoneType\)"
+        SnapshotError, match=r"snapshot has no network 'G' \(entry is NoneType\)"
     ):
         sr.load_network(path, "G")
 
 
 @needs_fixtures
 def test_unknown_network_lists_the_networks_there():
-    with pytest.raises(sr.SnapshotError, match=r"no network 'G_ema '; it has: G, G_ema"):
+    with pytest.raises(SnapshotError, match=r"no network 'G_ema '; it has: G, G_ema"):
         sr.load_network(FIXTURES / "tiny128.pkl", "G_ema ")
 
 
 def test_top_level_not_a_dict(tmp_path):
     path = _write(tmp_path, "list.pkl", pickle.dumps([1, 2, 3]))
-    with pytest.raises(sr.SnapshotError, match="list.pkl: top-level object is a list"):
+    with pytest.raises(SnapshotError, match="list.pkl: top-level object is a list"):
         sr.load_network(path)
 
 
 def test_errors_are_one_line(tmp_path):
     path = _write(tmp_path, "list.pkl", pickle.dumps([1, 2, 3]))
-    with pytest.raises(sr.SnapshotError) as info:
+    with pytest.raises(SnapshotError) as info:
         sr.load_network(path)
     assert "\n" not in str(info.value)
-    assert issubclass(sr.UnsafePickleError, sr.SnapshotError)
+    assert issubclass(UnsafePickleError, SnapshotError)
 
 
 def test_numpy_array_global_is_refused(tmp_path):
     path = _write(tmp_path, "arr.pkl", pickle.dumps({"a": np.zeros(2)}, protocol=4))
-    with pytest.raises(sr.UnsafePickleError, match="'numpy._core.multiarray._reconstruct'"):
+    with pytest.raises(UnsafePickleError, match="'numpy._core.multiarray._reconstruct'"):
         sr.read_snapshot(path)
 
 
@@ -599,14 +600,14 @@ def test_numpy_dtype_singleton_cannot_be_modified(tmp_path):
 
 def test_setstate_on_allowed_function_is_refused(tmp_path):
     hostile = _global("torch._utils._rebuild_tensor_v2") + b"}" + _str("__defaults__") + b"Nsb"
-    with pytest.raises(sr.SnapshotError, match=r"b.pkl: refusing to set state on torch._utils"):
+    with pytest.raises(SnapshotError, match=r"b.pkl: refusing to set state on torch._utils"):
         sr.read_snapshot(_write(tmp_path, "b.pkl", _top_dict("f", hostile)))
 
 
 def test_negative_stride_is_rejected(tmp_path):
     raw = np.zeros(4, "<f4").tobytes()
     path = _write(tmp_path, "t.pkl", _tensor_pickle("torch.FloatStorage", raw, 4, 3, (2,), (-1,)))
-    with pytest.raises(sr.SnapshotError, match="t.pkl: malformed tensor layout"):
+    with pytest.raises(SnapshotError, match="t.pkl: malformed tensor layout"):
         sr.read_snapshot(path)
 
 
@@ -615,7 +616,7 @@ def test_storage_with_wrong_element_count_is_rejected(tmp_path):
     path = _write(
         tmp_path, "t.pkl", _tensor_pickle("torch.FloatStorage", raw[:8], 4, 0, (2,), (1,))
     )
-    with pytest.raises(sr.SnapshotError, match="t.pkl: truncated torch storage byte string"):
+    with pytest.raises(SnapshotError, match="t.pkl: truncated torch storage byte string"):
         sr.read_snapshot(path)
 
 

@@ -11,9 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from convert_weights.snapshot_reader import UnsafePickleError
 from convert_weights.torch_zip import (TorchNamespace, TorchZipError, read_torch_zip_checkpoint,
                                        read_torch_zip_state_dict, torch_zip_bytes)
+from convert_weights.unpickler import UnsafePickleError
 
 
 def _write(path, obj) -> None:

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from convert_weights import eg3d_keys
 from shared_fixtures import EG3D_FIXTURES, require_fixtures
-from eg3d_flax import torch_keys
 
 FWD = dict(atol=1e-4, rtol=1e-4)
 
@@ -104,14 +104,14 @@ def _check_gradients(G, ref, R, sr_only_bound=1e-4):
         G.variables["params"], jnp.asarray(ref["ws"]))
     np.testing.assert_allclose(float(value), float(ref["loss_image_dot_R"][0]), rtol=1e-4)
     assert rel_l2(g_ws, ref["grad_ws"]) <= 1e-2
-    flat = {torch_keys.flax_path_to_torch_key(tuple(k.key for k in kp)): v
+    flat = {eg3d_keys.flax_path_to_torch_key(tuple(k.key for k in kp)): v
             for kp, v in jax.tree_util.tree_flatten_with_path(g_params)[0]}
     checked = 0
     for key in ref:
         if not key.startswith("grad_param__"):
             continue
         torch_key = key[len("grad_param__"):].replace("__", ".")
-        grad = torch_keys.flax_to_torch_array(torch_key.rsplit(".", 1)[-1], np.asarray(flat[torch_key]))
+        grad = eg3d_keys.flax_to_torch_array(torch_key.rsplit(".", 1)[-1], np.asarray(flat[torch_key]))
         assert grad.shape == ref[key].shape
         bound = sr_only_bound if torch_key == SR_ONLY else 1e-2
         assert rel_l2(grad, ref[key]) <= bound, (torch_key, rel_l2(grad, ref[key]))

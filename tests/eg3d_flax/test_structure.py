@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import eg3d_flax
+from convert_weights import eg3d_keys
 from shared_fixtures import EG3D_FIXTURES, require_fixtures
-from eg3d_flax import torch_keys
 from eg3d_flax.checkpoint import variables_template
 from eg3d_flax.config import GeneratorConfig
 
@@ -29,7 +29,7 @@ def test_one_flax_leaf_per_state_dict_entry(name):
     manifest = _manifest(name)
     config = GeneratorConfig.from_eg3d_kwargs(manifest["init_kwargs"], manifest["neural_rendering_resolution"])
     assert config == eg3d_flax.preset(name)
-    ours = torch_keys.torch_key_manifest(variables_template(config))
+    ours = eg3d_keys.torch_key_manifest(variables_template(config))
     ref = {e["key"]: e for e in manifest["state_dict"]}
     assert sorted(ours) == sorted(ref)
     for key, (shape, collection) in ours.items():
@@ -52,7 +52,7 @@ def test_the_rebalanced_checkpoint_has_the_released_ffhq_structure():
               "rendering_kwargs": {**manifest["init_kwargs"]["rendering_kwargs"], "gpc_reg_prob": 0.8}}
     config = GeneratorConfig.from_eg3d_kwargs(kwargs, manifest["neural_rendering_resolution"])
     assert config == eg3d_flax.preset("ffhq512-128")
-    ours = torch_keys.torch_key_manifest(variables_template(config))
+    ours = eg3d_keys.torch_key_manifest(variables_template(config))
     assert sorted(ours) == sorted(e["key"] for e in manifest["state_dict"])
 
 
@@ -61,31 +61,6 @@ def test_released_config_details():
     assert cfg.sr_conv_clamp == 256.0  # sr_num_fp16_res=4 in the released checkpoint
     assert cfg.neural_rendering_resolution == 128
     assert eg3d_flax.preset("tiny128").sr_conv_clamp is None
-
-
-def test_key_mapping_roundtrip_and_errors():
-    cfg = eg3d_flax.preset("tiny128")
-    template = variables_template(cfg)
-    rng = np.random.default_rng(0)
-    manifest = torch_keys.torch_key_manifest(template)
-    state = {k: rng.standard_normal(shape).astype(np.float32) for k, (shape, _) in manifest.items()}
-    variables, skipped = torch_keys.state_dict_to_variables({**state, "dataset_label_std": np.zeros(25)}, template)
-    assert skipped == ["dataset_label_std"]
-    back = torch_keys.variables_to_state_dict(variables)
-    assert sorted(back) == sorted(state)
-    for k in state:
-        np.testing.assert_array_equal(back[k], state[k])
-    conv = variables["params"]["backbone"]["synthesis"]["b8"]["conv0"]["weight"]
-    np.testing.assert_array_equal(conv, state["backbone.synthesis.b8.conv0.weight"].transpose(2, 3, 1, 0))
-    missing = dict(state)
-    missing.pop("decoder.net.0.bias")
-    missing["backbone.extra.weight"] = np.zeros(3, np.float32)
-    with pytest.raises(torch_keys.KeyMappingError, match=r"decoder\.net\.0\.bias.*backbone\.extra\.weight"):
-        torch_keys.state_dict_to_variables(missing, template)
-    bad = dict(state)
-    bad["decoder.net.0.weight"] = np.zeros((3, 3), np.float32)
-    with pytest.raises(torch_keys.KeyMappingError, match="shape mismatch"):
-        torch_keys.state_dict_to_variables(bad, template)
 
 
 def test_unsupported_architecture_is_refused():

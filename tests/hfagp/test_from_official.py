@@ -96,13 +96,13 @@ def test_the_converted_avatar_renders_the_official_forward(converted, ref, phase
 def test_the_generator_weights_are_the_checkpoints(converted, files):
     import eg3d_flax
     from convert_weights.torch_zip import read_torch_zip_checkpoint
-    from eg3d_flax import torch_keys
+    from convert_weights import eg3d_keys
     from hfagp.inference import load_trained
 
     avatar = load_trained(converted["after"][0])
     gen = read_torch_zip_checkpoint(files["checkpoint"])["gen"]
-    state = torch_keys.variables_to_state_dict(avatar.generator.variables)
-    base = torch_keys.variables_to_state_dict(eg3d_flax.load_generator(files["generator"]).variables)
+    state = eg3d_keys.variables_to_state_dict(avatar.generator.variables)
+    base = eg3d_keys.variables_to_state_dict(eg3d_flax.load_generator(files["generator"]).variables)
     for key in ("backbone.synthesis.b4.conv1.weight", "decoder.net.0.weight", "superresolution.block1.conv1.weight"):
         np.testing.assert_array_equal(state[key], gen[f"generator.{key}"])
         assert not np.array_equal(state[key], base[key])  # the official run's G was tuned

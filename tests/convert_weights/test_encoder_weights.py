@@ -1,9 +1,10 @@
-"""The Flax encoders against the official HFA-GP PyTorch modules (fixtures from scripts/make_official_fixtures.py).
+"""Official HFA-GP encoder weights, converted by `convert_weights.encoder_weights`, make the Flax encoders compute
+what the official PyTorch modules compute (fixtures from scripts/make_official_fixtures.py).
 
 Weights are re-made from the fixture's recipe (parameter i of a state dict = scale_i * RandomState(seed + i)
-normal draws, in the official `state_dict()` order), converted by `encoders.official_weights`, and the outputs
-and input gradients of the official forward compared: outputs to 1e-5 and gradients to 1e-4 of the
-reference's largest magnitude, in float32. No torch is needed.
+normal draws, in the official `state_dict()` order), converted, and the outputs and input gradients of the
+official forward compared: outputs to 1e-5 and gradients to 1e-4 of the reference's largest magnitude, in
+float32. No torch is needed.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from convert_weights.encoder_weights import (OfficialWeightsError, audio_encoder_params, expression_encoder_params,
+                                             rgb_encoder_params, rgb_input_size)
 from encoders import AudioEncoder, ExpressionEncoder, RGBEncoder
-from encoders.official_weights import (OfficialWeightsError, audio_encoder_params, expression_encoder_params,
-                                       rgb_encoder_params, rgb_input_size)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_encoders.npz"
 OUTPUT_TOL = 1e-5

@@ -1,4 +1,4 @@
-"""The official HFA-GP encoders' PyTorch state dicts -> the Flax params of this package (numpy only).
+"""The official HFA-GP encoders' PyTorch state dicts -> the Flax params of `encoders` (numpy only).
 
 Official modules (bbaaii/HFA-GP, ``networks/encoder3d.py``, ``networks/headnerf.py``) and the params they fill:
 

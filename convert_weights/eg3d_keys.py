@@ -1,4 +1,4 @@
-"""Mapping between PyTorch EG3D `state_dict` entries and this port's Flax variables.
+"""Mapping between PyTorch EG3D `state_dict` entries and the Flax variables of `eg3d_flax`.
 
 The Flax tree mirrors the torch module tree, so a key maps by joining the path with dots
 (`net_0` <-> `net.0` for the OSG decoder's `Sequential`). Layouts differ:
@@ -34,26 +34,20 @@ def flax_path_to_torch_key(path: Iterable[str]) -> str:
     return ".".join(re.sub(r"^net_(\d+)$", r"net.\1", p) for p in path)
 
 
+# (leaf name, ndim) -> the torch axes in Flax order (the layouts of the module docstring); other leaves as is.
+_TORCH_TO_FLAX_AXES = {("weight", 4): (2, 3, 1, 0), ("weight", 2): (1, 0), ("const", 3): (1, 2, 0)}
+
+
 def torch_to_flax_array(name: str, array: np.ndarray) -> np.ndarray:
     """Layout transform for one leaf (`name` is the leaf's last path component)."""
-    if name == "weight" and array.ndim == 4:
-        return np.ascontiguousarray(array.transpose(2, 3, 1, 0))
-    if name == "weight" and array.ndim == 2:
-        return np.ascontiguousarray(array.T)
-    if name == "const" and array.ndim == 3:
-        return np.ascontiguousarray(array.transpose(1, 2, 0))
-    return np.array(array, copy=True)
+    axes = _TORCH_TO_FLAX_AXES.get((name, array.ndim))
+    return np.array(array, copy=True) if axes is None else np.ascontiguousarray(array.transpose(axes))
 
 
 def flax_to_torch_array(name: str, array: np.ndarray) -> np.ndarray:
     """Inverse of `torch_to_flax_array`."""
-    if name == "weight" and array.ndim == 4:
-        return np.ascontiguousarray(array.transpose(3, 2, 0, 1))
-    if name == "weight" and array.ndim == 2:
-        return np.ascontiguousarray(array.T)
-    if name == "const" and array.ndim == 3:
-        return np.ascontiguousarray(array.transpose(2, 0, 1))
-    return np.array(array, copy=True)
+    axes = _TORCH_TO_FLAX_AXES.get((name, array.ndim))
+    return np.array(array, copy=True) if axes is None else np.ascontiguousarray(array.transpose(np.argsort(axes)))
 
 
 def _leaves_with_keys(variables: Mapping) -> list[tuple[str, tuple[str, ...], object]]:
