@@ -81,6 +81,24 @@ class AvatarModel(nn.Module):
         return self.prior(self.coefficients(inputs))
 
 
+def smoothing_start(config) -> Optional[int]:
+    """The first (0-based) training step whose forward uses the audio encoder's attention smoothing, or None.
+
+    config: a training config (reads `model.encoder`, `model.encoder_kwargs` and `schedule`):
+    `schedule.audio_smoothing_start` -1, or >= `schedule.total_steps`, means never. Workdirs written before that
+    field existed say `model.encoder_kwargs.temporal_smoothing`; True there means smoothing from step 0.
+    """
+    model_cfg, schedule = config.model, config.get("schedule")
+    if model_cfg.encoder != "audio":
+        return None
+    if schedule is None or "audio_smoothing_start" not in schedule:
+        return 0 if dict(model_cfg.encoder_kwargs).get("temporal_smoothing", False) else None
+    start = int(schedule.audio_smoothing_start)
+    if start < 0 or start >= int(schedule.total_steps):
+        return None
+    return start
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """What the model layer reads of a training config; each program builds it once (`ModelSpec.from_config`).
@@ -101,21 +119,13 @@ class ModelSpec:
 
     @classmethod
     def from_config(cls, config) -> "ModelSpec":
-        """The spec of a training config: its `model` section, and `schedule.audio_smoothing_start` (-1, or
-        >= `schedule.total_steps`: never). Workdirs written before that field existed say
-        `model.encoder_kwargs.temporal_smoothing`; True there means smoothing from step 0."""
-        model_cfg, schedule = config.model, config.get("schedule")
+        """The spec of a training config: its `model` section and the smoothing start (`smoothing_start`)."""
+        model_cfg = config.model
         kwargs = dict(model_cfg.encoder_kwargs)
-        legacy_smoothing = bool(kwargs.pop("temporal_smoothing", False))
-        start = None
-        if model_cfg.encoder == "audio":
-            if schedule is None or "audio_smoothing_start" not in schedule:
-                start = 0 if legacy_smoothing else None
-            elif 0 <= int(schedule.audio_smoothing_start) < int(schedule.total_steps):
-                start = int(schedule.audio_smoothing_start)
+        kwargs.pop("temporal_smoothing", None)
         return cls(encoder=model_cfg.encoder, k=int(model_cfg.k), orthogonality=model_cfg.orthogonality,
                    prior_init=model_cfg.prior_init, encoder_kwargs=tuple(sorted(kwargs.items())),
-                   smoothing_start=start)
+                   smoothing_start=smoothing_start(config))
 
     @property
     def temporal_smoothing(self) -> bool:
@@ -204,4 +214,5 @@ def init_params(model: AvatarModel, generator: eg3d_flax.Generator, sample_input
 
 
 __all__ = ["ALTERNATIVE_CHECKPOINT", "AUDIO_WINDOW_KEY", "AvatarModel", "ENCODER_INPUTS", "ModelSpec",
-           "OFFICIAL_CHECKPOINT", "avatar_model", "build_generator", "check_generator_dir", "init_params"]
+           "OFFICIAL_CHECKPOINT", "avatar_model", "build_generator", "check_generator_dir", "init_params",
+           "smoothing_start"]

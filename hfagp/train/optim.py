@@ -6,7 +6,7 @@ optimizer (`optimizer`) and the choice of compiled step program (`trainable_at`)
 
   encoder    Adam from step 0 (all of params['model']['encoder'] but the attention net)
   attention  the audio encoder's AD-NeRF attention net, params['model']['encoder']['attention']: Adam from
-             `schedule.audio_smoothing_start` (`hfagp.model.ModelSpec.smoothing_start`), from which step on the forward
+             `schedule.audio_smoothing_start` (`hfagp.model.smoothing_start`), from which step on the forward
              uses it; absent otherwise. The official audio trainer's `optimizer_AudAtt` likewise only steps
              from `nosmo_iters` on.
   prior      Adam from step 0, or never (a basis shared from another run, kept frozen)
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from hfagp.model import ModelSpec
+from hfagp.model import smoothing_start
 
 GROUPS = ("encoder", "attention", "prior", "generator")
 FROZEN = "frozen"
@@ -75,7 +75,7 @@ class FreezeSchedule:
         """The schedule of a training config."""
         sched = config.schedule
         tune = sched.generator_tuning_start < sched.total_steps
-        return cls({"encoder": 0, ATTENTION: ModelSpec.from_config(config).smoothing_start,
+        return cls({"encoder": 0, ATTENTION: smoothing_start(config),
                     "prior": None if config.model.shared_prior_from else 0,
                     "generator": int(sched.generator_tuning_start) if tune else None})
 
