@@ -16,7 +16,7 @@ Settings (printed at start):
   --precision highest|tf32|default   float32 matmul/conv precision of the whole step (`hfagp/precision.py`)
   --conv-impl, --upconv-impl         the kernels (`conv_kernels`; 'auto': per backend)
 
-The step is training's own (`hfagp.train.step.make_train_step`: latent, G.synthesis with stochastic
+The step is training's own (`hfagp.runtime.step.make_train_step`: latent, G.synthesis with stochastic
 rendering, L2 loss, backward, Adam; stage 2 also updates G) on random data, without the input pipeline.
 The latent is either W+ codes optimised directly (`--encoder none`, the default: what the PyTorch baseline
 times) or the official RGB encoder + basis (`--encoder rgb`, ~180 GFLOP more per step at 256; needs
@@ -224,7 +224,7 @@ def torch_spec(config_name: str, batch: int, neural_rendering_resolution: Option
 def build(config_name: str, batch: int, settings: Settings, stage: int = 2):
     """(state, batch, constants, step builder, generator config, spec of the PyTorch side, parameter counts).
 
-    The step is `hfagp.train.step.make_train_step` (the one training uses) on a loss of the same form:
+    The step is `hfagp.runtime.step.make_train_step` (the one training uses) on a loss of the same form:
     'rgb' is the training loss of the RGB encoder + basis; 'none' optimises W+ codes directly (params
     {'model': {'encoder': {'ws'}}}), like the PyTorch baseline's "Adam on ws + G".
     """
@@ -234,9 +234,9 @@ def build(config_name: str, batch: int, settings: Settings, stage: int = 2):
     import jax.numpy as jnp
     import numpy as np
 
+    from hfagp.runtime.step import create_train_state, make_train_step
     from hfagp.train import losses
     from hfagp.train.optim import FreezeSchedule
-    from hfagp.train.step import create_train_state, make_train_step
 
     gcfg = generator_config(config_name, settings)
     res = gcfg.img_resolution
@@ -266,9 +266,10 @@ def build(config_name: str, batch: int, settings: Settings, stage: int = 2):
         cfg.loss.lpips_weight = 0.0
         cfg.loss.resolution = res
         optim = cfg.optim
-        model = model_lib.avatar_model_from_config(cfg.model, gcfg.num_ws, gcfg.w_dim, G.config.conv_impl)
+        model_spec = model_lib.ModelSpec.from_config(cfg)
+        model = model_lib.avatar_model(model_spec, gcfg.num_ws, gcfg.w_dim, G.config.conv_impl)
         params = model_lib.init_params(model, G, images[:1], jax.random.PRNGKey(0))
-        loss_fn = make_loss_fn(cfg, model, gen)
+        loss_fn = make_loss_fn(cfg, model_spec, model, gen)
         enc = make_encoder("rgb", cfg.model.k, **dict(cfg.model.encoder_kwargs))
         spec["encoder"] = {"k": cfg.model.k, **{f: getattr(enc, f) for f in (
             "input_size", "feature_dim", "mlp_layers", "nonlinear", "channel_base", "channel_max")}}

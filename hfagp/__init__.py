@@ -6,9 +6,11 @@
   hfagp.lpips       the LPIPS network
   hfagp.workdir     a run's directory layout; config, checkpoint steps and params read back
   hfagp.inference   a trained run loaded for inference (`load_trained`)
+  hfagp.runtime     what the training programs share: train state and step, checkpoints, summaries, stopping
   hfagp.train       training (behind `train.py`)
   hfagp.eval        evaluation and the PTI baseline (`python -m hfagp.eval`)
   hfagp.render      videos, images and meshes (`python -m hfagp.render`)
 
-Imports run one way: train, eval and render use the modules above them and never each other.
+Imports run one way: train, eval and render use the modules above them and never each other; pretrain and
+train share only what `hfagp.runtime` holds.
 """

@@ -33,13 +33,12 @@ class Datasets:
     keys: frozenset
     world_dir: Optional[Path] = None  # set for worlds with ground truth (novel views live there)
 
-    def sample_inputs(self, config) -> jax.Array:
-        """A [1, ...] float32 example of what the encoder of `config` (a training config, or its `model`
-        section) reads, for parameter initialisation."""
+    def sample_inputs(self, spec: model_lib.ModelSpec) -> jax.Array:
+        """A [1, ...] float32 example of what the encoder of `spec` reads, for parameter initialisation."""
         from avatar_data.pipeline import to_model_inputs
 
         example = to_model_inputs(self.train[0])
-        return jnp.asarray(np.asarray(model_lib.encoder_inputs(example, config), np.float32)[None])
+        return jnp.asarray(np.asarray(spec.encoder_inputs(example), np.float32)[None])
 
     def train_iterator(self, config, process_index: int, process_count: int):
         """The shuffled, resumable training iterator of this process's share of every global batch."""
@@ -179,7 +178,7 @@ def _video_datasets(config, workdir) -> Datasets:
             from jax.experimental import multihost_utils
 
             multihost_utils.sync_global_devices("prepared_video")
-    train, test, res, keys = load_world(out, model_lib.smoothing_window(config.model))
+    train, test, res, keys = load_world(out, model_lib.ModelSpec.from_config(config).smoothing_window)
     return Datasets(train, test, res, keys)
 
 
@@ -198,7 +197,7 @@ def build_datasets(config, workdir, generator) -> Datasets:
                 from jax.experimental import multihost_utils
 
                 multihost_utils.sync_global_devices("made_world")
-        train, test, res, keys = load_world(world_dir, model_lib.smoothing_window(config.model))
+        train, test, res, keys = load_world(world_dir, model_lib.ModelSpec.from_config(config).smoothing_window)
         return Datasets(train, test, res, keys, world_dir)
     if is_video(data_cfg.folder):
         return _video_datasets(config, workdir)

@@ -193,7 +193,8 @@ def convert_official(checkpoint, workdir, generator_dir, *, data_folder: str = "
         manager.wait_until_finished()
         manager.close()
     return {"workdir": str(workdir.absolute()), "kind": kind, "k": int(cfg.model.k), "step": step,
-            "audio_smoothing": model_lib.smoothing_after(cfg, step), "skipped_generator_keys": skipped}
+            "audio_smoothing": model_lib.ModelSpec.from_config(cfg).smoothing_after(step),
+            "skipped_generator_keys": skipped}
 
 
 def build_parser() -> cli.ArgumentParser:

@@ -35,6 +35,7 @@ class TrainedAvatar:
     """A trained avatar: encoder + personalized prior + (tuned) generator, with jitted entry points."""
 
     config: ml_collections.ConfigDict
+    spec: model_lib.ModelSpec            # the model section of `config`, typed
     workdir: Path
     step: int
     generator: eg3d_flax.Generator       # carries the run's tuned generator weights
@@ -43,12 +44,12 @@ class TrainedAvatar:
 
     @property
     def encoder_kind(self) -> str:
-        return self.config.model.encoder
+        return self.spec.encoder
 
     @property
     def input_key(self) -> str:
         """The batch key the encoder reads ('image', 'expression' or 'audio'/'audio_window')."""
-        return model_lib.encoder_input_key(self.config)
+        return self.spec.input_key
 
     @property
     def temporal_smoothing(self) -> bool:
@@ -57,7 +58,7 @@ class TrainedAvatar:
 
     @property
     def k(self) -> int:
-        return int(self.config.model.k)
+        return self.spec.k
 
     def coefficients(self, inputs) -> jax.Array:
         """Encoder inputs [B, ...] -> coefficients [B, k]."""
@@ -78,7 +79,7 @@ class TrainedAvatar:
     def basis_matrix(self) -> np.ndarray:
         """The effective basis rows [k, num_ws*w_dim] (orthonormal for 'qr')."""
         prior = self.model_params["prior"]
-        return np.asarray(effective_basis(jnp.asarray(prior["basis"]), self.config.model.orthogonality))
+        return np.asarray(effective_basis(jnp.asarray(prior["basis"]), self.spec.orthogonality))
 
     def offset(self) -> np.ndarray:
         return np.asarray(self.model_params["prior"]["offset"])
@@ -122,10 +123,10 @@ def load_trained(workdir, step: Optional[int] = None, generator_path: Optional[s
             f"{workdir}: the checkpoint's generator weights do not match the generator the config names "
             f"({config.generator.path or config.generator.preset}); pass the right one with generator_path")
     generator = base.replace_variables({"params": params["generator"], "buffers": base.variables["buffers"]})
-    model = model_lib.avatar_model_from_config(config, generator.config.num_ws, generator.config.w_dim,
-                                               generator.config.conv_impl,
-                                               smoothing=model_lib.smoothing_after(config, step))
-    return TrainedAvatar(config, workdir, step, generator, model, params["model"])
+    spec = model_lib.ModelSpec.from_config(config)
+    model = model_lib.avatar_model(spec, generator.config.num_ws, generator.config.w_dim, generator.config.conv_impl,
+                                   smoothing=spec.smoothing_after(step))
+    return TrainedAvatar(config, spec, workdir, step, generator, model, params["model"])
 
 
 def load_split(avatar: TrainedAvatar, split: str = "test", max_frames: Optional[int] = None) -> dict:

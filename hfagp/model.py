@@ -4,9 +4,10 @@
 
 `AvatarModel` holds the encoder and the prior; its params are {'encoder': ..., 'prior': ...}. The
 generator's params sit beside them in the train state under 'generator'. This module is the one home of
-what a config says about the model: which batch entry drives the encoder (`encoder_input_key`), when the
-audio encoder smooths over neighbouring frames (`smoothing_start`), how the generator is built
-(`build_generator`) and how parameters are initialised (`init_params`).
+what a config says about the model: `ModelSpec` (built once from a training config by each program) says which
+batch entry drives the encoder (`input_key`) and when the audio encoder smooths over neighbouring frames
+(`smoothing_start`); `avatar_model` builds the model it describes, `build_generator` the generator of a config's
+`generator` section, and `init_params` initialises both.
 
 Audio smoothing (AD-NeRF's attention over `smoothing_window` neighbouring frames, as the official audio
 trainer): with `schedule.audio_smoothing_start` = S the attention net exists from the start (params
@@ -18,6 +19,7 @@ renders with smoothing iff its last update did (N > S).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -50,7 +52,7 @@ class AvatarModel(nn.Module):
     w_dim: int
     orthogonality: str = "qr"
     prior_init: str = "official"
-    encoder_kwargs: Any = None  # a tuple of (name, value) pairs (hashable); see `avatar_model_from_config`
+    encoder_kwargs: Any = None  # a tuple of (name, value) pairs (hashable); see `avatar_model`
     # Audio encoder with an attention net: True uses the attention-smoothed feature, False the centre window's.
     audio_smoothing: bool = False
 
@@ -79,21 +81,14 @@ class AvatarModel(nn.Module):
         return self.prior(self.coefficients(inputs))
 
 
-def _sections(config):
-    """(model section, schedule section or None) of a training config or of its `model` section alone."""
-    if "model" in config:
-        return config.model, config.get("schedule")
-    return config, None
-
-
 def smoothing_start(config) -> Optional[int]:
     """The first (0-based) training step whose forward uses the audio encoder's attention smoothing, or None.
 
-    config: a training config (`schedule.audio_smoothing_start`: -1, or >= `schedule.total_steps`, never) or
-    its `model` section alone (then never). Workdirs written before the schedule field existed say
-    `model.encoder_kwargs.temporal_smoothing`; True there means smoothing from step 0.
+    config: a training config (reads `model.encoder`, `model.encoder_kwargs` and `schedule`):
+    `schedule.audio_smoothing_start` -1, or >= `schedule.total_steps`, means never. Workdirs written before that
+    field existed say `model.encoder_kwargs.temporal_smoothing`; True there means smoothing from step 0.
     """
-    model_cfg, schedule = _sections(config)
+    model_cfg, schedule = config.model, config.get("schedule")
     if model_cfg.encoder != "audio":
         return None
     if schedule is None or "audio_smoothing_start" not in schedule:
@@ -104,67 +99,84 @@ def smoothing_start(config) -> Optional[int]:
     return start
 
 
-def temporal_smoothing(config) -> bool:
-    """Whether the audio encoder has AD-NeRF's attention net (and reads 'audio_window'): a smoothing start is set."""
-    return smoothing_start(config) is not None
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What the model layer reads of a training config; each program builds it once (`ModelSpec.from_config`).
 
-
-def smoothing_at(config, step: int) -> bool:
-    """Whether the forward of (0-based) training step `step` uses the attention-smoothed audio features."""
-    start = smoothing_start(config)
-    return start is not None and step >= start
-
-
-def smoothing_after(config, num_updates: int) -> bool:
-    """Whether the params after `num_updates` updates render with smoothing: their last update did."""
-    return num_updates > 0 and smoothing_at(config, num_updates - 1)
-
-
-def smoothing_window(model_cfg) -> int:
-    """Frames in the audio encoder's smoothing window (AD-NeRF's `smo_size`, default 8)."""
-    return int(dict(model_cfg.encoder_kwargs).get("smoothing_window", AUDIO_SMOOTHING_WINDOW))
-
-
-def encoder_input_key(config) -> str:
-    """The batch key the encoder reads: 'image', 'expression', 'audio' or 'audio_window' (with an attention net).
-
-    config: a training config, or its `model` section alone (no smoothing schedule then)."""
-    model_cfg, _ = _sections(config)
-    if model_cfg.encoder not in ENCODER_INPUTS:
-        raise ConfigError(f"model.encoder must be one of {tuple(ENCODER_INPUTS)}, got {model_cfg.encoder!r}")
-    return AUDIO_WINDOW_KEY if temporal_smoothing(config) else ENCODER_INPUTS[model_cfg.encoder]
-
-
-def encoder_inputs(batch: Mapping[str, Any], config) -> Any:
-    """The batch entry the encoder of `config` (a training config or its `model` section) reads."""
-    key = encoder_input_key(config)
-    if key not in batch:
-        raise KeyError(f"the {_sections(config)[0].encoder!r} encoder needs batch[{key!r}], but the data provides "
-                       f"{sorted(batch)}")
-    return batch[key]
-
-
-def avatar_model_from_config(config, num_ws: int, w_dim: int, conv_impl: str = "xla",
-                             smoothing: bool = False) -> AvatarModel:
-    """The `AvatarModel` a config describes.
-
-    config: a training config, or its `model` section alone (no smoothing schedule then). conv_impl: the RGB
-    encoder's convolution kernel (concrete). smoothing: the forward uses the audio attention net (see
-    `smoothing_at` / `smoothing_after`); the params are the same either way.
+    encoder: 'rgb', 'expression' or 'audio' (`model.encoder`); k: coefficients per frame (`model.k`);
+    orthogonality, prior_init: the personalized prior's basis mode and initialisation (`model.orthogonality`,
+    `model.prior_init`); encoder_kwargs: `model.encoder_kwargs` as sorted (name, value) pairs, without the
+    'temporal_smoothing' of old config.json files; smoothing_start: the first (0-based) training step whose forward
+    uses the audio encoder's attention smoothing, None for never (see the module doc).
     """
-    model_cfg, _ = _sections(config)
-    kwargs = dict(model_cfg.encoder_kwargs)
-    kwargs.pop("temporal_smoothing", None)
-    if model_cfg.encoder == "rgb":
+
+    encoder: str
+    k: int
+    orthogonality: str = "qr"
+    prior_init: str = "official"
+    encoder_kwargs: tuple = ()
+    smoothing_start: Optional[int] = None
+
+    @classmethod
+    def from_config(cls, config) -> "ModelSpec":
+        """The spec of a training config: its `model` section and the smoothing start (`smoothing_start`)."""
+        model_cfg = config.model
+        kwargs = dict(model_cfg.encoder_kwargs)
+        kwargs.pop("temporal_smoothing", None)
+        return cls(encoder=model_cfg.encoder, k=int(model_cfg.k), orthogonality=model_cfg.orthogonality,
+                   prior_init=model_cfg.prior_init, encoder_kwargs=tuple(sorted(kwargs.items())),
+                   smoothing_start=smoothing_start(config))
+
+    @property
+    def temporal_smoothing(self) -> bool:
+        """Whether the audio encoder has AD-NeRF's attention net (and reads 'audio_window'): a start is set."""
+        return self.smoothing_start is not None
+
+    def smoothing_at(self, step: int) -> bool:
+        """Whether the forward of (0-based) training step `step` uses the attention-smoothed audio features."""
+        return self.smoothing_start is not None and step >= self.smoothing_start
+
+    def smoothing_after(self, num_updates: int) -> bool:
+        """Whether the params after `num_updates` updates render with smoothing: their last update did."""
+        return num_updates > 0 and self.smoothing_at(num_updates - 1)
+
+    @property
+    def smoothing_window(self) -> int:
+        """Frames in the audio encoder's smoothing window (AD-NeRF's `smo_size`, default 8)."""
+        return int(dict(self.encoder_kwargs).get("smoothing_window", AUDIO_SMOOTHING_WINDOW))
+
+    @property
+    def input_key(self) -> str:
+        """The batch key the encoder reads: 'image', 'expression', 'audio' or 'audio_window' (with an attention net)."""
+        if self.encoder not in ENCODER_INPUTS:
+            raise ConfigError(f"model.encoder must be one of {tuple(ENCODER_INPUTS)}, got {self.encoder!r}")
+        return AUDIO_WINDOW_KEY if self.temporal_smoothing else ENCODER_INPUTS[self.encoder]
+
+    def encoder_inputs(self, batch: Mapping[str, Any]) -> Any:
+        """The batch entry the encoder reads."""
+        key = self.input_key
+        if key not in batch:
+            raise KeyError(f"the {self.encoder!r} encoder needs batch[{key!r}], but the data provides {sorted(batch)}")
+        return batch[key]
+
+
+def avatar_model(spec: ModelSpec, num_ws: int, w_dim: int, conv_impl: str = "xla",
+                 smoothing: bool = False) -> AvatarModel:
+    """The `AvatarModel` of `spec`.
+
+    conv_impl: the RGB encoder's convolution kernel (concrete). smoothing: the forward uses the audio attention
+    net (see `ModelSpec.smoothing_at` / `smoothing_after`); the params are the same either way.
+    """
+    kwargs = dict(spec.encoder_kwargs)
+    if spec.encoder == "rgb":
         kwargs.setdefault("conv_impl", conv_impl)
-    if model_cfg.encoder == "audio":
-        kwargs["temporal_smoothing"] = temporal_smoothing(config)
-    if smoothing and not temporal_smoothing(config):
+    if spec.encoder == "audio":
+        kwargs["temporal_smoothing"] = spec.temporal_smoothing
+    if smoothing and not spec.temporal_smoothing:
         raise ConfigError("the forward cannot use audio smoothing: the config sets no schedule.audio_smoothing_start")
     return AvatarModel(
-        encoder_kind=model_cfg.encoder, k=model_cfg.k, num_ws=num_ws, w_dim=w_dim,
-        orthogonality=model_cfg.orthogonality, prior_init=model_cfg.prior_init,
-        encoder_kwargs=tuple(sorted(kwargs.items())), audio_smoothing=bool(smoothing))
+        encoder_kind=spec.encoder, k=spec.k, num_ws=num_ws, w_dim=w_dim, orthogonality=spec.orthogonality,
+        prior_init=spec.prior_init, encoder_kwargs=tuple(sorted(kwargs.items())), audio_smoothing=bool(smoothing))
 
 
 def check_generator_dir(path) -> None:
@@ -201,7 +213,6 @@ def init_params(model: AvatarModel, generator: eg3d_flax.Generator, sample_input
     return {"model": params, "generator": generator.variables["params"]}
 
 
-__all__ = ["ALTERNATIVE_CHECKPOINT", "AUDIO_WINDOW_KEY", "AvatarModel", "ENCODER_INPUTS", "OFFICIAL_CHECKPOINT",
-           "avatar_model_from_config",
-           "build_generator", "check_generator_dir", "encoder_input_key", "encoder_inputs", "init_params",
-           "smoothing_after", "smoothing_at", "smoothing_start", "smoothing_window", "temporal_smoothing"]
+__all__ = ["ALTERNATIVE_CHECKPOINT", "AUDIO_WINDOW_KEY", "AvatarModel", "ENCODER_INPUTS", "ModelSpec",
+           "OFFICIAL_CHECKPOINT", "avatar_model", "build_generator", "check_generator_dir", "init_params",
+           "smoothing_start"]

@@ -328,7 +328,7 @@ def evaluate(
             "encoder": avatar.encoder_kind,
             "input_key": avatar.input_key,
             "k": avatar.k,
-            "orthogonality": avatar.config.model.orthogonality,
+            "orthogonality": avatar.spec.orthogonality,
             "generator": avatar.config.generator.path or f"preset {avatar.config.generator.preset} "
                                                          f"(seed {avatar.config.generator.preset_seed})",
             "resolution": int(gcfg.img_resolution),

@@ -3,7 +3,7 @@
 Decide how to run. The order is important, and every stage resumes where a stopped run left it:
   1. the data set, rendered once into shards (`avatar_data.heads.dataset`), and the validation identities;
   2. the auto-decoder (`hfagp.pretrain.objective`), trained with the project's train step
-     (`hfagp.train.step.make_train_step`), checkpointed every `checkpoint_every` steps (orbax);
+     (`hfagp.runtime.step.make_train_step`), checkpointed every `checkpoint_every` steps (orbax);
   3. every `eval_every` steps the held-out identities are inverted (`hfagp.pretrain.validate`); the best
      generator so far (by novel-view PSNR) is kept in WORKDIR/best/, and training stops early after
      `patience` validations without improvement;
@@ -33,10 +33,10 @@ from hfagp.pretrain import data as data_lib
 from hfagp.pretrain import export as export_lib
 from hfagp.pretrain import objective
 from hfagp.pretrain.validate import invert_and_score
-from hfagp.train import checkpointing, summaries
-from hfagp.train.resume import flatten
-from hfagp.train.loop import StopRequest, TrainingError
-from hfagp.train.step import create_train_state, make_train_step
+from hfagp.runtime import checkpointing, summaries
+from hfagp.runtime.config_keys import covered, flatten
+from hfagp.runtime.step import create_train_state, make_train_step
+from hfagp.runtime.stopping import StopRequest, TrainingError
 from hfagp_common.atomic import atomic_directory, write_text
 from hfagp_common.cli import ConfigError
 from hfagp_common.digest import sha256_file
@@ -152,7 +152,7 @@ def resume_changes(saved: dict, new: dict) -> list[str]:
     `RESUMABLE_KEYS` (keys or whole sections)."""
     old, cur = flatten(saved), flatten(new)
     keys = sorted(k for k in set(old) | set(cur) if old.get(k, object()) != cur.get(k, object()))
-    return [k for k in keys if not any(k == p or k.startswith(p + ".") for p in RESUMABLE_KEYS)]
+    return [k for k in keys if not covered(k, RESUMABLE_KEYS)]
 
 
 def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:

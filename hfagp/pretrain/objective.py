@@ -40,7 +40,7 @@ def latents(codes: dict, identity, scene, num_ws: int) -> jax.Array:
 
 
 def make_loss_fn(config, gen_module, num_ws: int) -> Callable:
-    """loss_fn(params, batch, constants, rng) -> (loss, metrics), for `hfagp.train.step.make_train_step`."""
+    """loss_fn(params, batch, constants, rng) -> (loss, metrics), for `hfagp.runtime.step.make_train_step`."""
     weights = config.loss
     penalty = float(config.model.code_penalty)
 

@@ -190,7 +190,7 @@ def load_driving_signal(avatar: TrainedAvatar, path: PathLike, kind: str) -> np.
         raise ValueError(f"{path}: expected numbers, got dtype {signal.dtype}")
     signal = np.asarray(signal, np.float32)
     if kind == "expression":
-        dim = int(dict(avatar.config.model.encoder_kwargs).get("in_dim", 76))
+        dim = int(dict(avatar.spec.encoder_kwargs).get("in_dim", 76))
         if signal.ndim != 2 or signal.shape[1] != dim:
             raise ValueError(f"{path}: expression coefficients must be [N, {dim}], got {signal.shape}")
     elif signal.ndim != 3 or signal.shape[1:] != AUDIO_FEATURE_SHAPE:
@@ -210,7 +210,7 @@ def driving_inputs(avatar: TrainedAvatar, signal: np.ndarray) -> np.ndarray:
     if avatar.input_key == model_lib.AUDIO_WINDOW_KEY:
         from avatar_data.readers import audio_windows
 
-        window = model_lib.smoothing_window(avatar.config.model)
+        window = avatar.spec.smoothing_window
         return audio_windows(np.asarray(signal, np.float32), window).astype(np.float32)
     return np.asarray(signal, np.float32)
 

@@ -33,9 +33,11 @@ def _local_copy(array: jax.Array) -> np.ndarray:
 class Evaluator:
     """Renders the first `eval.max_frames` test frames with the current params; process 0 writes the results."""
 
-    def __init__(self, config, test_source, mesh, render_fn: Callable, basis_fn: Callable, workdir: Path, writer,
-                 world_dir: Optional[Path] = None, smoothed_render_fn: Optional[Callable] = None):
-        """render_fn: (params, constants, inputs, cameras) -> images; smoothed_render_fn: the same with the
+    def __init__(self, config, spec: model_lib.ModelSpec, test_source, mesh, render_fn: Callable,
+                 basis_fn: Callable, workdir: Path, writer, world_dir: Optional[Path] = None,
+                 smoothed_render_fn: Optional[Callable] = None):
+        """config: the training config (its `eval` section); spec: which encoder input the frames give.
+        render_fn: (params, constants, inputs, cameras) -> images; smoothed_render_fn: the same with the
         audio encoder's attention smoothing, for evaluations after its start (`evaluate(smoothing=True)`)."""
         from avatar_data.pipeline import load_eval_frames
 
@@ -43,7 +45,7 @@ class Evaluator:
         self.writer = writer
         self.workdir = Path(workdir)
         frames = load_eval_frames(test_source, max_frames=config.eval.max_frames)
-        self.inputs = np.asarray(model_lib.encoder_inputs(frames, config), np.float32)
+        self.inputs = np.asarray(spec.encoder_inputs(frames), np.float32)
         self.images = np.asarray(frames["image"], np.float32)
         self.labels = np.asarray(frames["label"], np.float32)
         self.batch = max(1, min(config.eval.batch_size, len(self.images)))

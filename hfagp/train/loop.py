@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -28,17 +27,14 @@ from hfagp import datasets as datasets_lib
 from hfagp import model as model_lib
 from hfagp import precision as precision_lib
 from hfagp import workdir as workdir_lib
-from hfagp.train import checkpointing, distributed, resume, summaries, validate
+from hfagp.runtime import checkpointing, summaries
+from hfagp.runtime.step import TrainState, create_train_state
+from hfagp.runtime.stopping import StopRequest, TrainingError
+from hfagp.train import distributed, resume, validate
 from hfagp.train.evaluator import Evaluator
 from hfagp.train.optim import FreezeSchedule
-from hfagp.train.step import (TrainState, create_train_state, make_basis_render_fn, make_render_fn,
-                              make_stage_step)
+from hfagp.train.step import make_basis_render_fn, make_render_fn, make_stage_step
 from hfagp_common import atomic
-from hfagp_common.cli import UserError
-
-
-class TrainingError(UserError, RuntimeError):
-    """A run cannot start or must stop (missing files, non-finite loss)."""
 
 
 @dataclasses.dataclass
@@ -46,6 +42,7 @@ class Setup:
     """Everything built from a config before the first step (no compilation yet)."""
 
     config: Any
+    spec: model_lib.ModelSpec
     generator: eg3d_flax.Generator
     model: model_lib.AvatarModel
     datasets: datasets_lib.Datasets
@@ -58,19 +55,20 @@ class Setup:
 def build_setup(config, workdir) -> Setup:
     """Validates the config and builds generator, data, LPIPS, model, freeze schedule and optimizer."""
     validate.check_config(config)
+    spec = model_lib.ModelSpec.from_config(config)
     G = model_lib.build_generator(config.generator)
     datasets = datasets_lib.build_datasets(config, workdir, G)
-    validate.check_data_matches(config, G.config, datasets)
+    validate.check_data_matches(config, spec, G.config, datasets)
     lpips_fn = None
     if config.loss.lpips_weight > 0:
         from hfagp.lpips import make_lpips
 
         lpips_fn = make_lpips(config.loss.lpips_weights, config.loss.lpips_net)
-    model = model_lib.avatar_model_from_config(config, G.config.num_ws, G.config.w_dim, G.config.conv_impl)
+    model = model_lib.avatar_model(spec, G.config.num_ws, G.config.w_dim, G.config.conv_impl)
     schedule = FreezeSchedule.from_config(config)
-    sample = datasets.sample_inputs(config)
+    sample = datasets.sample_inputs(spec)
     shapes = jax.eval_shape(lambda k: model_lib.init_params(model, G, sample, k), jax.random.PRNGKey(0))
-    return Setup(config, G, model, datasets, lpips_fn, distributed.make_mesh(), schedule,
+    return Setup(config, spec, G, model, datasets, lpips_fn, distributed.make_mesh(), schedule,
                  schedule.optimizer(config.optim, shapes))
 
 
@@ -78,7 +76,7 @@ def initial_state(setup: Setup) -> TrainState:
     """Step 0: initial params (a shared prior loaded from its run), fresh optimizer state."""
     cfg = setup.config
     init_key, train_key = jax.random.split(jax.random.PRNGKey(cfg.seed))
-    params = model_lib.init_params(setup.model, setup.generator, setup.datasets.sample_inputs(cfg), init_key)
+    params = model_lib.init_params(setup.model, setup.generator, setup.datasets.sample_inputs(setup.spec), init_key)
     if cfg.model.shared_prior_from:
         _, shared = workdir_lib.restore_params(cfg.model.shared_prior_from)
         params["model"]["prior"] = shared["model"]["prior"]
@@ -96,41 +94,16 @@ def save_random_generator(setup: Setup, workdir: Path) -> None:
                                                              "preset_seed": cfg.generator.preset_seed})
 
 
-def device_batch(batch: dict, sharding, local_batch: int, config) -> dict:
-    """Host numpy batch (this process's share) -> global jax arrays sharded along the batch axis.
-    config: the training config (or its `model` section): which encoder input to send."""
+def device_batch(batch: dict, sharding, local_batch: int, input_key: str) -> dict:
+    """Host numpy batch (this process's share) -> global jax arrays sharded along the batch axis: 'image',
+    'label' and the encoder's input `input_key` (`ModelSpec.input_key`)."""
     out = {}
-    for key in {"image", "label", model_lib.encoder_input_key(config)}:
+    for key in {"image", "label", input_key}:
         value = np.asarray(batch[key], np.float32)
         if value.shape[0] != local_batch:
             raise ValueError(f"batch[{key!r}] has {value.shape[0]} rows, expected {local_batch}")
         out[key] = jax.make_array_from_process_local_data(sharding, value)
     return out
-
-
-class StopRequest:
-    """SIGTERM/SIGINT set a flag; the loop checkpoints and exits at the next step boundary."""
-
-    def __init__(self):
-        self.signal: Optional[int] = None
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not in the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signal is not None:  # second signal: give up immediately
-            raise KeyboardInterrupt
-        self.signal = signum
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 class MetricsLog:
@@ -225,9 +198,9 @@ def _train_and_evaluate(config, workdir) -> dict:
     evaluator = None
     if cfg.eval.max_frames > 0:
         smoothed = None
-        if model_lib.temporal_smoothing(cfg):
+        if setup.spec.temporal_smoothing:
             smoothed = make_render_fn(setup.model.clone(audio_smoothing=True), gen_module)
-        evaluator = Evaluator(cfg, setup.datasets.test, mesh, make_render_fn(setup.model, gen_module),
+        evaluator = Evaluator(cfg, setup.spec, setup.datasets.test, mesh, make_render_fn(setup.model, gen_module),
                               make_basis_render_fn(setup.model, gen_module, cfg.eval.basis_scale), workdir, writer,
                               world_dir=setup.datasets.world_dir, smoothed_render_fn=smoothed)
     if start_step == 0 and evaluator is not None:
@@ -249,10 +222,10 @@ def _train_and_evaluate(config, workdir) -> dict:
                 batch_np = next(train_iter)
                 if step == cfg.debug.nan_at_step:  # fault injection for the non-finite-loss guard's tests
                     batch_np = {**batch_np, "image": np.full_like(batch_np["image"], np.nan, np.float32)}
-                batch = device_batch(batch_np, batch_sharding, local_batch, cfg)
+                batch = device_batch(batch_np, batch_sharding, local_batch, setup.spec.input_key)
                 trained = setup.schedule.trainable_at(step)
                 if trained not in programs:  # compile ahead of the first call, then start together
-                    step_fn = make_stage_step(cfg, setup.model, gen_module, setup.tx, trained)
+                    step_fn = make_stage_step(cfg, setup.spec, setup.model, gen_module, setup.tx, trained)
                     programs[trained] = jax.jit(
                         step_fn, in_shardings=(replicated, batch_sharding, replicated),
                         out_shardings=(replicated, replicated), donate_argnums=(0,),
@@ -272,7 +245,7 @@ def _train_and_evaluate(config, workdir) -> dict:
                     bar.update(done, log.latest, rate)
                 if evaluator is not None and (done % cfg.eval_every == 0 or done == total):
                     final = evaluator.evaluate(done, state.params, constants,
-                                               smoothing=model_lib.smoothing_after(cfg, done))
+                                               smoothing=setup.spec.smoothing_after(done))
                 if done % cfg.checkpoint.every == 0 or done == total or stop.signal is not None:
                     log.flush()
                     ckpt.save(done, state, iterator_state(train_iter))
@@ -290,5 +263,4 @@ def _train_and_evaluate(config, workdir) -> dict:
     return final
 
 
-__all__ = ["Setup", "StopRequest", "TrainingError", "build_setup", "device_batch", "initial_state",
-           "save_random_generator", "train_and_evaluate"]
+__all__ = ["Setup", "build_setup", "device_batch", "initial_state", "save_random_generator", "train_and_evaluate"]

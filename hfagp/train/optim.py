@@ -72,6 +72,7 @@ class FreezeSchedule:
 
     @classmethod
     def from_config(cls, config) -> "FreezeSchedule":
+        """The schedule of a training config."""
         sched = config.schedule
         tune = sched.generator_tuning_start < sched.total_steps
         return cls({"encoder": 0, ATTENTION: smoothing_start(config),

@@ -30,6 +30,7 @@ from typing import Any, Iterator, Optional
 import ml_collections
 
 from hfagp import workdir as workdir_lib
+from hfagp.runtime.config_keys import covered, flatten
 from hfagp.train import validate
 from hfagp.train.optim import FreezeSchedule
 from hfagp_common import atomic
@@ -48,20 +49,6 @@ ALLOW_KEY = "checkpoint.resume_allow_changes"
 _SHOWN = 8  # changed keys named in the refusal
 
 
-def flatten(values: Any, prefix: str = "") -> dict:
-    """Nested JSON values -> {'a.b.c': leaf} (lists and other leaves kept whole)."""
-    if isinstance(values, dict) and values:
-        out = {}
-        for key, value in values.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: values}
-
-
-def _covered(key: str, patterns) -> bool:
-    return any(p == "*" or key == p or key.startswith(p + ".") for p in patterns)
-
-
 def _show(value: Any) -> str:
     text = json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -77,9 +64,9 @@ def config_changes(saved: dict, config) -> tuple[list[str], list[str]]:
     changed = sorted(k for k in old if new.get(k, object()) != old[k])
     refused = []
     for key in changed:
-        if _covered(key, allowed):
+        if covered(key, allowed):
             continue
-        if _covered(key, RESUMABLE_KEYS) and key in new:
+        if covered(key, RESUMABLE_KEYS) and key in new:
             if key == "schedule.total_steps" and not _same_stages(saved, config):
                 refused.append(key)
             continue
@@ -169,4 +156,4 @@ def claim(config, workdir, command: Optional[str] = None) -> Iterator[Path]:
         raise
 
 
-__all__ = ["ALLOW_KEY", "RESUMABLE_KEYS", "check_resume", "claim", "config_changes", "flatten"]
+__all__ = ["ALLOW_KEY", "RESUMABLE_KEYS", "check_resume", "claim", "config_changes"]

@@ -68,15 +68,15 @@ def check_config(cfg) -> None:
               f"model.shared_prior_from={cfg.model.shared_prior_from!r} has no checkpoints/ directory")
 
 
-def check_data_matches(cfg, gen_config, datasets) -> None:
-    """Raises ConfigError when the data cannot feed this generator and encoder."""
+def check_data_matches(cfg, spec: model_lib.ModelSpec, gen_config, datasets) -> None:
+    """Raises ConfigError when the data cannot feed this generator and the encoder of `spec`."""
     _need(datasets.resolution == gen_config.img_resolution,
           f"the dataset's frames are {datasets.resolution}px but the generator renders {gen_config.img_resolution}px; "
           f"prepare the data at the generator's resolution (data.resolution)")
     _need(gen_config.img_resolution % cfg.loss.resolution == 0,
           f"loss.resolution={cfg.loss.resolution} must divide the image resolution {gen_config.img_resolution}")
-    needed = model_lib.encoder_input_key(cfg)
-    _need(needed in datasets.keys, f"model.encoder={cfg.model.encoder!r} needs '{needed}' in the dataset, which has "
+    needed = spec.input_key
+    _need(needed in datasets.keys, f"model.encoder={spec.encoder!r} needs '{needed}' in the dataset, which has "
                                    f"{sorted(datasets.keys)}")
     _need(len(datasets.train) >= cfg.optim.batch_size,
           f"only {len(datasets.train)} training frames for batch size {cfg.optim.batch_size}")

@@ -217,7 +217,7 @@ sys.path.insert(0, sys.argv[1])
 import step_throughput, render_throughput, precision_report, device_check
 step_throughput.build_parser().parse_args([])
 spec = step_throughput.torch_spec("tiny128", 2)
-import eg3d_flax, hfagp.train.step, hfagp.train.optim, hfagp.train.losses, hfagp.precision, hfagp.lpips
+import eg3d_flax, hfagp.runtime.step, hfagp.train.step, hfagp.train.optim, hfagp.train.losses, hfagp.precision, hfagp.lpips
 import convert_weights.convert
 print("ok", len(spec["labels"]))
 """

@@ -36,7 +36,7 @@ def _sharding():
 
 
 def _checkpointer(workdir, logs=None):
-    from hfagp.train.checkpointing import Checkpointer
+    from hfagp.runtime.checkpointing import Checkpointer
 
     return Checkpointer(workdir, keep=5, log=(logs.append if logs is not None else print))
 
@@ -144,7 +144,7 @@ def test_checkpoint_of_another_train_state_is_refused_not_moved(tmp_path):
 
 
 def test_a_killed_write_leaves_a_cut_line_that_the_resume_drops(tmp_path):
-    from hfagp.train.checkpointing import rewind_jsonl
+    from hfagp.runtime.checkpointing import rewind_jsonl
 
     log = tmp_path / "metrics.jsonl"
     log.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 2.0}\n{"step": 3, "lo')
@@ -175,7 +175,7 @@ def _assert_full_disk_error(error, step, previous):
 
 
 def test_full_disk_during_a_save_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch, ledger):
-    from hfagp.train.checkpointing import CheckpointSaveError
+    from hfagp.runtime.checkpointing import CheckpointSaveError
 
     with ledger.fault("disk full during a save (patched writer)"):
         workdir = _saved_run(tmp_path / "run", steps=(2,))
@@ -211,7 +211,7 @@ def test_a_real_full_disk_during_a_save(small_tmpfs, ledger):
     import jax
     import jax.numpy as jnp
 
-    from hfagp.train.checkpointing import CheckpointSaveError
+    from hfagp.runtime.checkpointing import CheckpointSaveError
 
     def state(step):
         return {"w": jax.random.normal(jax.random.PRNGKey(step), (768, 512)), "step": jnp.asarray(step)}

@@ -177,7 +177,7 @@ def test_full_disk_during_a_save_keeps_the_previous_checkpoint_and_resumes_exact
 
     from orbax.checkpoint._src.path import atomicity
 
-    from hfagp.train.checkpointing import CheckpointSaveError
+    from hfagp.runtime.checkpointing import CheckpointSaveError
     from hfagp_common.cli import error_line
 
     with ledger.fault("disk full during a save (training run)"):

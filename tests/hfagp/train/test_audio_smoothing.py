@@ -20,18 +20,19 @@ def test_the_official_and_paper_configs_switch_at_300k_and_75k_and_cpu_never():
     from hfagp import model as model_lib
     from hfagp.train.optim import FreezeSchedule
 
+    spec = model_lib.ModelSpec.from_config
     official, paper, cpu = (make_config("audio", v) for v in ("official", "paper", "cpu"))
-    assert FreezeSchedule.from_config(official).starts["attention"] == 300_000 == model_lib.smoothing_start(official)
+    assert FreezeSchedule.from_config(official).starts["attention"] == 300_000 == spec(official).smoothing_start
     assert official.schedule.total_steps == 800_000
-    assert model_lib.smoothing_start(paper) == 75_000 and paper.schedule.total_steps == 200_000
-    assert model_lib.smoothing_start(cpu) is None and model_lib.encoder_input_key(cpu) == "audio"
-    assert model_lib.encoder_input_key(official) == "audio_window"
-    assert not model_lib.smoothing_at(official, 299_999) and model_lib.smoothing_at(official, 300_000)
+    assert spec(paper).smoothing_start == 75_000 and paper.schedule.total_steps == 200_000
+    assert spec(cpu).smoothing_start is None and spec(cpu).input_key == "audio"
+    assert spec(official).input_key == "audio_window"
+    assert not spec(official).smoothing_at(299_999) and spec(official).smoothing_at(300_000)
     # A checkpoint after N updates renders as its last update (step N - 1) trained.
-    assert not model_lib.smoothing_after(official, 300_000) and model_lib.smoothing_after(official, 300_001)
-    assert model_lib.smoothing_start(make_config("rgb", "official")) is None
+    assert not spec(official).smoothing_after(300_000) and spec(official).smoothing_after(300_001)
+    assert spec(make_config("rgb", "official")).smoothing_start is None
     cpu.schedule.audio_smoothing_start = 50  # "never in :cpu unless set"
-    assert model_lib.smoothing_start(cpu) == 50
+    assert spec(cpu).smoothing_start == 50
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,8 @@ def run():
     from configs.common import make_config
     from hfagp import model as model_lib
     from hfagp.train.optim import FreezeSchedule
-    from hfagp.train.step import create_train_state, make_loss_fn, make_stage_step
+    from hfagp.runtime.step import create_train_state
+    from hfagp.train.step import make_loss_fn, make_stage_step
 
     cfg = make_config("audio", "official")
     cfg.model.k = 4
@@ -52,7 +54,8 @@ def run():
     cfg.schedule.audio_smoothing_start = SWITCH
     cfg.schedule.generator_tuning_start = 4
     G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=16), seed=0)
-    model = model_lib.avatar_model_from_config(cfg, G.config.num_ws, G.config.w_dim)
+    spec = model_lib.ModelSpec.from_config(cfg)
+    model = model_lib.avatar_model(spec, G.config.num_ws, G.config.w_dim)
     rng = np.random.default_rng(0)
     batch = {"image": jnp.asarray(rng.uniform(-1, 1, (1, 128, 128, 3)), jnp.float32),
              "label": jnp.asarray(yaw_sweep(1, 0.0), jnp.float32),
@@ -65,11 +68,11 @@ def run():
     for step in range(4):
         trained = schedule.trainable_at(step)
         if trained not in programs:
-            programs[trained] = jax.jit(make_stage_step(cfg, model, G.module, tx, trained))
+            programs[trained] = jax.jit(make_stage_step(cfg, spec, model, G.module, tx, trained))
         new, metrics = programs[trained](states[-1], batch, constants)
         assert bool(metrics["finite"])
         states.append(new)
-    smooth_loss = jax.jit(make_loss_fn(cfg, model.clone(audio_smoothing=True), G.module))
+    smooth_loss = jax.jit(make_loss_fn(cfg, spec, model.clone(audio_smoothing=True), G.module))
     return {"cfg": cfg, "states": states, "programs": programs, "schedule": schedule, "batch": batch,
             "constants": constants, "smooth_loss": smooth_loss, "lr": cfg.optim}
 
@@ -150,8 +153,10 @@ def test_config_checks_and_workdirs_from_before_the_schedule_field():
     old = ml_collections.ConfigDict({"model": {"encoder": "audio", "encoder_kwargs": {"temporal_smoothing": True},
                                                "k": 4, "orthogonality": "qr", "prior_init": "official"},
                                      "schedule": {"total_steps": 10}})
-    assert model_lib.smoothing_start(old) == 0 and model_lib.encoder_input_key(old) == "audio_window"
+    spec = model_lib.ModelSpec.from_config(old)
+    assert spec.smoothing_start == 0 and spec.input_key == "audio_window"
     old.model.encoder_kwargs.temporal_smoothing = False
-    assert model_lib.smoothing_start(old) is None
-    model = model_lib.avatar_model_from_config(old, 14, 512)
+    spec = model_lib.ModelSpec.from_config(old)
+    assert spec.smoothing_start is None
+    model = model_lib.avatar_model(spec, 14, 512)
     assert dict(model.encoder_kwargs)["temporal_smoothing"] is False

@@ -124,7 +124,8 @@ def test_eight_devices_match_one_device(world, tmp_path):
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(world, tmp_path):
-    from hfagp.train.loop import TrainingError, train_and_evaluate
+    from hfagp.runtime.stopping import TrainingError
+    from hfagp.train.loop import train_and_evaluate
 
     cfg = tiny_config("rgb", **{"data.synthetic.dir": str(world), "schedule.total_steps": 10,
                                 "schedule.generator_tuning_start": 10, "checkpoint.every": 2,

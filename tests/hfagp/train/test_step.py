@@ -1,4 +1,5 @@
-"""The one train step (hfagp.train.step) on a tiny model: stages, determinism, LPIPS inside training."""
+"""The train step of each stage (hfagp.train.step on hfagp.runtime.step) on a tiny model: stages, determinism,
+LPIPS inside training."""
 
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ def tiny():
     from hfagp import model as model_lib
     from hfagp.lpips import make_lpips
     from hfagp.train.optim import FreezeSchedule
-    from hfagp.train.step import create_train_state, make_loss_fn, make_train_step
+    from hfagp.runtime.step import create_train_state, make_train_step
+    from hfagp.train.step import make_loss_fn
 
     cfg = make_config("rgb", "cpu")
     cfg.model.k = 4
     weights = require_fixtures(LPIPS_FIXTURES / "lpips_alex_weights.npz")
     cfg.loss.lpips_weight = 1.0
     G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=16), seed=0)
-    model = model_lib.avatar_model_from_config(cfg.model, G.config.num_ws, G.config.w_dim, G.config.conv_impl)
+    spec = model_lib.ModelSpec.from_config(cfg)
+    model = model_lib.avatar_model(spec, G.config.num_ws, G.config.w_dim, G.config.conv_impl)
     rng = np.random.default_rng(0)
     batch = {"image": jnp.asarray(rng.uniform(-1, 1, (2, 128, 128, 3)), jnp.float32),
              "label": jnp.asarray(yaw_sweep(2, 10.0))}
@@ -39,7 +42,7 @@ def tiny():
     constants = {"generator_buffers": G.variables["buffers"]}
     if cfg.loss.lpips_weight > 0:
         constants["lpips"] = make_lpips(weights, "alex")
-    loss_fn = make_loss_fn(cfg, model, G.module)
+    loss_fn = make_loss_fn(cfg, spec, model, G.module)
     programs = {stage2: jax.jit(make_train_step(loss_fn, tx, stage2)) for stage2 in (False, True)}
     state = create_train_state(params, tx, jax.random.PRNGKey(1))
     return {"state": state, "batch": batch, "constants": constants, "programs": programs, "schedule": schedule,

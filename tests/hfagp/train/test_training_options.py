@@ -29,13 +29,14 @@ def tiny():
     G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=16), seed=0)
     cfg = _config(**{"model.orthogonality": "penalty", "model.prior_init": "w_avg",
                      "model.orthogonality_penalty_weight": PENALTY_WEIGHT})
-    model = model_lib.avatar_model_from_config(cfg, G.config.num_ws, G.config.w_dim)
+    spec = model_lib.ModelSpec.from_config(cfg)
+    model = model_lib.avatar_model(spec, G.config.num_ws, G.config.w_dim)
     rng = np.random.default_rng(0)
     batch = {"image": jnp.asarray(rng.uniform(-1, 1, (2, 128, 128, 3)), jnp.float32),
              "label": jnp.asarray(yaw_sweep(2, 10.0), jnp.float32),
              "expression": jnp.asarray(rng.standard_normal((2, 76)), jnp.float32)}
     params = model_lib.init_params(model, G, batch["expression"][:1], jax.random.PRNGKey(0))
-    return {"G": G, "cfg": cfg, "model": model, "batch": batch, "params": params,
+    return {"G": G, "cfg": cfg, "spec": spec, "model": model, "batch": batch, "params": params,
             "constants": {"generator_buffers": G.variables["buffers"]}}
 
 
@@ -49,7 +50,7 @@ def test_w_avg_start_puts_the_generators_w_avg_on_every_layer(tiny):
 def test_the_penalty_is_in_the_training_loss_and_the_renders_are_jittered(tiny):
     from hfagp.train.step import make_loss_fn
 
-    loss_fn = jax.jit(make_loss_fn(tiny["cfg"], tiny["model"], tiny["G"].module))
+    loss_fn = jax.jit(make_loss_fn(tiny["cfg"], tiny["spec"], tiny["model"], tiny["G"].module))
     args = (tiny["params"], tiny["batch"], tiny["constants"])
     loss_a, m_a = loss_fn(*args, jax.random.PRNGKey(1))
     loss_b, m_b = loss_fn(*args, jax.random.PRNGKey(2))
@@ -63,7 +64,7 @@ def test_the_penalty_is_in_the_training_loss_and_the_renders_are_jittered(tiny):
     assert float(m_a["l2"]) != float(m_b["l2"])
     cfg = tiny["cfg"].copy_and_resolve_references()
     cfg.generator.render_deterministic = True
-    fixed = jax.jit(make_loss_fn(cfg, tiny["model"], tiny["G"].module))
+    fixed = jax.jit(make_loss_fn(cfg, tiny["spec"], tiny["model"], tiny["G"].module))
     assert float(fixed(*args, jax.random.PRNGKey(1))[1]["l2"]) == float(fixed(*args, jax.random.PRNGKey(2))[1]["l2"])
 
 
@@ -71,7 +72,7 @@ def test_none_combines_the_raw_basis_without_a_penalty(tiny):
     from hfagp import model as model_lib
 
     cfg = _config(**{"model.orthogonality": "none"})
-    model = model_lib.avatar_model_from_config(cfg, tiny["G"].num_ws, tiny["G"].config.w_dim)
+    model = model_lib.avatar_model(model_lib.ModelSpec.from_config(cfg), tiny["G"].num_ws, tiny["G"].config.w_dim)
     params = {"params": tiny["params"]["model"]}  # same shapes; 'penalty' and 'none' store the same scaled draw
     x = tiny["batch"]["expression"]
     coeffs = model.apply(params, x, method=model.coefficients)
@@ -80,7 +81,7 @@ def test_none_combines_the_raw_basis_without_a_penalty(tiny):
                                                                                              tiny["G"].config.w_dim)
     np.testing.assert_allclose(model.apply(params, x), want, rtol=1e-6, atol=1e-6)
     assert float(model.apply(params, method=model.penalty)) == 0.0
-    qr = model_lib.avatar_model_from_config(_config(), tiny["G"].num_ws, tiny["G"].config.w_dim)
+    qr = model_lib.avatar_model(model_lib.ModelSpec.from_config(_config()), tiny["G"].num_ws, tiny["G"].config.w_dim)
     assert not np.allclose(qr.apply(params, x), want, atol=1e-3)  # 'qr' orthonormalises first
 
 

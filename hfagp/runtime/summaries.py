@@ -1,4 +1,4 @@
-"""What training shows while it runs: TensorBoard scalars/images (tensorboardX, no TensorFlow) and a
+"""What a training program shows while it runs: TensorBoard scalars/images (tensorboardX, no TensorFlow) and a
 progress bar."""
 
 from __future__ import annotations
