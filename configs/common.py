@@ -87,7 +87,7 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.data.format = "eg3d"
     # Name of the prepared tfds dataset (default: from the folder name).
     c.data.name = ""
-    # Extra keyword arguments of the layout's reader (avatar_data.readers).
+    # Extra keyword arguments of the layout's reader (avatar_data.formats).
     c.data.reader_kwargs = {}
     # Where the prepared dataset goes (default: WORKDIR/prepared_data).
     c.data.prepared_dir = ""
@@ -115,7 +115,7 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     # Render the made world with a perturbed generator (a person slightly outside the prior).
     c.data.synthetic.perturb_generator = 0.0
     c.data.heads = ml_collections.ConfigDict()
-    # An existing head world (default: WORKDIR/head_world, made on the first run by avatar_data.heads).
+    # An existing head world (default: WORKDIR/head_world, made on the first run by avatar_data.worlds.heads).
     c.data.heads.dir = ""
     # Identity seed of the made world: an evaluation identity (0..999), never seen by the shipped prior.
     c.data.heads.seed = 7

@@ -59,7 +59,7 @@ def build_setup(config, workdir) -> Setup:
     """Validates the config and builds generator, data, LPIPS, model, freeze schedule and optimizer."""
     validate.check_config(config)
     G = model_lib.build_generator(config.generator)
-    datasets = datasets_lib.build_datasets(config, workdir, G)
+    datasets = datasets_lib.build_datasets(config, workdir)
     validate.check_data_matches(config, G.config, datasets)
     lpips_fn = None
     if config.loss.lpips_weight > 0:

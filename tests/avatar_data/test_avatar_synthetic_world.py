@@ -1,4 +1,4 @@
-"""The synthetic avatar world (avatar_data.synthetic): one small world from the tiny128 fixture generator,
+"""The synthetic avatar world (avatar_data.worlds.synthetic): one small world from the tiny128 fixture generator,
 built once through the CLI, then checked file by file and read back through all three readers."""
 
 import json
