@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from avatar_data import audio_features, cameras, readers
+from avatar_data import audio_features, cameras
+from avatar_data.formats import adnerf, common, eg3d, nerface
 from avatar_data.worlds.heads import params as P
 from avatar_data.worlds.heads import render, world
 from avatar_data.worlds.heads import speech as speech_module
@@ -89,18 +90,18 @@ def test_same_seed_is_byte_identical_and_another_seed_differs(world_dir, info, t
 
 
 def test_readers_round_trip(world_dir, truth):
-    eg3d = readers.read_eg3d_folder(str(world_dir / "frames"))
-    frames = readers.clip_arrays(eg3d)["image"]
+    eg3d_clip = eg3d.read_eg3d_folder(str(world_dir / "frames"))
+    frames = common.clip_arrays(eg3d_clip)["image"]
     assert frames.shape == (FRAMES, RES, RES, 3)
-    np.testing.assert_allclose(eg3d.labels, truth["labels"], atol=1e-6)
-    nerface = readers.read_nerface_folder(str(world_dir / "nerface"))
-    np.testing.assert_allclose(nerface.expressions, np.load(world_dir / "expression.npy"), atol=1e-6)
-    np.testing.assert_allclose(nerface.labels, truth["labels"], atol=1e-5)
-    np.testing.assert_array_equal(readers.clip_arrays(nerface)["image"], frames)
-    adnerf = readers.read_adnerf_folder(str(world_dir / "adnerf"))
-    np.testing.assert_array_equal(adnerf.audio, np.load(world_dir / "aud.npy"))
-    np.testing.assert_allclose(adnerf.labels, truth["labels"], atol=1e-5)
-    np.testing.assert_array_equal(readers.clip_arrays(adnerf)["image"], frames)
+    np.testing.assert_allclose(eg3d_clip.labels, truth["labels"], atol=1e-6)
+    nerface_clip = nerface.read_nerface_folder(str(world_dir / "nerface"))
+    np.testing.assert_allclose(nerface_clip.expressions, np.load(world_dir / "expression.npy"), atol=1e-6)
+    np.testing.assert_allclose(nerface_clip.labels, truth["labels"], atol=1e-5)
+    np.testing.assert_array_equal(common.clip_arrays(nerface_clip)["image"], frames)
+    adnerf_clip = adnerf.read_adnerf_folder(str(world_dir / "adnerf"))
+    np.testing.assert_array_equal(adnerf_clip.audio, np.load(world_dir / "aud.npy"))
+    np.testing.assert_allclose(adnerf_clip.labels, truth["labels"], atol=1e-5)
+    np.testing.assert_array_equal(common.clip_arrays(adnerf_clip)["image"], frames)
 
 
 def test_tracked_expressions_hold_the_true_values_in_their_slots(world_dir, truth):
@@ -274,7 +275,7 @@ def test_espeak_without_the_binary_is_a_clear_error(tmp_path, capsys, monkeypatc
 
 
 def test_importing_avatar_data_and_the_parameters_loads_no_jax():
-    code = "import sys, avatar_data, avatar_data.worlds.heads.params, avatar_data.worlds; print('jax' in sys.modules)"
+    code = "import sys, avatar_data, avatar_data.worlds.heads.params, avatar_data.worlds.layout, avatar_data.worlds.writer; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
