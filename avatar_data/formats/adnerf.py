@@ -31,7 +31,7 @@ from avatar_data.formats.common import (
 )
 from avatar_data.formats.eg3d import LabelsArg, labels_by_stem, labels_file_for
 from avatar_data.formats.nerface import (
-    finish_cameras,
+    clip_labels,
     nerface_intrinsics,
     opengl_camera,
     opengl_matrices,
@@ -125,11 +125,7 @@ def read_adnerf_folder(
         t = int(bad[0])
         raise DatasetError(f"{audio_path}: row {aud_rows[t]} (used by frame {t}, img_id {names[t]}) has "
                            f"non-finite values; {bad.size} frame(s) affected")
-    info = {}
-    if eg3d_labels is None:
-        labels, info = finish_cameras(gl, ks, wheres, normalization)
-    else:
-        labels = np.stack(labels_eg3d).astype(np.float32)
+    labels, info = clip_labels(eg3d_labels, labels_eg3d, gl, ks, wheres, normalization)
     return VideoClip(
         source_format="adnerf",
         root=folder,

@@ -108,6 +108,21 @@ def finish_cameras(
     return cameras.eg3d_label(c2w, np.stack(intrinsics)), info
 
 
+def clip_labels(
+    eg3d_labels: LabelsArg,
+    labels_eg3d: list[np.ndarray],
+    cam2world_gl: list[np.ndarray],
+    intrinsics: list[np.ndarray],
+    where: list[str],
+    normalization: Optional[cameras.CameraNormalization],
+) -> tuple[np.ndarray, dict]:
+    """A transforms-file clip's labels float32 [T, 25] and the camera normalisation's record: the cameras of the
+    EG3D labels files when `eg3d_labels` names them, else the transform_matrix cameras (`finish_cameras`)."""
+    if eg3d_labels is not None:
+        return np.stack(labels_eg3d).astype(np.float32), {}
+    return finish_cameras(cam2world_gl, intrinsics, where, normalization)
+
+
 def read_nerface_folder(
     folder: str,
     *,
@@ -167,11 +182,7 @@ def read_nerface_folder(
             names.append(f"{split}/{stem}")
         split_sizes[split] = len(frames)
     check_distinct(paths, names, folder)
-    info = {}
-    if eg3d_labels is None:
-        labels, info = finish_cameras(gl, ks, wheres, normalization)
-    else:
-        labels = np.stack(labels_eg3d).astype(np.float32)
+    labels, info = clip_labels(eg3d_labels, labels_eg3d, gl, ks, wheres, normalization)
     return VideoClip(
         source_format="nerface",
         root=folder,
