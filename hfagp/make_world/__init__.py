@@ -47,7 +47,7 @@ def make_world(config, workdir) -> Path:
     make_synthetic_world(
         build_generator(config.generator), world_dir, num_frames=syn_cfg.frames, num_test_frames=syn_cfg.test_frames,
         subspace_dim=syn_cfg.subspace_dim, seed=syn_cfg.seed, perturb_generator_amount=syn_cfg.perturb_generator,
-        extra_formats=())
+        extra_formats=(), progress=bool(config.progress_bar))
     return world_dir
 
 

@@ -24,12 +24,15 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     del argv
+    from absl import logging
+
     from hfagp.make_world import make_world
     from hfagp_common import cli
 
     def run():
         print(make_world(flags.FLAGS.config, flags.FLAGS.workdir))
 
+    logging.set_verbosity(logging.WARNING)  # absl's INFO lines (backend discovery) are not the command's output
     sys.exit(cli.run(NAME, run))
 
 
