@@ -31,8 +31,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from avatar_data import cameras, readers
-from avatar_data.readers import DatasetError, VideoClip
+from avatar_data import cameras, formats
+from avatar_data.formats.common import EXPRESSION_DIM, DatasetError, Format, VideoClip, clip_frame
 
 
 @dataclasses.dataclass(eq=False, kw_only=True)
@@ -57,7 +57,7 @@ class AvatarVideoConfig(tfds.core.BuilderConfig):
     test_source_split: Optional[str] = None
     audio_window: int = 8
     normalization: Optional[cameras.CameraNormalization] = None
-    expression_dim: int = readers.EXPRESSION_DIM
+    expression_dim: int = EXPRESSION_DIM
 
 
 def time_split(num_frames: int, test_fraction: float = 0.1, num_test_frames: Optional[int] = None) -> int:
@@ -94,17 +94,19 @@ class AvatarVideo(tfds.core.GeneratorBasedBuilder):
     def _cfg(self) -> AvatarVideoConfig:
         return self.builder_config
 
+    @property
+    def _format(self) -> Format:
+        return formats.format_of(self._cfg.source_format)
+
     def _read_clip(self) -> VideoClip:
         if self._clip is None:
             cfg = self._cfg
             if not cfg.source_dir:
                 raise DatasetError(f"builder config '{cfg.name}' has no source_dir")
-            kwargs = dict(cfg.reader_kwargs)
-            if cfg.source_format == "nerface":
-                kwargs.setdefault("expression_dim", cfg.expression_dim)
+            kwargs = {**self._format.reader_defaults(cfg.expression_dim), **cfg.reader_kwargs}
             if cfg.normalization is not None:
                 kwargs["normalization"] = cfg.normalization
-            self._clip = readers.read_clip(cfg.source_format, cfg.source_dir, **kwargs)
+            self._clip = self._format.read(cfg.source_dir, **kwargs)
         return self._clip
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -116,14 +118,9 @@ class AvatarVideo(tfds.core.GeneratorBasedBuilder):
             "label": tfds.features.Tensor(shape=(cameras.LABEL_DIM,), dtype=np.float32),
             "frame_index": tfds.features.Tensor(shape=(), dtype=np.int32),
         }
-        if cfg.source_format == "nerface":
-            features["expression"] = tfds.features.Tensor(shape=(cfg.expression_dim,), dtype=np.float32)
-        if cfg.source_format == "adnerf":
-            features["audio"] = tfds.features.Tensor(shape=readers.AUDIO_FEATURE_SHAPE, dtype=np.float32)
-            if cfg.audio_window > 0:
-                features["audio_window"] = tfds.features.Tensor(
-                    shape=(cfg.audio_window,) + readers.AUDIO_FEATURE_SHAPE, dtype=np.float32,
-                    encoding=tfds.features.Encoding.BYTES)
+        for name, spec in self._format.features(cfg.expression_dim, cfg.audio_window).items():
+            encoding = tfds.features.Encoding.BYTES if spec.raw_bytes else tfds.features.Encoding.NONE
+            features[name] = tfds.features.Tensor(shape=spec.shape, dtype=spec.dtype, encoding=encoding)
         metadata = tfds.core.MetadataDict()
         if self._clip is not None:
             metadata.update(self._metadata(self._clip))
@@ -172,22 +169,14 @@ class AvatarVideo(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, clip: VideoClip, start: int, stop: int):
         cfg = self._cfg
-        windows = None
-        if clip.audio is not None and cfg.audio_window > 0:
-            # Frames 0 .. stop-1: the test split (the end of the video) sees the training frames before it.
-            windows = readers.audio_windows(clip.audio[:stop], cfg.audio_window)
+        signals = self._format.split_features(clip, start, stop, cfg.audio_window)
         for t in range(start, stop):
             example = {
-                "image": readers.clip_frame(clip, t, cfg.resolution),
+                "image": clip_frame(clip, t, cfg.resolution),
                 "label": clip.labels[t],
                 "frame_index": np.int32(t),
             }
-            if cfg.source_format == "nerface":
-                example["expression"] = clip.expressions[t]
-            if cfg.source_format == "adnerf":
-                example["audio"] = clip.audio[t]
-                if windows is not None:
-                    example["audio_window"] = windows[t]
+            example.update({name: values[t - start] for name, values in signals.items()})
             yield t, example
 
 

@@ -30,7 +30,8 @@ from hfagp_common import cli  # noqa: E402  (no JAX import)
 
 NAME = "loader_throughput.py"
 
-from avatar_data import cameras, pipeline, writers  # noqa: E402
+from avatar_data import cameras, pipeline  # noqa: E402
+from avatar_data.formats.eg3d import write_eg3d_folder  # noqa: E402
 from avatar_data.tfds_builder import AvatarVideoConfig, open_split, prepare_dataset  # noqa: E402
 
 ASSUMED_STEPS_PER_S = 10.0
@@ -83,7 +84,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         frames, labels = synthetic_video(args.frames, args.resolution)
         src = os.path.join(tmp, "video")
-        writers.write_eg3d_folder(src, frames, labels)
+        write_eg3d_folder(src, frames, labels)
         del frames
         start = time.perf_counter()
         config = AvatarVideoConfig(name="bench", source_dir=src, source_format="eg3d",

@@ -10,7 +10,8 @@ Command (GPU/TPU, paper settings):
       --config.data.folder=PATH/TO/ADNERF_VIDEO --config.loss.lpips_weights=lpips_alex.npz
 Hardware/runtime: one GPU with >= 16 GB; about a day per video for 200k steps.
 Expected result: the paper's Table 3 (same-view PSNR/SSIM/LPIPS on held-out frames).
-CPU: python train.py --config=configs/audio.py:cpu --workdir=/tmp/audio (a few minutes on 2 cores).
+CPU: python -m hfagp.make_world --config=configs/audio.py:cpu --workdir=/tmp/audio, then
+     python train.py --config=configs/audio.py:cpu --workdir=/tmp/audio (a few minutes on 2 cores).
 """
 
 from configs.common import make_config

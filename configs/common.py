@@ -7,10 +7,11 @@ Variants override it:
              256, 800k iterations (generator tuned from 50k); batch 1 for the 3DMM and audio trainers; audio:
              AD-NeRF's attention smoothing from step 300k (`nosmo_iters`)
   cpu        a few minutes on 2 CPU cores: a random tiny128 generator, 32x32 neural rendering, a synthetic
-             world made on first run, k = 8, 200 steps (generator tuned from step 150), L2 only, no audio
-             smoothing
+             world (made first by `python -m hfagp.make_world` with the same flags), k = 8, 200 steps (generator
+             tuned from step 150), L2 only, no audio smoothing
   demo       the README's main job: the cpu variant on the shipped head-world prior (pretrained/heads128) and a
-             head-world video of an unseen identity, made on the first run (about 10 minutes on 2 cores)
+             head-world video of an unseen identity, made first by `python -m hfagp.make_world` (about 10 minutes
+             on 2 cores; scripts/demo.sh runs both)
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     # 'folder' (a user's dataset folder or video), 'synthetic' (a world an EG3D generator renders) or 'heads'
-    # (a procedural head-world video of an unseen identity); the last two are made on the first run.
+    # (a procedural head-world video of an unseen identity); the last two are made by `python -m hfagp.make_world`
+    # with the training flags before train.py (loading never makes them).
     c.data.source = "folder"
     # The dataset folder (data.source='folder'), or a video file (prepared once by avatar_data.prepare).
     c.data.folder = ""
@@ -87,7 +89,7 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.data.format = "eg3d"
     # Name of the prepared tfds dataset (default: from the folder name).
     c.data.name = ""
-    # Extra keyword arguments of the layout's reader (avatar_data.readers).
+    # Extra keyword arguments of the layout's reader (avatar_data.formats).
     c.data.reader_kwargs = {}
     # Where the prepared dataset goes (default: WORKDIR/prepared_data).
     c.data.prepared_dir = ""
@@ -103,9 +105,9 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.data.video_fps = 25.0
     c.data.video_background = "keep"
     c.data.synthetic = ml_collections.ConfigDict()
-    # An existing world directory (default: WORKDIR/synthetic_world, made on the first run).
+    # The world directory (default: WORKDIR/synthetic_world; `python -m hfagp.make_world` makes it).
     c.data.synthetic.dir = ""
-    # Frames of a world made on the first run, of which the last test_frames are held out.
+    # Frames of the world `python -m hfagp.make_world` makes, of which the last test_frames are held out.
     c.data.synthetic.frames = 200
     c.data.synthetic.test_frames = 20
     # Dimension of the made world's hidden W+ subspace.
@@ -115,7 +117,7 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     # Render the made world with a perturbed generator (a person slightly outside the prior).
     c.data.synthetic.perturb_generator = 0.0
     c.data.heads = ml_collections.ConfigDict()
-    # An existing head world (default: WORKDIR/head_world, made on the first run by avatar_data.heads).
+    # The head world (default: WORKDIR/head_world; `python -m hfagp.make_world` makes it, by avatar_data.worlds.heads).
     c.data.heads.dir = ""
     # Identity seed of the made world: an evaluation identity (0..999), never seen by the shipped prior.
     c.data.heads.seed = 7
@@ -219,7 +221,7 @@ def official(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 
 def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """Small everything: a random tiny128 generator and a synthetic world made on first run."""
+    """Small everything: a random tiny128 generator and a synthetic world (`python -m hfagp.make_world`)."""
     c.generator.preset = "tiny128"
     c.generator.neural_rendering_resolution = 32
     c.data.source = "synthetic"

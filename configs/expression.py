@@ -9,7 +9,8 @@ Command (GPU/TPU, paper settings):
       --config.loss.lpips_weights=lpips_alex.npz
 Hardware/runtime: one GPU with >= 16 GB; about a day per video for 200k steps.
 Expected result: the paper's Table 2 (same-view PSNR/SSIM/LPIPS on held-out frames).
-CPU: python train.py --config=configs/expression.py:cpu --workdir=/tmp/expression (a few minutes on 2 cores).
+CPU: python -m hfagp.make_world --config=configs/expression.py:cpu --workdir=/tmp/expression, then
+     python train.py --config=configs/expression.py:cpu --workdir=/tmp/expression (a few minutes on 2 cores).
 """
 
 from configs.common import make_config

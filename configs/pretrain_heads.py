@@ -44,7 +44,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     # Where the rendered data set is cached (default WORKDIR/data); resumable shard by shard.
     c.data.dir = ""
-    # Pretraining identities (seeds from avatar_data.heads.params.PRETRAIN_IDENTITY_SEED_START on).
+    # Pretraining identities (seeds from avatar_data.worlds.heads.params.PRETRAIN_IDENTITY_SEED_START on).
     c.data.identities = 256
     # Scenes (one expression + head pose) per identity, and views per scene.
     c.data.scenes_per_identity = 6

@@ -9,7 +9,8 @@ Command (GPU/TPU, paper settings):
 Hardware/runtime: one GPU with >= 16 GB; the PyTorch original takes about a day per video on a V100 for
 200k steps.
 Expected result (paper Table 1): same-view PSNR 34.70, SSIM 0.979, LPIPS 0.024 on held-out frames.
-CPU: python train.py --config=configs/rgb.py:cpu --workdir=/tmp/rgb (about 4 minutes on 2 cores; held-out
+CPU: python -m hfagp.make_world --config=configs/rgb.py:cpu --workdir=/tmp/rgb, then
+     python train.py --config=configs/rgb.py:cpu --workdir=/tmp/rgb (about 4 minutes on 2 cores; held-out
 PSNR from ~2 dB to ~28 dB on the synthetic world).
 """
 

@@ -1,16 +1,20 @@
 """A run's data, from its config: a world with ground truth, a user's folder via tfds, or a user's video.
 
-`build_datasets(config, workdir, generator)` returns `Datasets` with random-access train/test sources
+`build_datasets(config, workdir)` returns `Datasets` with random-access train/test sources
 (tfds array_record sources or in-memory `ArraySource`s, same interface: len(), [i] -> dict of numpy
 arrays), the frame resolution, the available keys and, for worlds with ground truth, the world's
 directory. Training reads it through `train_iterator`; evaluation and rendering through `load_split`
-(`hfagp.inference`).
+(`hfagp.inference`); `split_cameras` reads a split's cameras alone.
+
+Loading only loads: a world the config names (`data.synthetic.*`, `data.heads.*`) must have been made first by
+`python -m hfagp.make_world` (`hfagp.make_world`); a missing one is a `WorldNotFoundError` naming that command.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -21,8 +25,24 @@ import numpy as np
 
 from hfagp import model as model_lib
 from hfagp import workdir as workdir_lib
+from hfagp_common.cli import UserError
 from hfagp_common.images import read_image
 
+MAKE_WORLD = "python -m hfagp.make_world"
+# The config `python -m hfagp.make_world` reads without --config (train.py's default too).
+DEFAULT_CONFIG = "configs/rgb.py:cpu"
+# The config fields each kind of world depends on (besides data.source and where it lives).
+WORLD_FIELDS = {
+    "heads": ("data.heads.seed", "data.heads.frames", "data.heads.test_frames", "data.resolution"),
+    "synthetic": ("data.synthetic.frames", "data.synthetic.test_frames", "data.synthetic.subspace_dim",
+                  "data.synthetic.seed", "data.synthetic.perturb_generator", "generator.path", "generator.preset",
+                  "generator.preset_seed", "generator.compute_dtype", "generator.remat", "generator.conv_impl",
+                  "generator.upconv_impl", "generator.neural_rendering_resolution"),
+}
+
+
+class WorldNotFoundError(UserError, FileNotFoundError):
+    """The world with ground truth a config names has not been made (`hfagp.make_world` makes it)."""
 
 
 @dataclasses.dataclass
@@ -51,19 +71,21 @@ class Datasets:
 
 def load_world(world_dir: Path, smoothing_window: int = model_lib.AUDIO_SMOOTHING_WINDOW
                ) -> tuple[Any, Any, int, frozenset]:
-    """Train/test in-memory sources of a world with ground truth (`avatar_data.synthetic`, `avatar_data.heads`).
+    """Train/test in-memory sources of a world with ground truth (`avatar_data.worlds.synthetic`,
+    `avatar_data.worlds.heads`), or of a video prepared into the same layout (`avatar_data.prepare`).
 
     The audio windows of a frame are taken from the whole video's features (`aud.npy`), so the first test
     frames see the last training frames before them, as the official sampler does.
     """
-    from avatar_data import worlds
     from avatar_data.array_source import ArraySource
-    from avatar_data.readers import audio_windows, clip_arrays, read_eg3d_folder
+    from avatar_data.formats.common import audio_windows, clip_arrays
+    from avatar_data.formats.eg3d import read_eg3d_folder
+    from avatar_data.worlds import layout
 
-    arrays = clip_arrays(read_eg3d_folder(world_dir / worlds.FRAMES_DIR))
+    arrays = clip_arrays(read_eg3d_folder(world_dir / layout.FRAMES_DIR))
     n = arrays["image"].shape[0]
-    split = json.loads((world_dir / worlds.SPLIT_FILE).read_text())
-    for name, key in ((worlds.EXPRESSION_FILE, "expression"), (worlds.AUDIO_FILE, "audio")):
+    split = json.loads((world_dir / layout.SPLIT_FILE).read_text())
+    for name, key in ((layout.EXPRESSION_FILE, "expression"), (layout.AUDIO_FILE, "audio")):
         path = world_dir / name
         if path.is_file():
             values = np.load(path, allow_pickle=False).astype(np.float32)
@@ -94,10 +116,10 @@ class NovelViews:
 
 def load_novel_views(world: Path, frame_index: np.ndarray, own_cameras: np.ndarray) -> Optional[NovelViews]:
     """The world's ground-truth novel views for `frame_index` [N] (None if the world has none for them)."""
-    from avatar_data import worlds
+    from avatar_data.worlds import layout
 
-    folder = Path(world) / worlds.NOVEL_VIEWS_DIR
-    index_path, labels_path = folder / worlds.VIEWS_INDEX, folder / "dataset.json"
+    folder = Path(world) / layout.NOVEL_VIEWS_DIR
+    index_path, labels_path = folder / layout.VIEWS_INDEX, folder / "dataset.json"
     if not index_path.is_file():
         return None
     entries = json.loads(index_path.read_text())["views"]
@@ -160,9 +182,49 @@ def prepared_video_dir(config, workdir) -> Path:
     return root / f"{Path(config.data.folder).stem}_{config.data.resolution}px"
 
 
-def _video_datasets(config, workdir) -> Datasets:
-    """A user's video: prepared once (face tracking, EG3D crops and cameras, expressions, audio features) into
-    the world layout, then read like a world without ground truth; later runs reuse the preparation."""
+def make_world_command(config, workdir) -> str:
+    """The `python -m hfagp.make_world` command line that makes the world `config` names: the config fields the
+    world depends on that differ from the command's default config, as --config.* overrides."""
+    from configs.common import make_config
+
+    config_file, variant = DEFAULT_CONFIG.split(":")
+    default = make_config(Path(config_file).stem, variant)
+    kind = config.data.source
+    world_dir = {"heads": "data.heads.dir", "synthetic": "data.synthetic.dir"}[kind]
+    argv = [MAKE_WORLD, f"--workdir={shlex.quote(str(workdir))}"]
+    for key in ("data.source", world_dir) + WORLD_FIELDS[kind]:
+        value, default_value = _field(config, key), _field(default, key)
+        if value != default_value:
+            argv.append(f"--config.{key}={shlex.quote(str(value))}")
+    return " ".join(argv)
+
+
+def _field(config, dotted_key: str):
+    """config's value at a dotted key; None where an older config lacks the field."""
+    node = config
+    for part in dotted_key.split("."):
+        if part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def require_world(config, workdir) -> Path:
+    """The world `config` trains on; `WorldNotFoundError` (naming the command that makes it) if it is missing."""
+    from avatar_data.worlds.layout import WORLD_FILE, is_world
+
+    world_dir = world_dir_of(config, workdir)
+    if not is_world(world_dir):
+        kind = {"heads": "head", "synthetic": "synthetic"}[config.data.source]
+        raise WorldNotFoundError(
+            f"{world_dir}: no {kind} world there (no {WORLD_FILE}), and loading data never makes one; make it "
+            f"first with: {make_world_command(config, workdir)}")
+    return world_dir
+
+
+def prepare_video_once(config, workdir) -> Path:
+    """A user's video (`data.folder`) prepared once (face tracking, EG3D crops and cameras, expressions, audio
+    features) into the world layout; later runs reuse the preparation. Returns its directory."""
     data_cfg = config.data
     out = prepared_video_dir(config, workdir)
     if not (out / "prepare.json").is_file():
@@ -178,51 +240,43 @@ def _video_datasets(config, workdir) -> Datasets:
             from jax.experimental import multihost_utils
 
             multihost_utils.sync_global_devices("prepared_video")
-    train, test, res, keys = load_world(out, model_lib.ModelSpec.from_config(config).smoothing_window)
-    return Datasets(train, test, res, keys)
+    return out
 
 
-def build_datasets(config, workdir, generator) -> Datasets:
-    """The run's datasets (making the synthetic world first if the config asks for one that is missing, or
-    preparing the video `data.folder` names)."""
-    data_cfg = config.data
+def build_datasets(config, workdir) -> Datasets:
+    """The run's datasets: a world with ground truth (which must exist, see `require_world`), a video `data.folder`
+    names (prepared once, then read like a world without ground truth), or a user's folder (a tfds dataset
+    prepared once)."""
+    smoothing_window = model_lib.ModelSpec.from_config(config).smoothing_window
+    if world_dir_of(config, workdir) is not None:
+        world_dir = require_world(config, workdir)
+        train, test, res, keys = load_world(world_dir, smoothing_window)
+        return Datasets(train, test, res, keys, world_dir)
+    if is_video(config.data.folder):
+        train, test, res, keys = load_world(prepare_video_once(config, workdir), smoothing_window)
+        return Datasets(train, test, res, keys)
+    return _folder_datasets(config.data, workdir)
+
+
+def split_cameras(config, workdir, split: str) -> np.ndarray:
+    """float32 [N, 25]: the EG3D cameras of a split in time order, without reading its frames: from the world's
+    (or prepared video's) frames/dataset.json and split.json, or from a user's folder's prepared dataset."""
+    from avatar_data.formats.eg3d import time_ordered_labels
+    from avatar_data.worlds import layout
+
     world_dir = world_dir_of(config, workdir)
     if world_dir is not None:
-        from avatar_data.worlds import is_world
+        world_dir = require_world(config, workdir)
+    elif is_video(config.data.folder):
+        world_dir = prepare_video_once(config, workdir)
+    if world_dir is None:
+        from avatar_data.pipeline import time_order
 
-        if not is_world(world_dir):
-            if jax.process_index() == 0:
-                _make_world(config, world_dir, generator)
-            if jax.process_count() > 1:
-                from jax.experimental import multihost_utils
-
-                multihost_utils.sync_global_devices("made_world")
-        train, test, res, keys = load_world(world_dir, model_lib.ModelSpec.from_config(config).smoothing_window)
-        return Datasets(train, test, res, keys, world_dir)
-    if is_video(data_cfg.folder):
-        return _video_datasets(config, workdir)
-    return _folder_datasets(data_cfg, workdir)
-
-
-def _make_world(config, world_dir: Path, generator) -> None:
-    """The world the config asks for: rendered by `generator` ('synthetic') or by the head world ('heads')."""
-    if config.data.source == "heads":
-        from avatar_data.heads.world import make_head_world
-
-        heads = config.data.heads
-        print(f"making a head world in {world_dir} (identity {heads.seed}, {heads.frames} frames)", file=sys.stderr)
-        make_head_world(str(world_dir), seed=int(heads.seed), num_frames=int(heads.frames),
-                        num_test_frames=int(heads.test_frames), resolution=int(config.data.resolution),
-                        progress=bool(config.progress_bar))
-        return
-    from avatar_data.synthetic import make_synthetic_world
-
-    syn_cfg = config.data.synthetic
-    print(f"making a synthetic avatar world in {world_dir} ({syn_cfg.frames} frames)", file=sys.stderr)
-    make_synthetic_world(
-        generator, world_dir, num_frames=syn_cfg.frames, num_test_frames=syn_cfg.test_frames,
-        subspace_dim=syn_cfg.subspace_dim, seed=syn_cfg.seed, perturb_generator_amount=syn_cfg.perturb_generator,
-        extra_formats=())
+        source = getattr(_folder_datasets(config.data, workdir), split)
+        return np.stack([source[int(i)]["label"] for i in time_order(source)]).astype(np.float32)
+    labels = time_ordered_labels(str(world_dir / layout.FRAMES_DIR / "dataset.json"))
+    index = json.loads((world_dir / layout.SPLIT_FILE).read_text())[split]
+    return labels[np.sort(np.asarray(index, dtype=np.int64))]
 
 
 def _folder_datasets(data_cfg, workdir) -> Datasets:
@@ -241,4 +295,6 @@ def _folder_datasets(data_cfg, workdir) -> Datasets:
     return Datasets(train, test, data_cfg.resolution, keys)
 
 
-__all__ = ["NovelViews", "load_novel_views", "Datasets", "build_datasets", "is_video", "load_world", "prepared_video_dir", "world_dir_of"]
+__all__ = ["DEFAULT_CONFIG", "Datasets", "MAKE_WORLD", "NovelViews", "WORLD_FIELDS", "WorldNotFoundError",
+           "build_datasets", "is_video", "load_novel_views", "load_world", "make_world_command", "prepare_video_once",
+           "prepared_video_dir", "require_world", "split_cameras", "world_dir_of"]

@@ -133,10 +133,20 @@ def load_split(avatar: TrainedAvatar, split: str = "test", max_frames: Optional[
     """A split of the run's dataset in time order: {'image' [N,R,R,3] in [-1,1], 'label' [N,25], signals}."""
     from avatar_data.pipeline import load_eval_frames
 
+    _check_split(split)
+    datasets = datasets_lib.build_datasets(avatar.config, avatar.workdir)
+    return load_eval_frames(getattr(datasets, split), max_frames=max_frames)
+
+
+def load_split_cameras(avatar: TrainedAvatar, split: str = "test") -> np.ndarray:
+    """float32 [N, 25]: the cameras of a split of the run's dataset in time order, without its frames."""
+    _check_split(split)
+    return datasets_lib.split_cameras(avatar.config, avatar.workdir, split)
+
+
+def _check_split(split: str) -> None:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    datasets = datasets_lib.build_datasets(avatar.config, avatar.workdir, avatar.generator)
-    return load_eval_frames(getattr(datasets, split), max_frames=max_frames)
 
 
 def world_dir(avatar: TrainedAvatar) -> Optional[Path]:
@@ -144,4 +154,5 @@ def world_dir(avatar: TrainedAvatar) -> Optional[Path]:
     return datasets_lib.world_dir_of(avatar.config, avatar.workdir)
 
 
-__all__ = ["RunNotFoundError", "TrainedAvatar", "load_config", "load_split", "load_trained", "world_dir"]
+__all__ = ["RunNotFoundError", "TrainedAvatar", "load_config", "load_split", "load_split_cameras", "load_trained",
+           "world_dir"]

@@ -10,7 +10,7 @@
     <workdir>/final_metrics.json           the evaluation after the last step
     <workdir>/samples/step_<N>/*.png       in-training pictures
     <workdir>/tensorboard/                 TensorBoard event files
-    <workdir>/synthetic_world/, head_world/  the world a run made for itself (data.source 'synthetic', 'heads')
+    <workdir>/synthetic_world/, head_world/  the run's world, made by `hfagp.make_world` (data.source 'synthetic', 'heads')
     <workdir>/prepared_data/               a folder or video prepared once as a tfds dataset
     <workdir>/eval/, renders/              outputs of `hfagp.eval` and `hfagp.render`
     <workdir>/.lock                        held (flock) by the process training in this workdir

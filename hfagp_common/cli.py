@@ -5,7 +5,7 @@ line on stderr, ``<name>: error: <what is wrong>``, and exit code 2; never a tra
 (Ctrl-C) exits with 130. An unexpected exception (a bug) is also reported in one line naming its type;
 set ``HFAGP_TRACEBACK=1`` to see the traceback instead.
 
-    parser = cli.ArgumentParser("avatar_data.heads", description=...)
+    parser = cli.ArgumentParser("avatar_data.worlds.heads", description=...)
     ...
     def main(argv=None) -> int:
         return cli.run(NAME, lambda: _main(parser.parse_args(argv)))

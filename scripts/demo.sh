@@ -2,12 +2,14 @@
 # The main job on the built-in default: a head-world video of an identity the shipped prior never saw,
 # HFA-GP trained on it (both stages) from the shipped prior (pretrained/heads128), then the held-out frames
 # evaluated at their own and at ground-truth novel cameras, and an orbit video rendered. CPU, ~10 minutes.
-# Outputs go to ${1:-runs/demo}; extra arguments go to train.py (e.g. --config.schedule.total_steps=100).
+# Outputs go to ${1:-runs/demo}; extra arguments go to hfagp.make_world and train.py (e.g.
+# --config.schedule.total_steps=100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 workdir="${1:-runs/demo}"
 shift || true
+.venv/bin/python -m hfagp.make_world --config=configs/rgb.py:demo --workdir="$workdir" "$@"
 .venv/bin/python train.py --config=configs/rgb.py:demo --workdir="$workdir" "$@"
 .venv/bin/python -m hfagp.eval "$workdir" --quiet --num-images 15 --out "$workdir/eval"
 .venv/bin/python -m hfagp.render orbit "$workdir" --frame 0 --frames 60 --yaw-range 35 --pitch-range 10 \

@@ -53,7 +53,7 @@ def train_tiny_run(root, encoder: str = "rgb", steps: int = 12, tuning_start=Non
     from pathlib import Path
 
     import eg3d_flax
-    from avatar_data.synthetic import make_synthetic_world
+    from avatar_data.worlds.synthetic import make_synthetic_world
     from configs.common import make_config
     from hfagp.train.loop import train_and_evaluate
 

@@ -10,7 +10,7 @@ PNG. Then the bad-input rules, the labels, the split, the expressions (`expressi
 Everything is written into a temporary sibling of ``out_dir`` that is renamed into place at the end
 (`hfagp_common.atomic.atomic_directory`), so ``out_dir`` either is a complete dataset or is untouched.
 
-Layout (the synthetic world's, read by `avatar_data.readers.read_eg3d_folder` and `hfagp.datasets.load_world`)::
+Layout (the synthetic world's, read by `avatar_data.formats.eg3d.read_eg3d_folder` and `hfagp.datasets.load_world`)::
 
     OUT_DIR/frames/00000.png ... frames/dataset.json   EG3D folder of the kept frames (named by video frame)
     OUT_DIR/split.json          {"train": [...], "test": [...]}: positions in time order, the last ones test
@@ -456,7 +456,7 @@ def _write_dataset(tmp: str, video_path: str, info: video.VideoInfo, options: Pr
 
 
 def _write_labels(frames_dir: str, names, labels: np.ndarray) -> None:
-    """dataset.json in the format of `avatar_data.writers.write_eg3d_folder` (whose frames-in-memory
+    """dataset.json in the format of `avatar_data.formats.eg3d.write_eg3d_folder` (whose frames-in-memory
     interface does not fit a streaming writer)."""
     _write_json(os.path.join(frames_dir, "dataset.json"),
                 {"labels": [[name, [float(v) for v in lab]] for name, lab in zip(names, labels)]})

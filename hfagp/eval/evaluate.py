@@ -64,9 +64,9 @@ def hidden_subspace_rows(basis: np.ndarray, num_ws: int, w_dim: int) -> np.ndarr
 
 def subspace_report(avatar: TrainedAvatar, world: Path) -> dict:
     """Principal angles (degrees) between the learned basis and the world's hidden subspace."""
-    from avatar_data import worlds
+    from avatar_data.worlds import layout
 
-    path = Path(world) / worlds.GROUND_TRUTH_FILE
+    path = Path(world) / layout.GROUND_TRUTH_FILE
     if not path.is_file():
         return {"available": False, "reason": f"{path} is missing"}
     with np.load(path) as gt:

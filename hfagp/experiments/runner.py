@@ -2,7 +2,7 @@
 
 Decide what runs. Every part is a table; its pieces are cached on disk so that a stopped run continues where
 it left off and a finished piece is never redone:
-  OUT/worlds/id<i>/              the head-world video of identity i (`avatar_data.heads`)
+  OUT/worlds/id<i>/              the head-world video of identity i (`avatar_data.worlds.heads`)
   OUT/worlds/id<i>_true/         the same world with the true 10 expression parameters as expression.npy
   OUT/runs/<name>/               one HFA-GP training workdir per (identity, recipe) and its evaluation in eval/
   OUT/tables/<part>.{md,json}    the tables, with the wall time of each part
@@ -87,8 +87,8 @@ def run_config(exp, run: Run, world_dir: Path):
 
 
 def ensure_world(out: Path, exp, identity: int) -> Path:
-    from avatar_data.heads.world import make_head_world
-    from avatar_data.worlds import is_world
+    from avatar_data.worlds.heads.world import make_head_world
+    from avatar_data.worlds.layout import is_world
 
     path = out / "worlds" / f"id{identity}"
     if not is_world(path):
@@ -99,22 +99,22 @@ def ensure_world(out: Path, exp, identity: int) -> Path:
 
 def ensure_true_expression_world(out: Path, video_world: Path) -> Path:
     """The video world with expression.npy replaced by the true parameters [T, 10] (other files linked)."""
-    from avatar_data import worlds
+    from avatar_data.worlds import layout
 
     path = out / "worlds" / f"{video_world.name}_true"
-    if worlds.is_world(path):
+    if layout.is_world(path):
         return path
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for entry in video_world.iterdir():
-        if entry.name != worlds.EXPRESSION_FILE and entry.name != worlds.WORLD_FILE:
+        if entry.name != layout.EXPRESSION_FILE and entry.name != layout.WORLD_FILE:
             os.symlink(entry.resolve(), tmp / entry.name)
-    with np.load(video_world / worlds.GROUND_TRUTH_FILE) as gt:
-        np.save(tmp / worlds.EXPRESSION_FILE, gt["expression"].astype(np.float32))
-    world = json.loads((video_world / worlds.WORLD_FILE).read_text())
+    with np.load(video_world / layout.GROUND_TRUTH_FILE) as gt:
+        np.save(tmp / layout.EXPRESSION_FILE, gt["expression"].astype(np.float32))
+    world = json.loads((video_world / layout.WORLD_FILE).read_text())
     world["expression"] = dict(world.get("expression", {}), file_dim=10, note="the true parameters (no tracker noise)")
-    worlds.write_json(tmp / worlds.WORLD_FILE, world)
+    layout.write_json(tmp / layout.WORLD_FILE, world)
     os.replace(tmp, path)
     return path
 
@@ -178,7 +178,7 @@ def evaluate_run(workdir: Path, exp, baseline: Optional[str] = None) -> dict:
 def depth_errors(workdir: Path) -> dict:
     """Mean absolute depth error (world units) of `image_depth` over the ground-truth foreground, at the neural
     rendering resolution, for the test frames (same view) and their novel views."""
-    from avatar_data import worlds
+    from avatar_data.worlds import layout
     from hfagp.datasets import load_novel_views
     from hfagp.inference import load_split, load_trained, world_dir
     from hfagp_common.batching import batched
@@ -189,7 +189,7 @@ def depth_errors(workdir: Path) -> dict:
     world = world_dir(avatar)
     idx = np.asarray(frames["frame_index"])
     inputs = np.asarray(frames[avatar.input_key], np.float32)
-    with np.load(world / worlds.GROUND_TRUTH_FILE) as gt:
+    with np.load(world / layout.GROUND_TRUTH_FILE) as gt:
         depth, mask = gt["depth"].astype(np.float32), gt["mask"].astype(np.float32)
         novel_depth, novel_mask = gt["novel_depth"].astype(np.float32), gt["novel_mask"].astype(np.float32)
         novel_rows = {(int(f), int(v)): i for i, (f, v) in enumerate(zip(gt["novel_frame_index"],
@@ -248,14 +248,14 @@ def pooled_r2(features: np.ndarray, targets: np.ndarray, folds: int = 5) -> floa
 def expression_r2(workdir: Path) -> dict:
     """How linearly the encoder's coefficients carry the true expression parameters, over every frame of the video
     (training and test): {'all': `pooled_r2`, <parameter name>: its `cross_validated_r2`}."""
-    from avatar_data import worlds
+    from avatar_data.worlds import layout
     from hfagp.inference import load_split, load_trained, world_dir
     from hfagp_common.batching import batched
 
     avatar = load_trained(workdir)
     world = world_dir(avatar)
-    names = json.loads((world / worlds.WORLD_FILE).read_text())["expression"]["names"]
-    with np.load(world / worlds.GROUND_TRUTH_FILE) as gt:
+    names = json.loads((world / layout.WORLD_FILE).read_text())["expression"]["names"]
+    with np.load(world / layout.GROUND_TRUTH_FILE) as gt:
         truth = gt["expression"].astype(np.float64)
     coefficients, index = [], []
     for split in ("train", "test"):

@@ -3,7 +3,7 @@
 Training batches hold `scenes_per_batch` scenes seen from `views_per_scene` of their views each; batch t
 depends only on (seed, t), so a resumed run draws exactly the batches an uninterrupted one would.
 
-Cameras are given in the head's rest frame (`avatar_data.heads.world.head_frame_labels`: the rigid head pose
+Cameras are given in the head's rest frame (`avatar_data.worlds.heads.world.head_frame_labels`: the rigid head pose
 folded into the camera), as EG3D's FFHQ poses are estimated relative to the face: the generator models a
 canonical head and every head pose is a camera pose.
 
@@ -86,7 +86,7 @@ class PretrainData:
 def ensure_dataset(data_dir: Path, identity_seeds: Sequence[int], scenes_per_identity: int, views_per_scene: int,
                    resolution: int, seed: int, progress: bool) -> dict:
     """Renders what is missing of the data set (resumable, shard by shard); returns the render summary."""
-    from avatar_data.heads.dataset import make_pretrain_dataset
+    from avatar_data.worlds.heads.dataset import make_pretrain_dataset
 
     return make_pretrain_dataset(str(data_dir), list(identity_seeds), scenes_per_identity, views_per_scene,
                                  resolution, seed=seed, progress=progress)
@@ -94,8 +94,8 @@ def ensure_dataset(data_dir: Path, identity_seeds: Sequence[int], scenes_per_ide
 
 def load_data(data_dir: Path) -> PretrainData:
     """The data set with head-frame cameras (see the module doc)."""
-    from avatar_data.heads.dataset import load_pretrain_dataset
-    from avatar_data.heads.world import head_frame_labels
+    from avatar_data.worlds.heads.dataset import load_pretrain_dataset
+    from avatar_data.worlds.heads.world import head_frame_labels
 
     arrays = load_pretrain_dataset(str(data_dir))
     labels = head_frame_labels(arrays["label"], arrays["pose"]).astype(np.float32)
@@ -114,8 +114,8 @@ def ensure_validation(workdir: Path, identity_seeds: Sequence[int], novel_yaw_de
     camera and the novel views: {'image' float32 [I, V, R, R, 3] in [-1, 1], 'label' [I, V, 25], 'seeds' [I],
     'views' [V, 2]}; cached in WORKDIR/validation.npz."""
     from avatar_data import cameras
-    from avatar_data.heads import params as heads_params
-    from avatar_data.heads import render as heads_render
+    from avatar_data.worlds.heads import params as heads_params
+    from avatar_data.worlds.heads import render as heads_render
 
     path = Path(workdir) / VALIDATION_FILE
     views = validation_views(novel_yaw_deg)

@@ -1,7 +1,7 @@
 """Pretraining a miniature EG3D prior on the head world: `pretrain(config, workdir)`.
 
 Decide how to run. The order is important, and every stage resumes where a stopped run left it:
-  1. the data set, rendered once into shards (`avatar_data.heads.dataset`), and the validation identities;
+  1. the data set, rendered once into shards (`avatar_data.worlds.heads.dataset`), and the validation identities;
   2. the auto-decoder (`hfagp.pretrain.objective`), trained with the project's train step
      (`hfagp.runtime.step.make_train_step`), checkpointed every `checkpoint_every` steps (orbax);
   3. every `eval_every` steps the held-out identities are inverted (`hfagp.pretrain.validate`); the best
@@ -168,7 +168,7 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
 
     # 1. Data.
-    from avatar_data.heads.dataset import default_identity_seeds
+    from avatar_data.worlds.heads.dataset import default_identity_seeds
 
     seeds = default_identity_seeds(config.data.identities)
     data_dir = Path(config.data.dir or workdir / "data")

@@ -20,9 +20,9 @@ import numpy as np
 
 from avatar_data import cameras
 from avatar_data.cameras import EG3D_FOV_DEG
-from avatar_data.readers import AUDIO_FEATURE_SHAPE
+from avatar_data.formats.common import AUDIO_FEATURE_SHAPE
 from hfagp import model as model_lib
-from hfagp.inference import TrainedAvatar, load_split
+from hfagp.inference import TrainedAvatar, load_split, load_split_cameras
 from hfagp_common.batching import batched
 from hfagp_common.images import image_grid, to_uint8
 
@@ -208,7 +208,7 @@ def driving_inputs(avatar: TrainedAvatar, signal: np.ndarray) -> np.ndarray:
     """Encoder inputs from a driving signal in time order: the signal itself, or for an audio run with
     temporal smoothing the [N, W, 16, 29] windows of neighbouring frames (zero beyond the ends)."""
     if avatar.input_key == model_lib.AUDIO_WINDOW_KEY:
-        from avatar_data.readers import audio_windows
+        from avatar_data.formats.common import audio_windows
 
         window = avatar.spec.smoothing_window
         return audio_windows(np.asarray(signal, np.float32), window).astype(np.float32)
@@ -252,7 +252,7 @@ def reenactment_cameras(avatar: TrainedAvatar, num_frames: int, camera: str = "f
     """[num_frames, 25]: 'dataset' (the split's cameras in order, back and forth if the signal is longer),
     'frontal', or 'orbit' (one loop per `orbit_frames`, default one loop over the whole video)."""
     if camera == "dataset":
-        return cameras.bounce(load_split(avatar, split)["label"].astype(np.float32), num_frames)
+        return cameras.bounce(load_split_cameras(avatar, split), num_frames)
     if camera == "frontal":
         return generator_orbit(avatar, num_frames, yaw_range_deg=0.0, pitch_range_deg=0.0, fov_deg=fov_deg)
     if camera == "orbit":

@@ -57,7 +57,7 @@ def build_setup(config, workdir) -> Setup:
     validate.check_config(config)
     spec = model_lib.ModelSpec.from_config(config)
     G = model_lib.build_generator(config.generator)
-    datasets = datasets_lib.build_datasets(config, workdir, G)
+    datasets = datasets_lib.build_datasets(config, workdir)
     validate.check_data_matches(config, spec, G.config, datasets)
     lpips_fn = None
     if config.loss.lpips_weight > 0:

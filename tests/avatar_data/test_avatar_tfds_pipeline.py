@@ -7,9 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from avatar_data import cameras, pipeline, readers, writers
+from avatar_data import cameras, pipeline
+from avatar_data.formats import adnerf, common, eg3d, nerface
 from avatar_data.array_source import ArraySource
-from avatar_data.readers import DatasetError
+from avatar_data.formats.common import DatasetError
 from avatar_data.tfds_builder import AvatarVideoConfig, open_split, prepare_dataset, prepared_metadata, time_split
 from avatar_synthetic import frame_colour, synthetic_audio
 
@@ -18,14 +19,14 @@ RES = 16  # sources are 32x32: every frame is resized
 
 def _write_source(fmt, root, video):
     if fmt == "eg3d":
-        writers.write_eg3d_folder(root, video["frames"], video["labels"])
+        eg3d.write_eg3d_folder(root, video["frames"], video["labels"])
         return {}
     if fmt == "nerface":
-        writers.write_nerface_folder(root, video["frames"], video["labels"], video["expressions"],
+        nerface.write_nerface_folder(root, video["frames"], video["labels"], video["expressions"],
                                      split_sizes={"train": 6, "test": 4})
         return {}
     audio = synthetic_audio(13)
-    writers.write_adnerf_folder(root, video["frames"], video["labels"], audio, aud_ids=[t + 3 for t in range(10)],
+    adnerf.write_adnerf_folder(root, video["frames"], video["labels"], audio, aud_ids=[t + 3 for t in range(10)],
                                 split_sizes={"train": 8, "val": 2}, image_ext=".png")
     return {"aud_rows": np.arange(3, 13)}
 
@@ -88,7 +89,7 @@ def test_time_split_and_build_errors(tmp_path, video):
     with pytest.raises(DatasetError, match="both must be >= 1"):
         time_split(10, 0.0)
     src = tmp_path / "src"
-    writers.write_eg3d_folder(str(src), video["frames"], video["labels"])
+    eg3d.write_eg3d_folder(str(src), video["frames"], video["labels"])
     os.remove(src / "img00000006.png")
     cfg = AvatarVideoConfig(name="broken", source_dir=str(src), source_format="eg3d", resolution=RES)
     with pytest.raises(DatasetError, match=r"labels\[6\] \('img00000006.png'\): image not found"):
@@ -185,9 +186,9 @@ def test_eval_frames_in_time_order(tmp_path, video):
 
 
 def test_array_source_runs_the_same_pipeline_without_tfds(tmp_path, video):
-    writers.write_eg3d_folder(str(tmp_path), video["frames"], video["labels"])
-    clip = readers.read_eg3d_folder(str(tmp_path))
-    arrays = readers.clip_arrays(clip, RES)
+    eg3d.write_eg3d_folder(str(tmp_path), video["frames"], video["labels"])
+    clip = eg3d.read_eg3d_folder(str(tmp_path))
+    arrays = common.clip_arrays(clip, RES)
     # Store the frames out of time order: the eval helpers must restore it from frame_index.
     perm = np.array([3, 0, 9, 1, 8, 2, 7, 4, 6, 5])
     source = ArraySource({k: v[perm] for k, v in arrays.items()})

@@ -67,7 +67,7 @@ def faults_world(tiny_run_root):
     world = tiny_run_root / "world"
     if not (world / "world.json").is_file():
         import eg3d_flax
-        from avatar_data.synthetic import make_synthetic_world
+        from avatar_data.worlds.synthetic import make_synthetic_world
 
         G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=32), seed=0)
         make_synthetic_world(G, world, num_frames=16, num_test_frames=4, subspace_dim=4, seed=0, progress=False)

@@ -276,9 +276,9 @@ SYNTHETIC = [
 
 @pytest.mark.parametrize("argv, expect", _cases(SYNTHETIC))
 def test_avatar_data_synthetic(argv, expect, paths, ledger, capsys):
-    from avatar_data.synthetic import main
+    from avatar_data.worlds.synthetic import main
 
-    _check_case(ledger, "avatar_data.synthetic", lambda a: run_main(main, a), argv, expect, paths, capsys)
+    _check_case(ledger, "avatar_data.worlds.synthetic", lambda a: run_main(main, a), argv, expect, paths, capsys)
 
 
 HEADS = [
@@ -299,9 +299,9 @@ HEADS = [
 
 @pytest.mark.parametrize("argv, expect", _cases(HEADS))
 def test_avatar_data_heads(argv, expect, paths, ledger, capsys):
-    from avatar_data.heads.__main__ import main
+    from avatar_data.worlds.heads.__main__ import main
 
-    _check_case(ledger, "avatar_data.heads", lambda a: run_main(main, a), argv, expect, paths, capsys)
+    _check_case(ledger, "avatar_data.worlds.heads", lambda a: run_main(main, a), argv, expect, paths, capsys)
 
 
 HEADS_DATASET = [
@@ -324,9 +324,9 @@ HEADS_DATASET = [
 
 @pytest.mark.parametrize("argv, expect", _cases(HEADS_DATASET))
 def test_avatar_data_heads_dataset(argv, expect, paths, ledger, capsys):
-    from avatar_data.heads.dataset import main
+    from avatar_data.worlds.heads.dataset import main
 
-    _check_case(ledger, "avatar_data.heads.dataset", lambda a: run_main(main, a), argv, expect, paths, capsys)
+    _check_case(ledger, "avatar_data.worlds.heads.dataset", lambda a: run_main(main, a), argv, expect, paths, capsys)
 
 
 HEADS_SHEET = [
@@ -341,9 +341,9 @@ HEADS_SHEET = [
 
 @pytest.mark.parametrize("argv, expect", _cases(HEADS_SHEET))
 def test_avatar_data_heads_sheet(argv, expect, paths, ledger, capsys):
-    from avatar_data.heads.sheet import main
+    from avatar_data.worlds.heads.sheet import main
 
-    _check_case(ledger, "avatar_data.heads.sheet", lambda a: run_main(main, a), argv, expect, paths, capsys)
+    _check_case(ledger, "avatar_data.worlds.heads.sheet", lambda a: run_main(main, a), argv, expect, paths, capsys)
 
 
 PREPARE = [
@@ -588,6 +588,26 @@ def test_train_py_configs(workdir, overrides, expect, paths, ledger, capsys):
     _check_case(ledger, "train.py", call, [workdir], expect, paths, capsys)
 
 
+MAKE_WORLD_FLAGS = [
+    ("unknown_flag", ["--workdir={out}", "--overwrite"], r"Unknown command line flag 'overwrite'"),
+    ("unknown_config_key", ["--workdir={out}", "--config.data.people=3"], r"unknown config key 'people'"),
+    ("missing_workdir_flag", [], r"--workdir"),
+    ("folder_source", ["--workdir={out}", "--config.data.source=folder"], r"data\.source is 'folder'"),
+    ("world_dir_not_a_world", ["--workdir={out}", "--config.data.synthetic.dir={nonempty}"], r"nonempty"),
+]
+
+
+@pytest.mark.parametrize("argv, expect", _cases(MAKE_WORLD_FLAGS))
+def test_hfagp_make_world_flags(argv, expect, paths, ledger):
+    argv = _place(paths, argv)
+    roots = paths.watched()
+    before = [tree(r) for r in roots]
+    with ledger.bad_input("hfagp.make_world"):
+        result = run_command([sys.executable, "-m", "hfagp.make_world", *argv])
+        assert_one_line_error(result.returncode, result.stderr, "hfagp.make_world", expect)
+        assert [tree(r) for r in roots] == before
+
+
 PRETRAIN_FLAGS = [
     ("unknown_flag", ["--workdir={out}", "--resume"], r"Unknown command line flag 'resume'"),
     ("unknown_config_key", ["--workdir={out}", "--config.data.people=3"], r"unknown config key 'people'"),
@@ -776,10 +796,10 @@ def _tracked_python_files() -> list[Path]:
 
 
 # Entry points with a table above; tools that only measure or make docs figures are listed as such.
-TABLED = {"convert_weights", "convert_weights.export", "convert_weights.lpips", "avatar_data.synthetic",
-          "avatar_data.heads", "avatar_data.heads.dataset", "avatar_data.heads.sheet", "avatar_data.prepare",
-          "hfagp.eval", "hfagp.render", "hfagp.pretrain", "hfagp.pretrain.report", "hfagp.from_official",
-          "hfagp.experiments"}
+TABLED = {"convert_weights", "convert_weights.export", "convert_weights.lpips", "avatar_data.worlds.synthetic",
+          "avatar_data.worlds.heads", "avatar_data.worlds.heads.dataset", "avatar_data.worlds.heads.sheet",
+          "avatar_data.prepare", "hfagp.make_world", "hfagp.eval", "hfagp.render", "hfagp.pretrain",
+          "hfagp.pretrain.report", "hfagp.from_official", "hfagp.experiments"}
 NOT_TABLED = {"avatar_data.prepare.evaluate": "measures the prepare pipeline for docs/prepare.md"}
 
 

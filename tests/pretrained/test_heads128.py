@@ -37,7 +37,7 @@ def test_provenance_says_how_it_was_made():
         assert key in p, key
     assert p["data"]["identities"] >= 100 and p["held_out_metrics"]["identity_seeds"]
     # Every held-out identity is an evaluation identity (the prior never saw it).
-    from avatar_data.heads import params
+    from avatar_data.worlds.heads import params
 
     assert all(params.is_evaluation_identity(s) for s in p["held_out_metrics"]["identity_seeds"])
 

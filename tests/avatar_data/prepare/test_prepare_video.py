@@ -9,7 +9,7 @@ import pytest
 
 from avatar_data import cameras
 from avatar_data.prepare import PrepareOptions, evaluate, is_video_file, prepare_video
-from avatar_data.readers import read_eg3d_folder
+from avatar_data.formats.eg3d import read_eg3d_folder
 
 from prepare_fixtures import requires_mediapipe
 

@@ -37,7 +37,7 @@ def tiny_config(encoder="rgb", **overrides):
 def world(tmp_path_factory):
     """A 36-frame world (8 test frames) from a random tiny128 generator, shared by the tests here."""
     import eg3d_flax
-    from avatar_data.synthetic import make_synthetic_world
+    from avatar_data.worlds.synthetic import make_synthetic_world
 
     out = tmp_path_factory.mktemp("world") / "world"
     G = eg3d_flax.random_generator(eg3d_flax.preset("tiny128", neural_rendering_resolution=32), seed=0)

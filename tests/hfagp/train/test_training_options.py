@@ -88,7 +88,7 @@ def test_none_combines_the_raw_basis_without_a_penalty(tiny):
 @pytest.mark.slow  # two tiny training runs (~2-4 min on 2 busy cores)
 def test_a_prior_shared_from_another_run_stays_frozen_while_the_encoder_trains(tmp_path):
     import eg3d_flax
-    from avatar_data.synthetic import make_synthetic_world
+    from avatar_data.worlds.synthetic import make_synthetic_world
     from hfagp.train.loop import train_and_evaluate
     from hfagp.workdir import restore_params
 

@@ -1,4 +1,4 @@
-"""Sphere tracing of the head model (`avatar_data.heads.model`) at EG3D cameras, jitted and batched.
+"""Sphere tracing of the head model (`avatar_data.worlds.heads.model`) at EG3D cameras, jitted and batched.
 
 Cameras are EG3D labels [N, 25] (OpenCV cam2world + normalised intrinsics, `avatar_data.cameras`). The ray of
 pixel column i, row j passes through ``((i + 0.5) / R, (j + 0.5) / R)`` in normalised image coordinates, as in
@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from avatar_data import cameras
-from avatar_data.heads import model
-from avatar_data.heads import params as P
+from avatar_data.worlds.heads import model
+from avatar_data.worlds.heads import params as P
 from hfagp_common.batching import batched
 
 STEPS = 64

@@ -1,6 +1,6 @@
 """Multi-identity renders of the head world for pretraining an EG3D prior, written resumably in shards.
 
-``python -m avatar_data.heads.dataset OUT_DIR --identities N --scenes S --views V --resolution R``
+``python -m avatar_data.worlds.heads.dataset OUT_DIR --identities N --scenes S --views V --resolution R``
 
 A *scene* is one identity with one random expression (`params.random_expressions`) and one jittered head
 pose; each scene is rendered from V cameras: view 0 near-frontal (|yaw| <= 5 deg, |pitch| <= 3 deg), the
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from avatar_data import cameras
-from avatar_data.heads import params as P
+from avatar_data.worlds.heads import params as P
 from hfagp_common import cli
 
 FORMAT_NAME = "hfagp-head-pretrain"
@@ -41,7 +41,7 @@ MAX_YAW_DEG, MAX_PITCH_DEG = 40.0, 20.0
 POSE_JITTER = {"yaw_deg": 10.0, "pitch_deg": 6.0, "roll_deg": 4.0, "translation": 0.01}
 ARRAY_KEYS = ("image", "depth", "mask", "label", "identity", "scene", "view", "expression", "pose")
 _SCENE_STREAM, _CAMERA_STREAM = P.STREAMS["pretrain_scene"], P.STREAMS["pretrain_camera"]
-NAME = "avatar_data.heads.dataset"
+NAME = "avatar_data.worlds.heads.dataset"
 ERROR_PREFIX = f"{NAME}: error:"
 
 
@@ -85,7 +85,7 @@ def shard_path(out_dir: str, k: int) -> str:
 
 
 def _render_shard(config: dict, k: int) -> dict:
-    from avatar_data.heads import render
+    from avatar_data.worlds.heads import render
 
     seeds, per_id, v = config["identity_seeds"], config["scenes_per_identity"], config["views_per_scene"]
     scenes = range(k * SHARD_SCENES, min((k + 1) * SHARD_SCENES, config["num_scenes"]))
@@ -124,7 +124,7 @@ def make_pretrain_dataset(out_dir: str, identity_seeds: Sequence[int], scenes_pe
     """
     from tqdm.auto import tqdm
 
-    from avatar_data.heads.world import save_npz_deterministic
+    from avatar_data.worlds.heads.world import save_npz_deterministic
 
     bad = [s for s in identity_seeds if not P.is_pretrain_identity(s)]
     if bad:

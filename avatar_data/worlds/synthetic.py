@@ -1,4 +1,4 @@
-"""A synthetic avatar world with a known answer: ``python -m avatar_data.synthetic OUT_DIR --generator G``.
+"""A synthetic avatar world with a known answer: ``python -m avatar_data.worlds.synthetic OUT_DIR --generator G``.
 
 From any EG3D generator (a converted checkpoint directory, or a preset with random weights) this picks a
 hidden ground-truth person and films a "monocular talking-head video" of it:
@@ -32,7 +32,6 @@ give the same world.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import os
@@ -44,15 +43,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from avatar_data import cameras, worlds, writers
-from avatar_data.readers import AUDIO_FEATURE_SHAPE, EXPRESSION_DIM
+from avatar_data import cameras
+from avatar_data.formats.common import AUDIO_FEATURE_SHAPE, EXPRESSION_DIM
+from avatar_data.worlds import layout, writer
+from avatar_data.worlds.writer import EXTRA_FORMATS, SinusoidTrajectory, parse_novel_views, random_trajectory
 from hfagp_common import cli
 
 FORMAT_NAME = "hfagp-synthetic-world"
 FORMAT_VERSION = 1
 FPS = 25.0
 DEFAULT_NOVEL_VIEWS = ((20.0, 0.0), (-20.0, 0.0), (0.0, 10.0), (0.0, -10.0))
-EXTRA_FORMATS = ("nerface", "adnerf")
 AUDIO_STEPS_PER_FRAME = 2.0  # DeepSpeech features at 50 Hz, video at 25 fps.
 PERTURB_EXCLUDED = ("backbone", "mapping")  # mapping weights never touch the rendering of given ws
 
@@ -118,54 +118,7 @@ def perturb_generator(generator, amount: float, seed: int):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Smooth trajectories and cameras.
-
-
-@dataclasses.dataclass(frozen=True)
-class SinusoidTrajectory:
-    """x[..., k](t) = sum_j amplitude[k, j] * sin(2 pi frequency[k, j] t + phase[k, j]), t in frames (float).
-
-    frequency: cycles per frame [K, J]; phase: radians [K, J]; amplitude [K, J] >= 0, so
-    ``|x_k| <= sum_j amplitude[k, j]`` and ``|x_k(t + 1) - x_k(t)| <= 2 pi sum_j amplitude[k, j] frequency[k, j]``.
-    """
-
-    frequency: np.ndarray
-    phase: np.ndarray
-    amplitude: np.ndarray
-
-    def __call__(self, t) -> np.ndarray:
-        """t: [...] frame times -> [..., K] float64."""
-        t = np.asarray(t, np.float64)[..., None, None]
-        return np.sum(self.amplitude * np.sin(2 * np.pi * self.frequency * t + self.phase), axis=-1)
-
-    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}_frequency": self.frequency, f"{prefix}_phase": self.phase,
-                f"{prefix}_amplitude": self.amplitude}
-
-    @classmethod
-    def from_arrays(cls, arrays, prefix: str) -> "SinusoidTrajectory":
-        return cls(*(np.asarray(arrays[f"{prefix}_{n}"], np.float64) for n in ("frequency", "phase", "amplitude")))
-
-
-def random_trajectory(
-    rng: np.random.Generator,
-    dim: int,
-    bound: float = 1.0,
-    *,
-    min_period: float = 16.0,
-    max_period: float = 100.0,
-    num_components: int = 3,
-) -> SinusoidTrajectory:
-    """`dim` independent smooth curves with ``max |x_k| == bound`` over all time (amplitudes sum to bound).
-
-    Periods are log-uniform in [min_period, max_period] frames, phases uniform; so frame-to-frame steps are
-    at most ``2 pi bound / min_period``.
-    """
-    period = np.exp(rng.uniform(np.log(min_period), np.log(max_period), (dim, num_components)))
-    phase = rng.uniform(0.0, 2 * np.pi, (dim, num_components))
-    amplitude = rng.uniform(0.3, 1.0, (dim, num_components))
-    amplitude *= bound / amplitude.sum(axis=1, keepdims=True)
-    return SinusoidTrajectory(1.0 / period, phase, amplitude)
+# Cameras.
 
 
 def frontal_label(config) -> np.ndarray:
@@ -345,20 +298,12 @@ def make_synthetic_world(
     (with expressions) and/or 'adnerf' (with audio) folders. generator_spec: how to re-create the generator
     (`resolve_generator`'s dict), stored in the metadata. See the module docstring for the model of the world.
     """
-    timings, t_start = {}, time.perf_counter()
     cfg = generator.config
-    n_test = max(1, int(round(0.1 * num_frames))) if num_test_frames is None else int(num_test_frames)
-    if not 0 < n_test < num_frames:
-        raise ValueError(f"need 0 < num_test_frames < num_frames, got {n_test} and {num_frames}")
-    unknown = sorted(set(extra_formats) - set(EXTRA_FORMATS))
-    if unknown:
-        raise ValueError(f"unknown extra formats {unknown}; known: {list(EXTRA_FORMATS)}")
+    writer.check_extra_formats(extra_formats)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    novel_views = [(float(y), float(p)) for y, p in novel_views]
-    n_train = num_frames - n_test
-    with worlds.world_directory(out_dir, overwrite) as tmp:
-        tmp = str(tmp)
+    with writer.writing_world(out_dir, num_frames=num_frames, num_test_frames=num_test_frames,
+                              novel_views=novel_views, overwrite=overwrite) as w:
         # The hidden person and its motion.
         latent = sample_latent_subspace(generator, _rng(seed, "latent"), subspace_dim,
                                         truncation_psi=truncation_psi, direction_scale=direction_scale)
@@ -381,64 +326,37 @@ def make_synthetic_world(
         audio = pseudo_audio(trajectory, num_frames, audio_map)
         audio = (audio + audio_noise * rng.standard_normal(audio.shape)).astype(np.float32)
 
-        test_index = np.arange(n_train, num_frames)
-        view_yaw = np.radians([v[0] for v in novel_views])
-        view_pitch = np.radians([v[1] for v in novel_views])
-        novel_frame = np.repeat(test_index, len(novel_views))
-        novel_view = np.tile(np.arange(len(novel_views)), n_test)
+        view_yaw = np.radians([v[0] for v in w.novel_views])
+        view_pitch = np.radians([v[1] for v in w.novel_views])
+        novel_frame, novel_view = w.novel_frame_index, w.novel_view_index
         novel_labels = camera_labels(view_yaw[novel_view], view_pitch[novel_view], cfg)
-        timings["latents_s"] = time.perf_counter() - t_start
+        w.mark("latents_s")
 
         # Rendering.
         renderer = perturb_generator(generator, perturb_generator_amount, seed)
-        t0 = time.perf_counter()
-        frames = render_images(renderer, ws, labels, batch_size=batch_size, progress=progress, desc="frames")
-        timings["render_frames_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        novel = render_images(renderer, ws[novel_frame], novel_labels, batch_size=batch_size,
-                              progress=progress, desc="novel views")
-        timings["render_novel_views_s"] = time.perf_counter() - t0
+        with w.timed("render_frames_s"):
+            frames = render_images(renderer, ws, labels, batch_size=batch_size, progress=progress, desc="frames")
+        with w.timed("render_novel_views_s"):
+            novel = render_images(renderer, ws[novel_frame], novel_labels, batch_size=batch_size,
+                                  progress=progress, desc="novel views")
 
         # Files.
-        t0 = time.perf_counter()
-        frame_names = [f"{i:05d}.png" for i in range(num_frames)]
-        writers.write_eg3d_folder(os.path.join(tmp, "frames"), frames, labels, frame_names)
-        worlds.write_split(tmp, n_train, test_index)
-        np.save(os.path.join(tmp, worlds.EXPRESSION_FILE), expression)
-        np.save(os.path.join(tmp, worlds.AUDIO_FILE), audio)
-        worlds.write_novel_views(tmp, novel, novel_labels, novel_frame, novel_view, novel_views)
-        sizes = {"train": n_train, "test": n_test}
-        if "nerface" in extra_formats:
-            writers.write_nerface_folder(os.path.join(tmp, "nerface"), frames, labels, expression,
-                                         split_sizes=sizes)
-        if "adnerf" in extra_formats:
-            writers.write_adnerf_folder(os.path.join(tmp, "adnerf"), frames, labels, audio,
-                                        split_sizes={"train": n_train, "val": n_test}, image_ext=".png")
-
         spec = dict(generator_spec or {"kind": "in_memory"})
         perturbation = {"amount": float(perturb_generator_amount), "seed": int(seed),
                         "excluded": "/".join(PERTURB_EXCLUDED)}
-        np.savez(
-            os.path.join(tmp, "ground_truth.npz"),
-            w_mean=latent["w_mean"], basis=latent["basis"], coefficients=coefficients,
-            ws=ws.astype(np.float32), z=latent["z"], labels=labels,
-            camera_yaw_offset=yaw.astype(np.float32), camera_pitch_offset=pitch.astype(np.float32),
-            novel_labels=novel_labels, novel_frame_index=novel_frame.astype(np.int32),
-            novel_view_index=novel_view.astype(np.int32),
-            **trajectory.arrays("trajectory"), **head.arrays("head_trajectory"),
-            **expression_map, **audio_map,
-            generator_spec=np.array(json.dumps(spec)), perturbation=np.array(json.dumps(perturbation)),
-        )
-        timings["write_s"] = time.perf_counter() - t0
-        timings["total_s"] = time.perf_counter() - t_start
-        world = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "num_frames": num_frames,
-            "num_train_frames": n_train,
-            "num_test_frames": n_test,
-            "fps": FPS,
-            "resolution": cfg.img_resolution,
+        with w.timed("write_s"):
+            w.write_video(frames, labels, expression, audio, novel, novel_labels, extra_formats)
+            np.savez(
+                w.path / layout.GROUND_TRUTH_FILE,
+                w_mean=latent["w_mean"], basis=latent["basis"], coefficients=coefficients,
+                ws=ws.astype(np.float32), z=latent["z"], labels=labels,
+                camera_yaw_offset=yaw.astype(np.float32), camera_pitch_offset=pitch.astype(np.float32),
+                novel_labels=novel_labels, novel_frame_index=novel_frame, novel_view_index=novel_view,
+                **trajectory.arrays("trajectory"), **head.arrays("head_trajectory"),
+                **expression_map, **audio_map,
+                generator_spec=np.array(json.dumps(spec)), perturbation=np.array(json.dumps(perturbation)),
+            )
+        world = w.finish(FORMAT_NAME, FORMAT_VERSION, FPS, cfg.img_resolution, {
             "seed": int(seed),
             "generator": spec,
             "perturbation": perturbation,
@@ -449,26 +367,20 @@ def make_synthetic_world(
             "camera": {"radius": cfg.avg_camera_radius, "pivot": list(cfg.avg_camera_pivot),
                        "intrinsics": cameras.FFHQ_INTRINSICS.tolist(),
                        "yaw_amplitude_deg": yaw_amplitude_deg, "pitch_amplitude_deg": pitch_amplitude_deg},
-            "novel_views_deg": [list(v) for v in novel_views],
+            "novel_views_deg": [list(v) for v in w.novel_views],
             "expression": {"dim": EXPRESSION_DIM, "noise_std": expression_noise},
             "audio": {"shape": list(AUDIO_FEATURE_SHAPE), "noise_std": audio_noise,
                       "steps_per_frame": AUDIO_STEPS_PER_FRAME},
-            "files": {"frames": "frames/dataset.json", "split": "split.json", "expression": "expression.npy",
-                      "audio": "aud.npy", "novel_views": "novel_views/dataset.json",
-                      "novel_views_index": "novel_views/views.json", "ground_truth": "ground_truth.npz",
-                      **{f: f"{f}/" for f in EXTRA_FORMATS if f in extra_formats}},
-            "timing_s": {k: round(v, 3) for k, v in timings.items()},
-        }
-        worlds.write_json(os.path.join(tmp, worlds.WORLD_FILE), world)
+        }, extra_formats=extra_formats)
     return world
 
 
 def load_ground_truth(world_dir: str) -> dict[str, Any]:
     """world.json and ground_truth.npz of a world: {'world': dict, name: array, 'trajectory':
     SinusoidTrajectory, 'generator_spec': dict, 'perturbation': dict}."""
-    with open(os.path.join(world_dir, "world.json")) as f:
+    with open(os.path.join(world_dir, layout.WORLD_FILE)) as f:
         world = json.load(f)
-    with np.load(os.path.join(world_dir, "ground_truth.npz")) as data:
+    with np.load(os.path.join(world_dir, layout.GROUND_TRUTH_FILE)) as data:
         out = {k: data[k] for k in data.files}
     out["generator_spec"] = json.loads(str(out["generator_spec"]))
     out["perturbation"] = json.loads(str(out["perturbation"]))
@@ -492,24 +404,7 @@ def world_generators(ground_truth: dict):
 # ----------------------------------------------------------------------------------------------------
 # CLI.
 
-NAME = "avatar_data.synthetic"
-
-
-def parse_novel_views(text: str) -> list[tuple[float, float]]:
-    """'20:0,-20:0,0:10' -> [(20, 0), (-20, 0), (0, 10)] (yaw:pitch degrees); '' or 'none' -> []."""
-    text = text.strip()
-    if text.lower() in ("", "none"):
-        return []
-    views = []
-    for item in text.split(","):
-        parts = item.split(":")
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            views.append((float(parts[0]), float(parts[1])))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad novel view {item!r}: expected YAW:PITCH in degrees") from None
-    return views
+NAME = "avatar_data.worlds.synthetic"
 
 
 def _parse_formats(text: str) -> list[str]:
@@ -549,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _main(args) -> int:
-    worlds.check_out_dir(args.out_dir, args.overwrite)
+    layout.check_out_dir(args.out_dir, args.overwrite)
     t0 = time.perf_counter()
     generator, spec = resolve_generator(args.generator, args.generator_seed)
     load_s = time.perf_counter() - t0

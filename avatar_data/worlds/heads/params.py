@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 
 # ----------------------------------------------------------------------------------------------------
-# The identity split. Evaluation worlds (`python -m avatar_data.heads --seed S`) use EVALUATION seeds; the
+# The identity split. Evaluation worlds (`python -m avatar_data.worlds.heads --seed S`) use EVALUATION seeds; the
 # pretraining dataset of an EG3D prior uses PRETRAIN seeds only, so no evaluated person was seen by the prior.
 
 EVALUATION_IDENTITY_SEEDS = range(1000)

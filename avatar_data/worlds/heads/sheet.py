@@ -1,9 +1,9 @@
-"""Pictures of the head world: ``python -m avatar_data.heads.sheet OUT.png [--strip STRIP.png]``.
+"""Pictures of the head world: ``python -m avatar_data.worlds.heads.sheet OUT.png [--strip STRIP.png]``.
 
 The contact sheet has one row per evaluation identity and the columns `SHEET_COLUMNS`: neutral, jaw open,
 smile, blink + brows up, pucker + gaze to the side, camera yaw +35 deg, camera yaw -60 deg, and a view from
 above, all at the neutral head pose. The strip shows `STRIP_FRAMES` frames of a talking video
-(`avatar_data.heads.world.video_parameters`), every `STRIP_STEP`-th frame, two rows of eight.
+(`avatar_data.worlds.heads.world.video_parameters`), every `STRIP_STEP`-th frame, two rows of eight.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from avatar_data import cameras
-from avatar_data.heads import params as P
+from avatar_data.worlds.heads import params as P
 from hfagp_common import cli
 
 SHEET_COLUMNS = (
@@ -36,7 +36,7 @@ STRIP_STEP = 3
 
 def sheet_images(seeds, resolution: int = 128, supersample: int = 2) -> np.ndarray:
     """uint8 [len(seeds), len(SHEET_COLUMNS), R, R, 3]."""
-    from avatar_data.heads import render
+    from avatar_data.worlds.heads import render
 
     idents, exprs, labels = [], [], []
     for seed in seeds:
@@ -53,7 +53,7 @@ def sheet_images(seeds, resolution: int = 128, supersample: int = 2) -> np.ndarr
 
 def strip_images(seed: int, resolution: int = 128, supersample: int = 2) -> np.ndarray:
     """uint8 [STRIP_FRAMES, R, R, 3]: frames 0, STRIP_STEP, ... of the talking video of `seed`."""
-    from avatar_data.heads import render, world
+    from avatar_data.worlds.heads import render, world
 
     num_frames = STRIP_FRAMES * STRIP_STEP
     video = world.video_parameters(seed, num_frames, num_test_frames=0, speech="synthetic")
@@ -95,7 +95,7 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-NAME = "avatar_data.heads.sheet"
+NAME = "avatar_data.worlds.heads.sheet"
 
 
 def _bits(text: str) -> int:

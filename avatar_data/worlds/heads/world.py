@@ -2,7 +2,7 @@
 
 `video_parameters` makes the per-frame expression [T, 10] and head pose [T, 6] from a seed and a speech
 waveform; `make_head_world` renders them (frames, and novel views of every test frame) and writes the
-world in the layout of `avatar_data.synthetic`, so that training and evaluation read it unchanged.
+world in the layout of `avatar_data.worlds.layout`, so that training and evaluation read it unchanged.
 """
 
 from __future__ import annotations
@@ -10,21 +10,23 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 import zipfile
 from collections.abc import Sequence
 
 import numpy as np
 
-from avatar_data import audio_features, cameras, synthetic, worlds, writers
-from avatar_data.heads import params as P
-from avatar_data.heads import speech as S
+from avatar_data import audio_features, cameras
+from avatar_data.worlds import layout, writer
+from avatar_data.worlds.heads import params as P
+from avatar_data.worlds.heads import speech as S
+from avatar_data.worlds.writer import random_trajectory
 
 FORMAT_NAME = "hfagp-head-world"
 FORMAT_VERSION = 1
 FPS = 25.0
 DEFAULT_NOVEL_VIEWS = ((20.0, 0.0), (-20.0, 0.0), (35.0, 0.0), (-35.0, 0.0), (0.0, 15.0), (0.0, -15.0))
 SUPERSAMPLE = 2
+SPEECH_FILE = "speech.wav"
 EXPRESSION_FILE_DIM = 76
 EXPRESSION_SLOTS = tuple(range(P.EXPRESSION_DIM))  # expression.npy[:, k] is the k-th of EXPRESSION_NAMES
 TRACKER_NOISE = 0.02
@@ -79,7 +81,7 @@ def _events(gen: np.random.Generator, num_frames: int, fps: float, every: tuple,
 
 
 def load_speech(seed: int, duration_s: float, source: str) -> dict:
-    """'synthetic', 'espeak' or a wav path -> {'waveform', 'sample_rate', ...} (`avatar_data.heads.speech`)."""
+    """'synthetic', 'espeak' or a wav path -> {'waveform', 'sample_rate', ...} (`avatar_data.worlds.heads.speech`)."""
     if source == "synthetic":
         return S.synthetic_speech(P.rng(seed, "speech"), duration_s)
     if source == "espeak":
@@ -105,7 +107,7 @@ def video_parameters(seed: int, num_frames: int, num_test_frames: int, speech: s
     idx = P.EXPRESSION_INDEX
     e = np.zeros((num_frames, P.EXPRESSION_DIM))
 
-    drift = synthetic.random_trajectory(P.rng(seed, "drift"), 6, 1.0, min_period=60.0, max_period=260.0)(t)
+    drift = random_trajectory(P.rng(seed, "drift"), 6, 1.0, min_period=60.0, max_period=260.0)(t)
     e[:, idx["jaw_open"]] = np.clip(JAW_GAIN * loud, 0.0, JAW_TRAIN_MAX)
     e[:, idx["smile"]] = 0.1 + 0.12 * drift[:, 0] + 0.15 * np.maximum(-rnd, 0.0) * loud
     e[:, idx["pucker"]] = 0.45 * np.maximum(rnd, 0.0) * loud
@@ -137,7 +139,7 @@ def video_parameters(seed: int, num_frames: int, num_test_frames: int, speech: s
             events.append((name, int(centre), float(peak)))
     e = P.clip_expression(e)
 
-    motion = synthetic.random_trajectory(P.rng(seed, "pose"), 6, 1.0, min_period=40.0, max_period=160.0)(t)
+    motion = random_trajectory(P.rng(seed, "pose"), 6, 1.0, min_period=40.0, max_period=160.0)(t)
     # Reach the full amplitudes within the video (a short clip, whose motion is small, is scaled at most 2x).
     motion = motion / np.maximum(np.abs(motion).max(axis=0), 0.5)
     scale = np.array([np.radians(HEAD_MOTION["yaw_deg"]), np.radians(HEAD_MOTION["pitch_deg"]),
@@ -230,88 +232,61 @@ def make_head_world(
     pitch) camera offsets in degrees from frontal (positive pitch = camera lower) at which every test frame
     is also rendered, head pose as in that frame. speech: 'synthetic', 'espeak' or a wav path.
     """
-    from avatar_data.heads import render
+    from avatar_data.worlds.heads import render
 
-    timings, t_start = {}, time.perf_counter()
     check_identity_seed(seed, allow_pretrain_identity)
-    n_test = max(1, round(0.1 * num_frames)) if num_test_frames is None else int(num_test_frames)
-    if not 0 < n_test < num_frames:
-        raise ValueError(f"need 0 < test frames < frames, got {n_test} and {num_frames}")
     if resolution < 8:
         raise ValueError(f"resolution must be at least 8, got {resolution}")
-    novel_views = [(float(y), float(p)) for y, p in novel_views]
-    n_train = num_frames - n_test
-    with worlds.world_directory(out_dir, overwrite) as tmp:
-        tmp = str(tmp)
+    with writer.writing_world(out_dir, num_frames=num_frames, num_test_frames=num_test_frames,
+                              novel_views=novel_views, overwrite=overwrite) as w:
+        n_train, n_test = w.num_train_frames, w.num_test_frames
         identity = P.sample_identity(seed)
         video = video_parameters(seed, num_frames, n_test, speech)
         expression, pose = video["expression"], video["pose"]
         # The audio features are those of speech.wav as stored (16-bit), so they can be recomputed from it.
-        audio_features.write_wav(os.path.join(tmp, "speech.wav"), video["speech"]["waveform"],
-                                 video["speech"]["sample_rate"])
-        waveform, rate = audio_features.read_wav(os.path.join(tmp, "speech.wav"))
+        speech_path = w.path / SPEECH_FILE
+        audio_features.write_wav(str(speech_path), video["speech"]["waveform"], video["speech"]["sample_rate"])
+        waveform, rate = audio_features.read_wav(str(speech_path))
         audio = audio_features.frame_features(waveform, rate, num_frames, fps=FPS)
         tracked, mix = tracked_expressions(seed, expression)
         # The video is filmed by a fixed frontal camera while the head moves; the labels a face tracker reports
         # are that camera in the head's rest frame (head motion folded into the camera, as EG3D's poses).
         world_labels = np.repeat(cameras.frontal_camera()[None], num_frames, axis=0)
         labels = head_frame_labels(world_labels, pose)
-        test_index = np.arange(n_train, num_frames)
-        novel_frame = np.repeat(test_index, len(novel_views)).astype(np.int32)
-        novel_view = np.tile(np.arange(len(novel_views)), n_test).astype(np.int32)
-        novel_world_labels = cameras.yaw_pitch_cameras(*np.radians(np.asarray(novel_views).T))[novel_view] \
-            if novel_views else np.zeros((0, cameras.LABEL_DIM), np.float32)
+        novel_frame, novel_view = w.novel_frame_index, w.novel_view_index
+        novel_world_labels = cameras.yaw_pitch_cameras(*np.radians(np.asarray(w.novel_views).T))[novel_view] \
+            if w.novel_views else np.zeros((0, cameras.LABEL_DIM), np.float32)
         novel_labels = head_frame_labels(novel_world_labels, pose[novel_frame])
-        timings["signals_s"] = time.perf_counter() - t_start
+        w.mark("signals_s")
 
-        t0 = time.perf_counter()
-        frames = render.render(identity.vector, expression, pose, world_labels, resolution=resolution,
-                               supersample=SUPERSAMPLE, progress=progress, desc="frames")
-        timings["render_frames_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        novel = render.render(identity.vector, expression[novel_frame], pose[novel_frame], novel_world_labels,
-                              resolution=resolution, supersample=SUPERSAMPLE, progress=progress,
-                              desc="novel views")
-        timings["render_novel_views_s"] = time.perf_counter() - t0
+        with w.timed("render_frames_s"):
+            frames = render.render(identity.vector, expression, pose, world_labels, resolution=resolution,
+                                   supersample=SUPERSAMPLE, progress=progress, desc="frames")
+        with w.timed("render_novel_views_s"):
+            novel = render.render(identity.vector, expression[novel_frame], pose[novel_frame], novel_world_labels,
+                                  resolution=resolution, supersample=SUPERSAMPLE, progress=progress,
+                                  desc="novel views")
 
         train_range, test_range = _ranges(expression[:n_train]), _ranges(expression[n_train:])
         beyond = {n: {"train": train_range[n], "test": test_range[n]} for n in P.EXPRESSION_NAMES
                   if test_range[n][1] > train_range[n][1] + 1e-3 or test_range[n][0] < train_range[n][0] - 1e-3}
 
-        t0 = time.perf_counter()
-        frame_names = [f"{i:05d}.png" for i in range(num_frames)]
-        writers.write_eg3d_folder(os.path.join(tmp, "frames"), frames["rgb"], labels, frame_names)
-        worlds.write_split(tmp, n_train, test_index)
-        np.save(os.path.join(tmp, worlds.EXPRESSION_FILE), tracked)
-        np.save(os.path.join(tmp, worlds.AUDIO_FILE), audio)
-        worlds.write_novel_views(tmp, novel["rgb"], novel_labels, novel_frame, novel_view, novel_views)
-        writers.write_nerface_folder(os.path.join(tmp, "nerface"), frames["rgb"], labels, tracked,
-                                     split_sizes={"train": n_train, "test": n_test})
-        writers.write_adnerf_folder(os.path.join(tmp, "adnerf"), frames["rgb"], labels, audio,
-                                    split_sizes={"train": n_train, "val": n_test}, image_ext=".png")
-        save_npz_deterministic(os.path.join(tmp, "ground_truth.npz"), {
-            "identity": identity.vector, "identity_layout": np.array(json.dumps(P.IDENTITY_LAYOUT)),
-            "expression_names": np.array(P.EXPRESSION_NAMES), "expression": expression, "pose": pose,
-            "pose_names": np.array(P.POSE_NAMES), "labels": labels, "world_labels": world_labels,
-            "depth": frames["depth"].astype(np.float16), "mask": frames["mask"].astype(np.float16),
-            "novel_labels": novel_labels, "novel_world_labels": novel_world_labels,
-            "novel_frame_index": novel_frame, "novel_view_index": novel_view,
-            "novel_depth": novel["depth"].astype(np.float16), "novel_mask": novel["mask"].astype(np.float16),
-            "expression_mix_matrix": mix["matrix"].astype(np.float32),
-            "expression_mix_bias": mix["bias"].astype(np.float32),
-            "nose_tip": np.stack([_nose_tip(identity.vector, e, p) for e, p in zip(expression, pose)]),
-        })
-        timings["write_s"] = time.perf_counter() - t0
-        timings["total_s"] = time.perf_counter() - t_start
+        with w.timed("write_s"):
+            w.write_video(frames["rgb"], labels, tracked, audio, novel["rgb"], novel_labels)
+            save_npz_deterministic(str(w.path / layout.GROUND_TRUTH_FILE), {
+                "identity": identity.vector, "identity_layout": np.array(json.dumps(P.IDENTITY_LAYOUT)),
+                "expression_names": np.array(P.EXPRESSION_NAMES), "expression": expression, "pose": pose,
+                "pose_names": np.array(P.POSE_NAMES), "labels": labels, "world_labels": world_labels,
+                "depth": frames["depth"].astype(np.float16), "mask": frames["mask"].astype(np.float16),
+                "novel_labels": novel_labels, "novel_world_labels": novel_world_labels,
+                "novel_frame_index": novel_frame, "novel_view_index": novel_view,
+                "novel_depth": novel["depth"].astype(np.float16), "novel_mask": novel["mask"].astype(np.float16),
+                "expression_mix_matrix": mix["matrix"].astype(np.float32),
+                "expression_mix_bias": mix["bias"].astype(np.float32),
+                "nose_tip": np.stack([_nose_tip(identity.vector, e, p) for e, p in zip(expression, pose)]),
+            })
         sp = video["speech"]
-        world = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "num_frames": num_frames,
-            "num_train_frames": n_train,
-            "num_test_frames": n_test,
-            "fps": FPS,
-            "resolution": resolution,
+        world = w.finish(FORMAT_NAME, FORMAT_VERSION, FPS, resolution, {
             "supersample": SUPERSAMPLE,
             "seed": int(seed),
             "identity": identity.summary(),
@@ -329,7 +304,7 @@ def make_head_world(
                                 "ground_truth labels) are the cameras in the head's rest frame, as a face tracker "
                                 "reports them; world_labels / novel_world_labels are the cameras in the world"},
             "head_motion": HEAD_MOTION,
-            "novel_views_deg": [list(v) for v in novel_views],
+            "novel_views_deg": [list(v) for v in w.novel_views],
             "expression": {"file_dim": EXPRESSION_FILE_DIM, "true_slots": list(EXPRESSION_SLOTS),
                            "names": list(P.EXPRESSION_NAMES),
                            "ranges": {n: list(P.EXPRESSION_RANGES[n]) for n in P.EXPRESSION_NAMES},
@@ -340,17 +315,11 @@ def make_head_world(
                                  "test_range": test_range},
             "audio": {"shape": list(audio_features.FEATURE_SHAPE), "features": "MFCC (avatar_data.audio_features)"},
             "depth": "euclidean distance from the camera centre along the unit pixel ray; 0 where mask is 0",
-            "files": {"frames": "frames/dataset.json", "split": "split.json", "expression": "expression.npy",
-                      "audio": "aud.npy", "speech": "speech.wav", "novel_views": "novel_views/dataset.json",
-                      "novel_views_index": "novel_views/views.json", "ground_truth": "ground_truth.npz",
-                      "nerface": "nerface/", "adnerf": "adnerf/"},
-            "timing_s": {k: round(v, 3) for k, v in timings.items()},
-        }
-        worlds.write_json(os.path.join(tmp, worlds.WORLD_FILE), world)
+        }, extra_files={"speech": SPEECH_FILE})
     return world
 
 
 def _nose_tip(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    from avatar_data.heads.model import nose_tip
+    from avatar_data.worlds.heads.model import nose_tip
 
     return nose_tip(identity, expression, pose).astype(np.float32)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from avatar_data.heads import params as P
-from avatar_data.heads import speech, world
+from avatar_data.worlds.heads import params as P
+from avatar_data.worlds.heads import speech, world
 
 
 def test_identities_are_deterministic_and_varied():

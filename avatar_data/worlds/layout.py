@@ -1,4 +1,5 @@
-"""The layout of a world with ground truth (`avatar_data.synthetic`, `avatar_data.heads`), written atomically.
+"""The layout of a world with ground truth (`avatar_data.worlds.synthetic`, `avatar_data.worlds.heads`), written
+atomically.
 
     OUT/frames/                 EG3D folder of the T video frames in time order (images + dataset.json)
     OUT/split.json              {"train": [frame indices], "test": [frame indices]}
@@ -12,7 +13,7 @@
     OUT/nerface/, OUT/adnerf/   the same video in those layouts (optional)
 
 `avatar_data.prepare` writes the first four of these for a real video (with prepare.json instead of
-world.json); `hfagp.datasets.load_world` reads them, `hfagp.eval.evaluate.load_novel_views` the novel views.
+world.json); `hfagp.datasets.load_world` reads them, `hfagp.datasets.load_novel_views` the novel views.
 A world is written into a temporary sibling directory and renamed into place when complete
 (`world_directory`); an existing directory is replaced only if it is a world and overwrite is asked for.
 """
@@ -27,7 +28,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from avatar_data import writers
+from avatar_data.formats.eg3d import write_eg3d_folder
 from hfagp_common import atomic
 
 FRAMES_DIR = "frames"
@@ -91,7 +92,7 @@ def write_novel_views(out: Path, images: np.ndarray, labels: np.ndarray, frame_i
     os.makedirs(folder, exist_ok=True)
     names = novel_view_names(frame_index, view_index)
     if names:
-        writers.write_eg3d_folder(str(folder), images, labels, names)
+        write_eg3d_folder(str(folder), images, labels, names)
     write_json(folder / VIEWS_INDEX, {
         "views": [{"name": name, "frame_index": int(f), "view_index": int(v),
                    "yaw_offset_deg": float(views_deg[v][0]), "pitch_offset_deg": float(views_deg[v][1])}

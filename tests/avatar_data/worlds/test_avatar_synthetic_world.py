@@ -1,4 +1,4 @@
-"""The synthetic avatar world (avatar_data.synthetic): one small world from the tiny128 fixture generator,
+"""The synthetic avatar world (avatar_data.worlds.synthetic): one small world from the tiny128 fixture generator,
 built once through the CLI, then checked file by file and read back through all three readers."""
 
 import json
@@ -8,12 +8,14 @@ import pathlib
 import numpy as np
 import pytest
 
-from avatar_data import cameras, readers, synthetic
+from avatar_data import cameras
+from avatar_data.formats import adnerf, common, eg3d, nerface
+from avatar_data.worlds import synthetic, writer
 
 NUM_FRAMES, NUM_TEST, SUBSPACE_DIM, SEED, BATCH, PERTURB = 8, 2, 4, 3, 4, 0.05
 VIEWS = [(20.0, 0.0), (-20.0, 0.0)]
 EXPRESSION_NOISE, AUDIO_NOISE = 0.05, 0.05
-TINY128_PKL = pathlib.Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "eg3d" / "tiny128.pkl"
+TINY128_PKL = pathlib.Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "eg3d" / "tiny128.pkl"
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +147,8 @@ def test_driving_signals_are_noisy_functions_of_coefficients(world, truth):
 
 
 def test_frames_round_trip_through_the_readers(world, truth, first_batch):
-    clip = readers.read_eg3d_folder(str(world / "frames"))
-    arrays = readers.clip_arrays(clip)
+    clip = eg3d.read_eg3d_folder(str(world / "frames"))
+    arrays = common.clip_arrays(clip)
     assert arrays["image"].shape == (NUM_FRAMES, 128, 128, 3) and arrays["image"].dtype == np.uint8
     np.testing.assert_array_equal(arrays["label"], truth["labels"])
     # The files hold exactly what the (perturbed) generator renders from the stored ground truth.
@@ -155,27 +157,27 @@ def test_frames_round_trip_through_the_readers(world, truth, first_batch):
     assert np.abs(arrays["image"][0].astype(float) - arrays["image"][-1]).mean() > 1.0
     assert arrays["image"].std() > 5
 
-    nerface = readers.read_nerface_folder(str(world / "nerface"))
-    nerface_arrays = readers.clip_arrays(nerface)
+    nerface_clip = nerface.read_nerface_folder(str(world / "nerface"))
+    nerface_arrays = common.clip_arrays(nerface_clip)
     np.testing.assert_array_equal(nerface_arrays["image"], arrays["image"])
-    np.testing.assert_array_equal(nerface.expressions, np.load(world / "expression.npy"))
-    np.testing.assert_allclose(nerface.labels, truth["labels"], atol=2e-6)
-    assert nerface.metadata["source_splits"] == {"train": NUM_FRAMES - NUM_TEST, "test": NUM_TEST}
+    np.testing.assert_array_equal(nerface_clip.expressions, np.load(world / "expression.npy"))
+    np.testing.assert_allclose(nerface_clip.labels, truth["labels"], atol=2e-6)
+    assert nerface_clip.metadata["source_splits"] == {"train": NUM_FRAMES - NUM_TEST, "test": NUM_TEST}
 
-    adnerf = readers.read_adnerf_folder(str(world / "adnerf"))
-    np.testing.assert_array_equal(readers.clip_arrays(adnerf)["image"], arrays["image"])
-    np.testing.assert_array_equal(adnerf.audio, np.load(world / "aud.npy"))
-    np.testing.assert_allclose(adnerf.labels, truth["labels"], atol=2e-6)
+    adnerf_clip = adnerf.read_adnerf_folder(str(world / "adnerf"))
+    np.testing.assert_array_equal(common.clip_arrays(adnerf_clip)["image"], arrays["image"])
+    np.testing.assert_array_equal(adnerf_clip.audio, np.load(world / "aud.npy"))
+    np.testing.assert_allclose(adnerf_clip.labels, truth["labels"], atol=2e-6)
 
 
 def test_novel_views(world, truth, generator):
-    clip = readers.read_eg3d_folder(str(world / "novel_views"))
+    clip = eg3d.read_eg3d_folder(str(world / "novel_views"))
     assert clip.num_frames == NUM_TEST * len(VIEWS)
     views = json.loads((world / "novel_views" / "views.json").read_text())["views"]
     assert len(views) == NUM_TEST * len(VIEWS)
     assert sorted({v["frame_index"] for v in views}) == list(range(NUM_FRAMES - NUM_TEST, NUM_FRAMES))
     by_name = {v["name"]: v for v in views}
-    frames = readers.clip_arrays(clip)["image"]
+    frames = common.clip_arrays(clip)["image"]
     for name, label, image in zip(clip.names, clip.labels, frames):
         v = by_name[name]
         expected = synthetic.camera_labels(np.radians([v["yaw_offset_deg"]]), np.radians([v["pitch_offset_deg"]]),
@@ -221,9 +223,9 @@ def test_perturbed_generator_changes_the_render(generators, truth, first_batch):
 
 
 def test_trajectories_and_maps_are_deterministic():
-    a = synthetic.random_trajectory(np.random.default_rng(5), 3)
-    b = synthetic.random_trajectory(np.random.default_rng(5), 3)
-    c = synthetic.random_trajectory(np.random.default_rng(6), 3)
+    a = writer.random_trajectory(np.random.default_rng(5), 3)
+    b = writer.random_trajectory(np.random.default_rng(5), 3)
+    c = writer.random_trajectory(np.random.default_rng(6), 3)
     t = np.linspace(-10, 50, 61)
     np.testing.assert_array_equal(a(t), b(t))
     assert np.abs(a(t) - c(t)).max() > 0.1
@@ -249,5 +251,5 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
         synthetic.main([str(tmp_path / "new"), "--generator", "tiny128", "--novel-views", "20,0"])
     assert "YAW:PITCH" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
-    assert synthetic.parse_novel_views("none") == []
-    assert synthetic.parse_novel_views("20:0,-5.5:10") == [(20.0, 0.0), (-5.5, 10.0)]
+    assert writer.parse_novel_views("none") == []
+    assert writer.parse_novel_views("20:0,-5.5:10") == [(20.0, 0.0), (-5.5, 10.0)]

@@ -1,4 +1,4 @@
-"""The talking-head world (avatar_data.heads): one tiny world written through the CLI, checked file by file,
+"""The talking-head world (avatar_data.worlds.heads): one tiny world written through the CLI, checked file by file,
 read back through the three readers, compared byte for byte with a second run, and its renders checked
 against the model's geometry. Every render here is 32x32 (one compiled program for the whole file)."""
 
@@ -11,11 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-from avatar_data import audio_features, cameras, readers
-from avatar_data.heads import params as P
-from avatar_data.heads import render, world
-from avatar_data.heads import speech as speech_module
-from avatar_data.heads.__main__ import ERROR_PREFIX, main
+from avatar_data import audio_features, cameras
+from avatar_data.formats import adnerf, common, eg3d, nerface
+from avatar_data.worlds.heads import params as P
+from avatar_data.worlds.heads import render, world
+from avatar_data.worlds.heads import speech as speech_module
+from avatar_data.worlds.heads.__main__ import ERROR_PREFIX, main
 
 RES, FRAMES, TEST, SEED = 32, 8, 3, 4
 VIEWS = [(20.0, 0.0), (-35.0, 0.0), (0.0, 15.0)]
@@ -89,18 +90,18 @@ def test_same_seed_is_byte_identical_and_another_seed_differs(world_dir, info, t
 
 
 def test_readers_round_trip(world_dir, truth):
-    eg3d = readers.read_eg3d_folder(str(world_dir / "frames"))
-    frames = readers.clip_arrays(eg3d)["image"]
+    eg3d_clip = eg3d.read_eg3d_folder(str(world_dir / "frames"))
+    frames = common.clip_arrays(eg3d_clip)["image"]
     assert frames.shape == (FRAMES, RES, RES, 3)
-    np.testing.assert_allclose(eg3d.labels, truth["labels"], atol=1e-6)
-    nerface = readers.read_nerface_folder(str(world_dir / "nerface"))
-    np.testing.assert_allclose(nerface.expressions, np.load(world_dir / "expression.npy"), atol=1e-6)
-    np.testing.assert_allclose(nerface.labels, truth["labels"], atol=1e-5)
-    np.testing.assert_array_equal(readers.clip_arrays(nerface)["image"], frames)
-    adnerf = readers.read_adnerf_folder(str(world_dir / "adnerf"))
-    np.testing.assert_array_equal(adnerf.audio, np.load(world_dir / "aud.npy"))
-    np.testing.assert_allclose(adnerf.labels, truth["labels"], atol=1e-5)
-    np.testing.assert_array_equal(readers.clip_arrays(adnerf)["image"], frames)
+    np.testing.assert_allclose(eg3d_clip.labels, truth["labels"], atol=1e-6)
+    nerface_clip = nerface.read_nerface_folder(str(world_dir / "nerface"))
+    np.testing.assert_allclose(nerface_clip.expressions, np.load(world_dir / "expression.npy"), atol=1e-6)
+    np.testing.assert_allclose(nerface_clip.labels, truth["labels"], atol=1e-5)
+    np.testing.assert_array_equal(common.clip_arrays(nerface_clip)["image"], frames)
+    adnerf_clip = adnerf.read_adnerf_folder(str(world_dir / "adnerf"))
+    np.testing.assert_array_equal(adnerf_clip.audio, np.load(world_dir / "aud.npy"))
+    np.testing.assert_allclose(adnerf_clip.labels, truth["labels"], atol=1e-5)
+    np.testing.assert_array_equal(common.clip_arrays(adnerf_clip)["image"], frames)
 
 
 def test_tracked_expressions_hold_the_true_values_in_their_slots(world_dir, truth):
@@ -196,7 +197,7 @@ def test_pixel_rays_pass_through_pixel_centres():
     expr, pose = P.expression(smile=0.3), P.pose(yaw=0.15, pitch=-0.05, roll=0.04, translation=(0.005, 0, 0))
     tip = world._nose_tip(ident, expr, pose).astype(np.float64)
     # The tip is the front pole of a sphere of radius nose_r[1] (head-local) about this centre.
-    from avatar_data.heads import model
+    from avatar_data.worlds.heads import model
 
     d = model.derive(ident.astype(np.float64), expr.astype(np.float64), pose.astype(np.float64))
     centre = P.head_to_world(np.array(d["nose_b"]), pose)
@@ -274,7 +275,7 @@ def test_espeak_without_the_binary_is_a_clear_error(tmp_path, capsys, monkeypatc
 
 
 def test_importing_avatar_data_and_the_parameters_loads_no_jax():
-    code = "import sys, avatar_data, avatar_data.heads.params, avatar_data.worlds; print('jax' in sys.modules)"
+    code = "import sys, avatar_data, avatar_data.worlds.heads.params, avatar_data.worlds.layout, avatar_data.worlds.writer; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

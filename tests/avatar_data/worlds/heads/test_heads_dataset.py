@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from avatar_data import cameras
-from avatar_data.heads import dataset
-from avatar_data.heads import params as P
+from avatar_data.worlds.heads import dataset
+from avatar_data.worlds.heads import params as P
 
 RES = 32  # the same program as the world tests
 IDENTITIES = dataset.default_identity_seeds(2)

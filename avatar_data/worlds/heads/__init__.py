@@ -24,9 +24,9 @@ box [-0.5, 0.5]^3 and between depths 2.25 and 3.3 (EG3D FFHQ's ray_start and ray
 rgb uint8 [R, R, 3] (2 x 2 supersampled), depth float32 [R, R] (euclidean distance from the camera centre
 along the unit ray, EG3D's image_depth; 0 on the background) and mask coverage in [0, 1].
 
-The video world, ``python -m avatar_data.heads OUT_DIR [--seed S] [--frames T] [--test-frames N]
+The video world, ``python -m avatar_data.worlds.heads OUT_DIR [--seed S] [--frames T] [--test-frames N]
 [--resolution R] [--novel-views Y:P,...] [--speech synthetic|espeak|PATH.wav] [--overwrite] [--quiet]``,
-writes the layout of `avatar_data.synthetic` (so `hfagp` trains and evaluates on it unchanged):
+writes the layout of `avatar_data.worlds.layout` (so `hfagp` trains and evaluates on it unchanged):
 
 * ``frames/`` (EG3D folder, T frames in time order, filmed by a fixed frontal camera while the head moves;
   the labels are that camera in the head's rest frame, as a face tracker reports it, so head motion is
@@ -50,9 +50,9 @@ centroid); blinks every 3-5 s; brows, gaze and cheek puffs drift; the head turns
 +-6.5 deg pitch, +-3 deg roll. Same seed and options give byte-identical files (world.json's timings aside).
 
 Identity split (`params`): evaluation worlds use seeds 0..999 (`EVALUATION_IDENTITY_SEEDS`); the pretraining
-dataset (``python -m avatar_data.heads.dataset OUT --identities N --scenes S --views V --resolution R``,
+dataset (``python -m avatar_data.worlds.heads.dataset OUT --identities N --scenes S --views V --resolution R``,
 resumable shards, `dataset.load_pretrain_dataset`) uses seeds >= 1000 only, and the video world refuses
-those without ``--allow-pretrain-identity``. ``python -m avatar_data.heads.sheet OUT.png`` draws a contact
+those without ``--allow-pretrain-identity``. ``python -m avatar_data.worlds.heads.sheet OUT.png`` draws a contact
 sheet (docs/images/heads/).
 
 Speed measured on the 2-core CPU this was written on (jax 0.10 CPU; batches of 8 images rendered one after
@@ -66,7 +66,7 @@ Importing this package or `params`, `views` and `speech` loads no jax; `model`, 
 and `sheet` do.
 """
 
-from avatar_data.heads.params import (
+from avatar_data.worlds.heads.params import (
     EVALUATION_IDENTITY_SEEDS,
     EXPRESSION_NAMES,
     EXPRESSION_RANGES,

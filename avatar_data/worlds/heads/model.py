@@ -5,7 +5,7 @@ scalars (positions, radii, angles, colours); it works with numpy (``xp=np``, e.g
 positions such as `nose_tip`) and with jax.numpy (inside the renderer, once per image). `scene_distance`
 and `surface_colour` then take world-space points as three arrays of any one shape.
 
-Model (head-local units, see `avatar_data.heads.params`): a cranium ellipsoid and a lower-face ellipsoid with a
+Model (head-local units, see `avatar_data.worlds.heads.params`): a cranium ellipsoid and a lower-face ellipsoid with a
 chin, smoothly joined; cheeks; a nose (a round cone with nostril wings and holes); ears with a hollow; eye
 sockets with eyeballs (sclera, iris, pupil, turned by the gaze) and eyelids (sphere caps cut by two tilted
 planes through the eye centre, the upper one lowered by a blink); brows (two capsules on the forehead); lips
@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from avatar_data.heads import params as P
+from avatar_data.worlds.heads import params as P
 
 SCENE_BOX = 0.49
 SCENE_RADIUS = 0.6

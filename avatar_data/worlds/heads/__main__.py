@@ -1,4 +1,4 @@
-"""``python -m avatar_data.heads OUT_DIR [--seed S] [--frames T] ...``: render a talking-head world."""
+"""``python -m avatar_data.worlds.heads OUT_DIR [--seed S] [--frames T] ...``: render a talking-head world."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import os
 import sys
 import time
 
-from avatar_data.heads import params as P
+from avatar_data.worlds.heads import params as P
 from hfagp_common import cli
 
-NAME = "avatar_data.heads"
+NAME = "avatar_data.worlds.heads"
 ERROR_PREFIX = f"{NAME}: error:"
 
 
 def build_parser() -> cli.ArgumentParser:
-    from avatar_data.heads import world
-    from avatar_data.synthetic import parse_novel_views
+    from avatar_data.worlds.heads import world
+    from avatar_data.worlds.writer import parse_novel_views
 
     p = cli.ArgumentParser(NAME, description="Render a procedural talking-head video world with ground truth (depth, masks, "
                             "expression and pose parameters, novel views of the test frames).")
@@ -41,7 +41,7 @@ def build_parser() -> cli.ArgumentParser:
 
 
 def _main(args) -> int:
-    from avatar_data.heads import speech, world
+    from avatar_data.worlds.heads import speech, world
 
     if args.frames < 2:
         raise ValueError(f"--frames must be at least 2, got {args.frames}")
