@@ -1,7 +1,7 @@
 """Where the shared fixtures live, importable from any test module.
 
 The fixture folder is `$HFAGP_SHARED_DIR/fixtures` when that variable is set (a copy that travelled with
-the checkout, e.g. `.device_bundle/shared` made by `scripts/device_bundle.sh`), else `../shared/fixtures`
+the checkout, e.g. `.device_bundle/shared` made by `scripts/device_bundle.py`), else `../shared/fixtures`
 beside the repository. A test that needs a missing fixture skips, unless `HFAGP_REQUIRE_FIXTURES=1`:
 then it fails, so a run that must check parity (the GPU device check) cannot pass by skipping.
 
