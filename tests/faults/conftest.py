@@ -17,21 +17,32 @@ from types import SimpleNamespace
 
 import pytest
 
-from faults.harness import LEDGER, Ledger, run_command, subprocess_env, train_args
+from faults.harness import LEDGER, Ledger, names_trained_inputs, run_command, subprocess_env, train_args
 from shared_fixtures import REPO_ROOT
 
 SUMMARY_VARIABLE = "HFAGP_FAULTS_SUMMARY"
 
 
+# Bad-input tests whose every case trains on the reference run's world (their config is built in the test).
+ALWAYS_TRAINED = {"test_train_py_configs"}
+
+
 def pytest_collection_modifyitems(items):
-    """The bad-input cases that fail today (tests/faults/known_gaps.py) are strict expected failures."""
+    """The bad-input cases that fail today (tests/faults/known_gaps.py) are strict expected failures. A case that
+    needs the reference training run (a workdir or world placeholder, `harness.names_trained_inputs`) is slow;
+    the others (bad files, flags) are quick."""
     from faults.known_gaps import KNOWN_GAPS, NOT_RUN
 
     for item in items:
         path, _, name = item.nodeid.partition("::")
-        if path.endswith("tests/faults/test_bad_inputs.py") and name in KNOWN_GAPS:
+        if not path.endswith("tests/faults/test_bad_inputs.py"):
+            continue
+        if name in KNOWN_GAPS:
             item.add_marker(pytest.mark.xfail(strict=True, run=name not in NOT_RUN,
                                               reason=f"known gap: {KNOWN_GAPS[name]}"))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.originalname in ALWAYS_TRAINED or names_trained_inputs(list(params.values())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
