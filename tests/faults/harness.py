@@ -65,6 +65,13 @@ class Ledger:
         yield
         self.faults[kind]["recovered"] += 1
 
+    def add(self, counts: dict) -> None:
+        """Adds the counts of another ledger's `as_dict()` (a pytest-xdist worker's)."""
+        for table, kinds in ((self.bad_inputs, counts["bad_inputs"]), (self.faults, counts["faults"])):
+            for name, c in kinds.items():
+                for key, value in c.items():
+                    table[name][key] += value
+
     def as_dict(self) -> dict:
         return {"bad_inputs": dict(sorted(self.bad_inputs.items())), "faults": dict(sorted(self.faults.items()))}
 

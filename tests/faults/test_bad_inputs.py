@@ -767,7 +767,7 @@ def test_benchmark_arguments(script, argv, expect, paths, ledger, capsys, monkey
 # ------------------------------------------------------------------------------------------ as real commands
 
 # The tables above run in-process (`main(argv)`); one unknown flag per entry point also runs as the command
-# itself (`python -m X`, `python benchmarks/X.py`), so that the process's exit code and stderr keep the
+# itself (`python -m <module>`, `python benchmarks/<name>.py`), so that the process's exit code and stderr keep the
 # contract too. train.py, hfagp.pretrain and hfagp.experiments parse their flags as processes above.
 AS_COMMANDS = [
     ("convert_weights", ["{missing}.pkl", "{out}", "--no-such-flag"], r"unrecognized arguments: --no-such-flag"),
