@@ -15,6 +15,12 @@ shape from the waveform with plain numpy:
 
 These are MFCCs, not DeepSpeech character logits: an encoder trained on one kind of feature does not
 accept the other. Everything is deterministic (no randomness, float64 arithmetic, float32 output).
+
+librosa (0.11) is not used. Its `feature.mfcc` cannot give these features: it frames on a regular hop from
+t = 0 (the steps here are centred on frame times), with a periodic Hann window and a dB log (0.037 max abs
+difference in the cepstra at shared centres). Its `filters.mel(htk=True, norm=None, dtype=float64)` is
+bit-identical to `mel_filterbank` but 3.8x slower (185 vs 49 us at 16 kHz / 512 bins), costs 2.2 s of import
+and brings 12 packages (numba, scikit-learn, soundfile, ...) into a module that needs only numpy.
 """
 
 from __future__ import annotations

@@ -335,7 +335,7 @@ class DeviceCheck:
     def part_parity(self) -> None:
         t = time.monotonic()
         junit = self.out / "parity-junit.xml"
-        env = dict(self.runner.env, HFAGP_REQUIRE_FIXTURES="1")
+        env = dict(self.runner.env, HFAGP_REQUIRE_FIXTURES="1", HFAGP_TEST_OPTIMIZED="1")  # as XLA compiles for use
         cmd = [self.python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
                *self.plan.parity_tests, "-k", self.plan.parity_select]
         r = self.runner.run("parity", cmd, self.plan.timeouts["parity"], env=env)

@@ -14,6 +14,10 @@ numbers agree).
   ``structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
   data_range=1, channel_axis=-1)``: its Gaussian filter (truncate 3.5) has radius 5, so after its
   crop no reflected padding is ever read.
+  DeepMind's `dm_pix.ssim` (0.4.5) computes the same quantity but is not used: against scikit-image its
+  error is up to 6.2e-6 on a smooth image pair (this module's: 8.0e-7; it clips the variances and the
+  covariance), and jitted on CPU it runs 2-3x slower (5x128x128x3: 151 vs 48 ms; 8x512x512x3: 4.4 vs 2.4 s).
+  Its `psnr` expects [0, 1] images, so it would need the rescaling that `psnr_from_mse` folds in.
 * `make_lpips_metric`: LPIPS distance [B] from `hfagp.lpips` (weights from a local npz).
 * `principal_angles`: angles in degrees between the row spaces of two bases (numpy, float64).
 """

@@ -9,6 +9,14 @@ import tempfile
 # (set before jax is imported): repeated compiles of the same programs become disk loads.
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "hfagp-jax-test-xla-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")
+# XLA:CPU without LLVM optimisation (JAX's flag for smoke tests; the training subprocesses inherit it, so they
+# share the cache): most of the suite is compilation of programs that then run a few steps. Measured with a cold
+# cache on 2 busy cores, CPU seconds: tests/hfagp/train/test_step.py (two step compilations) 126 -> 75; the fault
+# suite's 12-step train.py run 131 -> 95 (from a warm cache, where only the slower code counts: 38 -> 54). Results
+# differ in the last bits (that run's step-12 loss by 1e-6 relative).
+# HFAGP_TEST_OPTIMIZED=1 keeps XLA's default (production) optimisation.
+if os.environ.get("HFAGP_TEST_OPTIMIZED", "") in ("", "0"):
+    os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -16,7 +24,11 @@ import pytest  # noqa: E402
 # Parity tests need true float32 matmuls/convs (GPUs/TPUs would otherwise use TF32/bf16 passes).
 jax.config.update("jax_default_matmul_precision", "highest")
 
-from shared_fixtures import require_fixtures  # noqa: E402
+from shared_fixtures import SHARED_FIXTURE_GROUPS, require_fixtures  # noqa: E402
+
+# The fault suite's closing summary: a plugin here, at the top, so that pytest-xdist's controller (which loads only
+# this conftest) adds up and prints the workers' counts.
+pytest_plugins = ("faults.summary",)
 
 
 @pytest.fixture(scope="session")
@@ -104,8 +116,26 @@ def tiny_audio_run(tiny_run_root):
 HEAVY_VARIABLE = "HFAGP_HEAVY_TESTS"
 
 
+def xdist_groups(items) -> dict:
+    """Test file -> its pytest-xdist group (`--dist loadgroup`, as scripts/test.sh runs the suite; a worker runs a
+    whole group, so a module fixture is built once): the file itself, or, where a test of it uses a session fixture
+    of minutes, that fixture's group (`SHARED_FIXTURE_GROUPS`), so that the fixture too is made once."""
+    groups = {}
+    for item in items:
+        file = item.nodeid.split("::")[0]
+        shared = sorted(SHARED_FIXTURE_GROUPS[f] for f in item.fixturenames if f in SHARED_FIXTURE_GROUPS)
+        groups[file] = shared[0] if shared else groups.get(file, file)
+    return groups
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's hook, which reads the `xdist_group` marks
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `heavy` run only with HFAGP_HEAVY_TESTS=1 (they would take CI past its budget)."""
+    """Every test gets an `xdist_group` mark (an explicit one wins). Tests marked `heavy` run only with
+    HFAGP_HEAVY_TESTS=1 (they would take CI past its budget)."""
+    groups = xdist_groups(items)
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::")[0]]))
     if os.environ.get(HEAVY_VARIABLE) == "1":
         return
     skip = pytest.mark.skip(reason=f"heavy: set {HEAVY_VARIABLE}=1 to run it (minutes of CPU)")

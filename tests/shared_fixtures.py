@@ -1,7 +1,7 @@
 """Where the shared fixtures live, importable from any test module.
 
 The fixture folder is `$HFAGP_SHARED_DIR/fixtures` when that variable is set (a copy that travelled with
-the checkout, e.g. `.device_bundle/shared` made by `scripts/device_bundle.sh`), else `../shared/fixtures`
+the checkout, e.g. `.device_bundle/shared` made by `scripts/device_bundle.py`), else `../shared/fixtures`
 beside the repository. A test that needs a missing fixture skips, unless `HFAGP_REQUIRE_FIXTURES=1`:
 then it fails, so a run that must check parity (the GPU device check) cannot pass by skipping.
 
@@ -44,3 +44,12 @@ def require_fixtures(path: pathlib.Path = EG3D_FIXTURES) -> pathlib.Path:
     if not path.exists():
         missing_fixture(f"fixtures not found at {path}")
     return path
+
+
+# The session fixtures that take minutes (training runs, a prepared video) -> the pytest-xdist group of the tests
+# that use them (tests/conftest.py `xdist_group`): one worker runs them all, so each fixture is made once.
+SHARED_FIXTURE_GROUPS = {
+    "tiny_run_root": "tiny_runs", "tiny_rgb_run": "tiny_runs", "tiny_expression_run": "tiny_runs",
+    "tiny_audio_run": "tiny_runs", "faults_world": "tiny_runs", "reference_run": "tiny_runs",
+    "bad_workdirs": "tiny_runs", "motion_video": "prepared_video", "prepared_motion": "prepared_video",
+}

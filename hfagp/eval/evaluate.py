@@ -13,7 +13,7 @@ uint8 rounding). On a synthetic world (`hfagp.inference.world_dir`) also:
   ``ground_truth.npz`` ([d, num_ws, w_dim], W+, flattened the same way). A hidden basis stored in W
   ([d, w_dim]) would be lifted to W+ by repeating it on every layer (the W+ image of a W direction).
 
-``--baseline pti`` also runs `hfagp.pti.pti_reconstruct` per frame from the run's *base* generator
+``--baseline pti`` also runs `hfagp.eval.pti.pti_reconstruct` per frame from the run's *base* generator
 (the untuned one the config names), on the same frames and views, as method "pti". Its inversion distance
 is LPIPS-VGG (the official VGG16 feature distance's stand-in): give `pti_vgg_weights`, or LPIPS weights
 with `lpips_net='vgg'`, or a `PTIConfig` with `invert_distance='l2_lpips'`.

@@ -1,4 +1,4 @@
-"""Acceptance tests of the converter CLI `python -m convert_weights` (issue 3).
+"""Acceptance tests of the converter CLI `python -m convert_weights`.
 
 Conversions whose CLI plumbing is not the point run in-process through
 `convert_weights.__main__.main`; the hostile inputs and the torch-free run go through real

@@ -16,6 +16,8 @@ from convert_weights import eg3d_keys
 from shared_fixtures import EG3D_FIXTURES, require_fixtures
 
 FWD = dict(atol=1e-4, rtol=1e-4)
+# The 512x512 fixture generator: its compilations take about a minute each (slow); tiny128 keeps the quick tier's.
+SMALL512 = pytest.param("small512", marks=pytest.mark.slow)
 
 
 def nchw(x):
@@ -46,7 +48,7 @@ def test_mapping_matches_reference(name, fixture_generators, references):
     np.testing.assert_allclose(G.mapping(ref["z"], ref["c"], truncation_psi=0.7), ref["ws_psi0p7"], **FWD)
 
 
-@pytest.mark.parametrize("name", ["tiny128", "small512"])
+@pytest.mark.parametrize("name", ["tiny128", SMALL512])
 def test_synthesis_matches_reference(name, fixture_generators, references):
     G, ref = fixture_generators[name], references[name]
     out = G.synthesis(ref["ws"], ref["c"], noise_mode="const", deterministic=True, return_intermediates=True)
@@ -71,7 +73,7 @@ def test_synthesis_matches_reference(name, fixture_generators, references):
         np.testing.assert_allclose(image[:, :, ::4, ::4], ref["synth_image_sub4"], **FWD)
 
 
-@pytest.mark.parametrize("name", ["tiny128", "small512"])
+@pytest.mark.parametrize("name", ["tiny128", SMALL512])
 def test_wplus_and_full_forward_match_reference(name, fixture_generators, references):
     G, ref = fixture_generators[name], references[name]
     out = G.synthesis(ref["wplus_ws"], ref["c"])
@@ -119,6 +121,7 @@ def _check_gradients(G, ref, R, sr_only_bound=1e-4):
     assert checked == 5
 
 
+@pytest.mark.slow  # the generator's backward pass compiled
 def test_gradients_match_reference_tiny128(fixture_generators, references):
     ref = references["tiny128"]
     _check_gradients(fixture_generators["tiny128"], ref, ref["R"])

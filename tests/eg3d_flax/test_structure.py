@@ -71,6 +71,7 @@ def test_unsupported_architecture_is_refused():
         GeneratorConfig.from_eg3d_kwargs({**kw, "mystery_option": 1}, 64)
 
 
+@pytest.mark.slow  # every rendering mode and bf16 compiled
 def test_random_tiny_generator_runs_modes_and_bf16():
     cfg = eg3d_flax.preset("tiny128")
     G = eg3d_flax.random_generator(cfg, seed=0)
@@ -98,6 +99,7 @@ def test_random_tiny_generator_runs_modes_and_bf16():
     assert 0 < err < 0.1 * np.abs(np.asarray(a["image"])).mean()
 
 
+@pytest.mark.slow  # five generator compilations
 def test_remat_policies_and_kernels_change_nothing_but_speed_and_memory():
     """remat='renderer'/'full' (jax.checkpoint) and every convolution kernel (conv_kernels) give the same image
     and gradients as the reference (remat 'none', XLA's kernels), so the GPU/TPU path runs in the suite too."""

@@ -1,14 +1,8 @@
-"""Fixtures and the closing summary of the fault-injection suite (helpers: tests/faults/harness.py).
-
-The session ends with a table of the ledger's counts: bad inputs tried and passed per entry point, faults
-injected and recovered per kind; with $HFAGP_FAULTS_SUMMARY set, also as JSON in that file
-(docs/reliability.md keeps the counts).
-"""
+"""Fixtures and collection rules of the fault-injection suite (helpers: tests/faults/harness.py; the closing
+summary of the ledger: tests/faults/summary.py)."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import time
@@ -17,48 +11,37 @@ from types import SimpleNamespace
 
 import pytest
 
-from faults.harness import LEDGER, Ledger, run_command, subprocess_env, train_args
-from shared_fixtures import REPO_ROOT
+from faults.harness import LEDGER, Ledger, names_trained_inputs, run_command, subprocess_env, train_args
+from shared_fixtures import REPO_ROOT, SHARED_FIXTURE_GROUPS
 
-SUMMARY_VARIABLE = "HFAGP_FAULTS_SUMMARY"
+# Bad-input tests whose every case trains on the reference run's world (their config is built in the test).
+ALWAYS_TRAINED = {"test_train_py_configs"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before tests/conftest.py's (it gives the tests without a group theirs)
 def pytest_collection_modifyitems(items):
-    """The bad-input cases that fail today (tests/faults/known_gaps.py) are strict expected failures."""
+    """The bad-input cases that fail today (tests/faults/known_gaps.py) are strict expected failures. A case that
+    needs the reference training run (a workdir or world placeholder, `harness.names_trained_inputs`) is slow;
+    the others (bad files, flags) are quick. Under pytest-xdist the slow ones run with the other users of the
+    reference run (`SHARED_FIXTURE_GROUPS`)."""
     from faults.known_gaps import KNOWN_GAPS, NOT_RUN
 
     for item in items:
         path, _, name = item.nodeid.partition("::")
-        if path.endswith("tests/faults/test_bad_inputs.py") and name in KNOWN_GAPS:
+        if not path.endswith("tests/faults/test_bad_inputs.py"):
+            continue
+        if name in KNOWN_GAPS:
             item.add_marker(pytest.mark.xfail(strict=True, run=name not in NOT_RUN,
                                               reason=f"known gap: {KNOWN_GAPS[name]}"))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.originalname in ALWAYS_TRAINED or names_trained_inputs(list(params.values())):
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group(SHARED_FIXTURE_GROUPS["bad_workdirs"]))
 
 
 @pytest.fixture(scope="session")
 def ledger() -> Ledger:
     return LEDGER
-
-
-def pytest_terminal_summary(terminalreporter):
-    counts = LEDGER.as_dict()
-    if not counts["bad_inputs"] and not counts["faults"]:
-        return
-    write = terminalreporter.write_line
-    terminalreporter.section("fault injection")
-    if counts["bad_inputs"]:
-        write(f"{'entry point':<34} {'bad inputs tried':>16} {'passed':>8}")
-        for name, c in counts["bad_inputs"].items():
-            write(f"{name:<34} {c['tried']:>16} {c['passed']:>8}")
-        tried = sum(c["tried"] for c in counts["bad_inputs"].values())
-        passed = sum(c["passed"] for c in counts["bad_inputs"].values())
-        write(f"{'all':<34} {tried:>16} {passed:>8}")
-    if counts["faults"]:
-        write(f"{'fault':<58} {'injected':>8} {'recovered':>10}")
-        for name, c in counts["faults"].items():
-            write(f"{name:<58} {c['injected']:>8} {c['recovered']:>10}")
-    path = os.environ.get(SUMMARY_VARIABLE)
-    if path:
-        Path(path).write_text(json.dumps(counts, indent=2) + "\n")
 
 
 @pytest.fixture(scope="session")

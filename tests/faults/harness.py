@@ -15,12 +15,31 @@ import contextlib
 import json
 import os
 import re
+import string
 import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 from shared_fixtures import REPO_ROOT
+
+# The placeholders of the bad-input tables that name the workdirs of `bad_workdirs` (test_bad_inputs.py): made
+# from the reference training run, as is {world} (the synthetic world that run trains on).
+BAD_WORKDIRS = ("empty_wd", "bad_json_wd", "list_json_wd", "no_ckpt_wd", "pretrain_wd", "damaged_wd", "gen_bad_json",
+                "gen_bad_weights", "eg3d_truncated_png", "eg3d_bad_json", "eg3d_bad_labels", "eg3d_nan_labels",
+                "eg3d_empty")
+TRAINED_PLACEHOLDERS = frozenset({"run", "gen", "world", *BAD_WORKDIRS})
+
+
+def names_trained_inputs(value) -> bool:
+    """Whether a bad-input case's parameter (a command line, config overrides, a workdir: strings, lists, dicts)
+    names a placeholder of `TRAINED_PLACEHOLDERS`, i.e. needs the reference training run or its world."""
+    if isinstance(value, str):
+        return any(field in TRAINED_PLACEHOLDERS for _, field, _, _ in string.Formatter().parse(value) if field)
+    if isinstance(value, dict):
+        value = list(value.values())
+    return isinstance(value, (list, tuple)) and any(names_trained_inputs(v) for v in value)
+
 
 # Training processes of the suite: the project's tiny CPU run (the step programs of tests/hfagp/train/test_loop.py
 # `_train_cmd`, so the persistent XLA cache serves both).
@@ -45,6 +64,13 @@ class Ledger:
         self.faults[kind]["injected"] += 1
         yield
         self.faults[kind]["recovered"] += 1
+
+    def add(self, counts: dict) -> None:
+        """Adds the counts of another ledger's `as_dict()` (a pytest-xdist worker's)."""
+        for table, kinds in ((self.bad_inputs, counts["bad_inputs"]), (self.faults, counts["faults"])):
+            for name, c in kinds.items():
+                for key, value in c.items():
+                    table[name][key] += value
 
     def as_dict(self) -> dict:
         return {"bad_inputs": dict(sorted(self.bad_inputs.items())), "faults": dict(sorted(self.faults.items()))}

@@ -25,10 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faults.harness import assert_one_line_error, run_command, run_main, tiny_config, tree
+from faults.harness import BAD_WORKDIRS, assert_one_line_error, run_command, run_main, tiny_config, tree
 from shared_fixtures import REPO_ROOT
-
-pytestmark = pytest.mark.slow
 
 def _png(path: Path, size: int = 8) -> bytes:
     from hfagp_common.images import save_png
@@ -135,9 +133,7 @@ def bad_workdirs(tmp_path_factory, reference_run, faults_world):
         {"labels": [[name, [float("nan")] * 25] for name, _ in labels["labels"]]}).replace("NaN", "NaN"))
     for p in (d / "eg3d_empty").iterdir():
         p.unlink()
-    for name in ("empty_wd", "bad_json_wd", "list_json_wd", "no_ckpt_wd", "pretrain_wd", "damaged_wd", "gen_bad_json",
-                 "gen_bad_weights", "eg3d_truncated_png", "eg3d_bad_json", "eg3d_bad_labels", "eg3d_nan_labels",
-                 "eg3d_empty"):
+    for name in BAD_WORKDIRS:
         paths[name] = d / name
     return paths
 
@@ -786,6 +782,52 @@ def test_benchmark_arguments(script, argv, expect, paths, ledger, capsys, monkey
     module = _benchmark(script)
     call = _as_script(script, module)
     _check_case(ledger, f"{script}.py", lambda a: run_main(call, a), argv, expect, paths, capsys)
+
+
+# ------------------------------------------------------------------------------------------ as real commands
+
+# The tables above run in-process (`main(argv)`); one unknown flag per entry point also runs as the command
+# itself (`python -m <module>`, `python benchmarks/<name>.py`), so that the process's exit code and stderr keep the
+# contract too. train.py, hfagp.pretrain and hfagp.experiments parse their flags as processes above.
+AS_COMMANDS = [
+    ("convert_weights", ["{missing}.pkl", "{out}", "--no-such-flag"], r"unrecognized arguments: --no-such-flag"),
+    ("convert_weights.export", ["{missing}", "{out}.pth", "--fp16"], r"unrecognized arguments: --fp16"),
+    ("convert_weights.lpips", ["--net", "alex", "--out", "{out}.npz", "--fast"], r"unrecognized arguments: --fast"),
+    ("avatar_data.synthetic", ["{out}", "--generator", "tiny128", "--fps", "3"], r"unrecognized arguments: --fps"),
+    ("avatar_data.heads", ["{out}", "--identity", "3"], r"unrecognized arguments: --identity"),
+    ("avatar_data.heads.dataset", ["{out}", "--identities", "1", "--scenes", "1", "--views", "1", "--jobs", "2"],
+     r"unrecognized arguments: --jobs"),
+    ("avatar_data.heads.sheet", ["{out}.png", "--columns", "3"], r"unrecognized arguments: --columns"),
+    ("avatar_data.prepare", ["{truncated_mp4}", "{out}", "--gpu"], r"unrecognized arguments: --gpu"),
+    ("hfagp.eval", ["{missing}", "--fid"], r"unrecognized arguments: --fid"),
+    ("hfagp.render", ["orbit", "{missing}", "--colour"], r"unrecognized arguments: --colour"),
+    ("hfagp.from_official", ["{hostile_pkl}", "{out}", "--generator", "{missing}", "--fp16"],
+     r"unrecognized arguments: --fp16"),
+    ("hfagp.pretrain.report", ["{missing}", "--out", "{out}", "--fast"], r"unrecognized arguments: --fast"),
+    ("step_throughput.py", ["--gpus", "2"], r"unrecognized arguments: --gpus"),
+    ("render_throughput.py", ["--gpus", "2"], r"unrecognized arguments: --gpus"),
+    ("loader_throughput.py", ["--gpus", "2"], r"unrecognized arguments: --gpus"),
+    ("device_check.py", ["--out", "{out}", "--gpus", "2"], r"unrecognized arguments: --gpus"),
+    ("precision_report.py", ["--gpus", "2"], r"unrecognized arguments: --gpus"),
+    ("torch_step.py", ["{missing}", "--gpus", "2"], r"unrecognized arguments: --gpus"),
+]
+
+
+@pytest.mark.parametrize("command, argv, expect", [pytest.param(c, a, e, id=c) for c, a, e in AS_COMMANDS])
+def test_as_a_command(command, argv, expect, paths):
+    """Not counted in the ledger: the same kind of input as a table's `unknown_flag` case, through the process."""
+    program = [str(BENCHMARKS / command)] if command.endswith(".py") else ["-m", command]
+    argv = _place(paths, argv)
+    roots = paths.watched()
+    before = [tree(r) for r in roots]
+    result = run_command([sys.executable, *program, *argv])
+    assert_one_line_error(result.returncode, result.stderr, command, expect)
+    assert [tree(r) for r in roots] == before
+
+
+def test_every_command_runs_as_a_process():
+    tabled = TABLED - {"train.py", "hfagp.pretrain", "hfagp.experiments"}
+    assert {c for c, _, _ in AS_COMMANDS} == tabled | {f"{name}.py" for name in BENCHMARK_CASES}
 
 
 def _tracked_python_files() -> list[Path]:

@@ -48,7 +48,7 @@ def assert_close_scaled(actual, ref, factor: float, what: str) -> None:
     np.testing.assert_allclose(np.asarray(actual), ref, rtol=0, atol=atol, err_msg=what)
 
 
-@pytest.fixture(scope="module", params=NETS)
+@pytest.fixture(scope="module", params=["alex", pytest.param("vgg", marks=pytest.mark.slow)])  # vgg: ~1 min compile
 def case(request):
     """Per net: loaded variables, the reference arrays, and an LPIPSFn."""
     net = request.param

@@ -18,7 +18,7 @@ LPIPS_WEIGHTS = LPIPS_FIXTURES / "lpips_alex_weights.npz"
 BATCH = 5
 # PTI with zero steps: its pipeline (base generator, start code, per-frame render at 1 + 4 cameras) runs
 # and is checked; one optimisation step would compile PTI's two step functions, ~170 s of CPU time on
-# 2 cores for this tiny generator (tests/hfagp/test_pti.py covers the steps themselves).
+# 2 cores for this tiny generator (tests/hfagp/eval/test_pti.py covers the steps themselves).
 PTI_STEPS = ("--pti-config", "cpu_test", "--pti-w-steps", "0", "--pti-g-steps", "0")
 
 
