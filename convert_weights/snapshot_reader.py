@@ -90,13 +90,13 @@ from convert_weights.unpickler import (
     Storage,
     UnsafePickleError,
     decode_storage,
-    first_line,
     is_count,
     rebuild_parameter,
     rebuild_tensor,
     safe_functions,
     storage_type_markers,
 )
+from hfagp_common.cli import first_line
 
 __all__ = [
     "ALLOWED_GLOBALS",

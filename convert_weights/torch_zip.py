@@ -49,12 +49,12 @@ from convert_weights.unpickler import (
     SnapshotError,
     Storage,
     decode_storage,
-    first_line,
     rebuild_parameter,
     rebuild_tensor,
     safe_functions,
     storage_type_markers,
 )
+from hfagp_common.cli import first_line
 
 __all__ = ["TorchNamespace", "TorchZipError", "read_torch_zip_checkpoint", "read_torch_zip_state_dict",
            "torch_zip_bytes", "write_torch_zip_state_dict"]

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 __all__ = ["STORAGE_TYPES", "Marker", "RestrictedUnpickler", "SafeCallable", "SnapshotError", "Storage",
-           "UnsafePickleError", "decode_storage", "first_line", "is_count", "rebuild_parameter", "rebuild_tensor",
+           "UnsafePickleError", "decode_storage", "is_count", "rebuild_parameter", "rebuild_tensor",
            "safe_functions", "storage_type_markers"]
 
 
@@ -196,7 +196,3 @@ def rebuild_parameter(source: str, data, *unused) -> np.ndarray:
     return data
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of an exception's message (at most 200 characters), for one-line errors."""
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else ""

@@ -31,7 +31,7 @@ from typing import Iterator, Optional
 import ml_collections
 import numpy as np
 
-from hfagp_common.cli import UserError
+from hfagp_common.cli import UserError, first_line
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -163,15 +163,11 @@ def restore_params(workdir, step: Optional[int] = None) -> tuple[int, dict]:
     except Exception as e:  # orbax / tensorstore / json errors of a damaged directory
         older = [s for s in steps if s < step]
         raise CheckpointError(f"checkpoint {step} in {checkpoint_dir(workdir)} cannot be read ({type(e).__name__}: "
-                              f"{_first_line(e)})" + (f"; an older one: --step {older[-1]}" if older else "")) from e
+                              f"{first_line(e, 300)})" + (f"; an older one: --step {older[-1]}" if older else "")) from e
     state = restored["state"]
     params = state["params"] if isinstance(state, dict) else state.params
     return step, jax.tree_util.tree_map(np.asarray, params)
 
-
-def _first_line(e: BaseException, limit: int = 300) -> str:
-    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def use_compilation_cache(config) -> None:

@@ -47,6 +47,14 @@ def one_line(message) -> str:
     return re.sub(r"\s*\n\s*", " | ", str(message).strip())
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message, cut to `limit` characters ('...' marks a cut): the detail that a
+    one-line error quotes from a lower-level failure."""
+    text = str(error).strip()
+    text = text.splitlines()[0] if text else ""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def error_line(name: str, message) -> str:
     return f"{name}: error: {one_line(message)}"
 
@@ -213,5 +221,5 @@ def _exit_with_error(name: str, message) -> None:
 
 
 __all__ = ["ArgumentParser", "ConfigError", "EXPECTED_ERRORS", "UserError", "absl_flags_parser", "error_line",
-           "finite_float", "flag_errors", "fraction", "non_negative_float", "non_negative_int", "one_line", "positive_float",
+           "finite_float", "first_line", "flag_errors", "fraction", "non_negative_float", "non_negative_int", "one_line", "positive_float",
            "positive_int", "run"]

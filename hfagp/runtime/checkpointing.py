@@ -34,7 +34,7 @@ import orbax.checkpoint as ocp
 
 from hfagp import workdir as workdir_lib
 from hfagp_common import atomic
-from hfagp_common.cli import UserError
+from hfagp_common.cli import UserError, first_line
 
 TMP_MARKER = ".orbax-checkpoint-tmp"  # orbax's suffix of a step directory being written
 
@@ -70,17 +70,15 @@ def _non_finite(state: Any) -> Optional[str]:
     return None
 
 
-def _first_line(e: BaseException, limit: int = 160) -> str:
+def _error_summary(e: BaseException, limit: int = 160) -> str:
     """The error in a line: the operating system's reason first where the message carries one (tensorstore
     reports a full disk as "... [os_error_code='28']"), then the start of the message."""
-    text = str(e).strip()
-    text = text.splitlines()[0] if text else ""
     code = e.errno if isinstance(e, OSError) and e.errno else None
     found = re.search(r"os_error_code='?(\d+)", str(e))
     if code is None and found:
         code = int(found.group(1))
     reason = f"{os.strerror(code)} [errno {code}]: " if code else ""
-    return f"{reason}{type(e).__name__}: {text if len(text) <= limit else text[:limit] + '...'}"
+    return f"{reason}{type(e).__name__}: {first_line(e, limit)}"
 
 
 class _OrbaxErrorFilter(logging.Filter):
@@ -185,7 +183,7 @@ class Checkpointer:
         self._manager.reload()
         complete = self._manager.latest_step()
         raise CheckpointSaveError(
-            f"cannot write checkpoint {step} to {self.directory}: {_first_line(error)}; the last complete "
+            f"cannot write checkpoint {step} to {self.directory}: {_error_summary(error)}; the last complete "
             f"checkpoint is {'step ' + str(complete) if complete is not None else 'none'}; fix the cause (free "
             f"space?) and rerun the same command to resume") from error
 
@@ -207,7 +205,7 @@ class Checkpointer:
                 if problem is None:  # intact, but not this run's train state
                     raise workdir_lib.CheckpointError(
                         f"checkpoint {step} in {self.directory} does not fit this run's train state "
-                        f"({_first_line(e)}); was the model or optimizer config changed?") from e
+                        f"({_error_summary(e)}); was the model or optimizer config changed?") from e
             else:
                 data = restored["data"] if isinstance(restored["data"], dict) else {}
                 problem = self._damaged(restored["state"], data)
@@ -229,7 +227,7 @@ class Checkpointer:
         except MemoryError:
             raise
         except Exception as e:
-            return _first_line(e)
+            return _error_summary(e)
         return None
 
     @staticmethod
