@@ -788,16 +788,16 @@ def test_benchmark_arguments(script, argv, expect, paths, ledger, capsys, monkey
 
 # The tables above run in-process (`main(argv)`); one unknown flag per entry point also runs as the command
 # itself (`python -m <module>`, `python benchmarks/<name>.py`), so that the process's exit code and stderr keep the
-# contract too. train.py, hfagp.pretrain and hfagp.experiments parse their flags as processes above.
+# contract too. train.py, hfagp.pretrain, hfagp.experiments and hfagp.make_world parse their flags as processes above.
 AS_COMMANDS = [
     ("convert_weights", ["{missing}.pkl", "{out}", "--no-such-flag"], r"unrecognized arguments: --no-such-flag"),
     ("convert_weights.export", ["{missing}", "{out}.pth", "--fp16"], r"unrecognized arguments: --fp16"),
     ("convert_weights.lpips", ["--net", "alex", "--out", "{out}.npz", "--fast"], r"unrecognized arguments: --fast"),
-    ("avatar_data.synthetic", ["{out}", "--generator", "tiny128", "--fps", "3"], r"unrecognized arguments: --fps"),
-    ("avatar_data.heads", ["{out}", "--identity", "3"], r"unrecognized arguments: --identity"),
-    ("avatar_data.heads.dataset", ["{out}", "--identities", "1", "--scenes", "1", "--views", "1", "--jobs", "2"],
+    ("avatar_data.worlds.synthetic", ["{out}", "--generator", "tiny128", "--fps", "3"], r"unrecognized arguments: --fps"),
+    ("avatar_data.worlds.heads", ["{out}", "--identity", "3"], r"unrecognized arguments: --identity"),
+    ("avatar_data.worlds.heads.dataset", ["{out}", "--identities", "1", "--scenes", "1", "--views", "1", "--jobs", "2"],
      r"unrecognized arguments: --jobs"),
-    ("avatar_data.heads.sheet", ["{out}.png", "--columns", "3"], r"unrecognized arguments: --columns"),
+    ("avatar_data.worlds.heads.sheet", ["{out}.png", "--columns", "3"], r"unrecognized arguments: --columns"),
     ("avatar_data.prepare", ["{truncated_mp4}", "{out}", "--gpu"], r"unrecognized arguments: --gpu"),
     ("hfagp.eval", ["{missing}", "--fid"], r"unrecognized arguments: --fid"),
     ("hfagp.render", ["orbit", "{missing}", "--colour"], r"unrecognized arguments: --colour"),
@@ -826,7 +826,7 @@ def test_as_a_command(command, argv, expect, paths):
 
 
 def test_every_command_runs_as_a_process():
-    tabled = TABLED - {"train.py", "hfagp.pretrain", "hfagp.experiments"}
+    tabled = TABLED - {"train.py", "hfagp.pretrain", "hfagp.experiments", "hfagp.make_world"}
     assert {c for c, _, _ in AS_COMMANDS} == tabled | {f"{name}.py" for name in BENCHMARK_CASES}
 
 
