@@ -187,6 +187,17 @@ def _cases(table):
     return [pytest.param(argv, expect, id=case) for case, argv, expect in table]
 
 
+def _check_process_case(ledger, name: str, program: list, argv, expect, paths) -> None:
+    """One bad input given to the process `python *program *argv`: one error line naming `name`, nothing written."""
+    argv = _place(paths, argv)
+    roots = paths.watched()
+    before = [tree(r) for r in roots]
+    with ledger.bad_input(name):
+        result = run_command([sys.executable, *program, *argv])
+        assert_one_line_error(result.returncode, result.stderr, name, expect)
+        assert [tree(r) for r in roots] == before
+
+
 # --------------------------------------------------------------------------------------------- convert_weights
 
 CONVERT = [
@@ -519,13 +530,7 @@ TRAIN_FLAGS = [
 @pytest.mark.parametrize("argv, expect", _cases(TRAIN_FLAGS))
 def test_train_py_flags(argv, expect, paths, ledger):
     """train.py's absl flag parsing, as a process (it fails before JAX is imported)."""
-    argv = _place(paths, argv)
-    roots = paths.watched()
-    before = [tree(r) for r in roots]
-    with ledger.bad_input("train.py"):
-        result = run_command([sys.executable, "train.py", *argv])
-        assert_one_line_error(result.returncode, result.stderr, "train.py", expect)
-        assert [tree(r) for r in roots] == before
+    _check_process_case(ledger, "train.py", ["train.py"], argv, expect, paths)
 
 
 TRAIN_CONFIGS = [
@@ -595,13 +600,7 @@ MAKE_WORLD_FLAGS = [
 
 @pytest.mark.parametrize("argv, expect", _cases(MAKE_WORLD_FLAGS))
 def test_hfagp_make_world_flags(argv, expect, paths, ledger):
-    argv = _place(paths, argv)
-    roots = paths.watched()
-    before = [tree(r) for r in roots]
-    with ledger.bad_input("hfagp.make_world"):
-        result = run_command([sys.executable, "-m", "hfagp.make_world", *argv])
-        assert_one_line_error(result.returncode, result.stderr, "hfagp.make_world", expect)
-        assert [tree(r) for r in roots] == before
+    _check_process_case(ledger, "hfagp.make_world", ["-m", "hfagp.make_world"], argv, expect, paths)
 
 
 PRETRAIN_FLAGS = [
@@ -613,13 +612,7 @@ PRETRAIN_FLAGS = [
 
 @pytest.mark.parametrize("argv, expect", _cases(PRETRAIN_FLAGS))
 def test_hfagp_pretrain_flags(argv, expect, paths, ledger):
-    argv = _place(paths, argv)
-    roots = paths.watched()
-    before = [tree(r) for r in roots]
-    with ledger.bad_input("hfagp.pretrain"):
-        result = run_command([sys.executable, "-m", "hfagp.pretrain", *argv])
-        assert_one_line_error(result.returncode, result.stderr, "hfagp.pretrain", expect)
-        assert [tree(r) for r in roots] == before
+    _check_process_case(ledger, "hfagp.pretrain", ["-m", "hfagp.pretrain"], argv, expect, paths)
 
 
 PRETRAIN_CONFIGS = [
@@ -698,13 +691,7 @@ def test_hfagp_pretrain_report(argv, expect, paths, ledger, capsys):
 
 @pytest.mark.parametrize("argv, expect", _cases(EXPERIMENTS_FLAGS))
 def test_hfagp_experiments_flags(argv, expect, paths, ledger):
-    argv = _place(paths, argv)
-    roots = paths.watched()
-    before = [tree(r) for r in roots]
-    with ledger.bad_input("hfagp.experiments"):
-        result = run_command([sys.executable, "-m", "hfagp.experiments", *argv])
-        assert_one_line_error(result.returncode, result.stderr, "hfagp.experiments", expect)
-        assert [tree(r) for r in roots] == before
+    _check_process_case(ledger, "hfagp.experiments", ["-m", "hfagp.experiments"], argv, expect, paths)
 
 
 # -------------------------------------------------------------------------------------------------- benchmarks
