@@ -29,7 +29,7 @@ from avatar_data.formats.common import (
     save_image,
     write_json,
 )
-from avatar_data.formats.eg3d import LabelsArg, labels_by_stem, labels_file_for
+from avatar_data.formats.eg3d import LabelsArg
 from avatar_data.formats.nerface import (
     clip_labels,
     nerface_intrinsics,
@@ -37,7 +37,7 @@ from avatar_data.formats.nerface import (
     opengl_matrices,
     shared_pixel_intrinsics,
     split_ranges,
-    transforms_frames,
+    transforms_splits,
 )
 
 
@@ -73,10 +73,7 @@ def read_adnerf_folder(
     paths, names, aud_rows, labels_eg3d = [], [], [], []
     gl, ks, wheres = [], [], []
     split_sizes, clamped, size_hw = {}, [], None
-    for split in splits:
-        json_path, meta, frames = transforms_frames(folder, split)
-        lab_file = labels_file_for(eg3d_labels, split)
-        by_stem = labels_by_stem(lab_file) if lab_file else None
+    for split, json_path, meta, frames, lab_file, by_stem in transforms_splits(folder, splits, eg3d_labels):
         split_k = None
         for i, frame in enumerate(frames):
             where = f"{json_path}: frames[{i}]"

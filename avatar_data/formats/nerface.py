@@ -90,6 +90,15 @@ def transforms_frames(folder: str, split: str) -> tuple[str, dict, list]:
     return path, meta, frames
 
 
+def transforms_splits(folder: str, splits: Sequence[str], eg3d_labels: LabelsArg):
+    """Per split, in order: (split, transforms file path, its JSON, its frames, the split's EG3D labels file or
+    None, {stem: (name, label)} of that file or None), for the readers of transforms-file layouts."""
+    for split in splits:
+        json_path, meta, frames = transforms_frames(folder, split)
+        lab_file = labels_file_for(eg3d_labels, split)
+        yield split, json_path, meta, frames, lab_file, (labels_by_stem(lab_file) if lab_file else None)
+
+
 def finish_cameras(
     cam2world_gl: list[np.ndarray],
     intrinsics: list[np.ndarray],
@@ -146,10 +155,7 @@ def read_nerface_folder(
     paths, names, expressions, labels_eg3d = [], [], [], []
     gl, ks, wheres = [], [], []
     split_sizes, notes, size_hw = {}, {}, None
-    for split in splits:
-        json_path, meta, frames = transforms_frames(folder, split)
-        lab_file = labels_file_for(eg3d_labels, split)
-        by_stem = labels_by_stem(lab_file) if lab_file else None
+    for split, json_path, meta, frames, lab_file, by_stem in transforms_splits(folder, splits, eg3d_labels):
         split_k = None
         for i, frame in enumerate(frames):
             where = f"{json_path}: frames[{i}]"
