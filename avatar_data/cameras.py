@@ -172,6 +172,19 @@ def split_eg3d_label(label: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return c[..., :16].reshape(c.shape[:-1] + (4, 4)).copy(), c[..., 16:].reshape(c.shape[:-1] + (3, 3)).copy()
 
 
+def project_to_pixels(label: ArrayLike, points: ArrayLike, resolution: int) -> np.ndarray:
+    """World points [..., P, 3] seen by EG3D cameras [..., 25] -> pixel positions [..., P, 2] float64 (column,
+    row) in an R x R image, OpenCV's convention: the centre of pixel i is at i (so -0.5 and R - 0.5 are the
+    image's edges)."""
+    c2w, k = split_eg3d_label(np.asarray(label, np.float64))
+    rel = np.asarray(points, np.float64) - c2w[..., None, :3, 3]
+    cam = np.einsum("...ji,...pj->...pi", c2w[..., :3, :3], rel)
+    u = k[..., None, 0, 0] * cam[..., 0] / cam[..., 2] + k[..., None, 0, 1] * cam[..., 1] / cam[..., 2] + \
+        k[..., None, 0, 2]
+    v = k[..., None, 1, 1] * cam[..., 1] / cam[..., 2] + k[..., None, 1, 2]
+    return np.stack([u, v], axis=-1) * resolution - 0.5
+
+
 def camera_problems(cam2world: np.ndarray, intrinsics: np.ndarray, atol: float = 1e-3) -> list[str]:
     """Sanity checks of one camera; returns human-readable problems (empty list = fine).
 

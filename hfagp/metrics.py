@@ -20,6 +20,32 @@ numbers agree).
   Its `psnr` expects [0, 1] images, so it would need the rescaling that `psnr_from_mse` folds in.
 * `make_lpips_metric`: LPIPS distance [B] from `hfagp.lpips` (weights from a local npz).
 * `principal_angles`: angles in degrees between the row spaces of two bases (numpy, float64).
+
+Face fidelity (numpy, float64 results; images NHWC in [-1, 1] as above, scored as their [0, 1] versions).
+Whole-frame PSNR/SSIM barely see a blurred face, so these look at the face alone, from a world's part
+labels [B, H, W] (`avatar_data.worlds.heads.model.PART_NAMES`, names passed in) and face points [B, 3, 2]
+(pixel column, row of the mouth centre, the left and the right eye, pixel i's centre at i):
+
+* `face_regions`: boolean masks [B, H, W]. 'face': the facial features (`FACE_PARTS`: eyes, eyelids, brows,
+  lips, mouth interior, nose) plus the skin between them (skin pixels inside the features' convex hull:
+  the cheeks between the eyes and the mouth, the upper lip, not the forehead above the brows nor the jaw's
+  sides), dilated by `REGION_DILATION` pixels (a square) so that a blurred or misplaced edge
+  is counted; 'eyes' (eyes + eyelids) and 'mouth' (lips + mouth interior), dilated the same way.
+* `masked_psnr` / `masked_ssim`: PSNR over the masked pixels (all channels), and the mean of `ssim_map`
+  over the masked pixels of its valid region; nan where the mask is empty.
+* `detail_ratio`: high-frequency energy of the render over that of the truth inside a mask: the 3x3
+  Laplacian [[0, 1, 0], [1, -4, 1], [0, 1, 0]] of the luminance (Rec. 601, of the [0, 1] image), energy = sum
+  of squares over the masked interior pixels. 1 = as sharp as the truth, < 1 blurred, > 1 noisier.
+* Expression readback from the pixels alone (the boxes scale with the eye distance D, measured from the face
+  points, so they do not change with the expression): `mouth_opening_score`, the mean relative darkness
+  ``clip(1 - Y / Y90, 0, 1)`` (Y90: the box's 90th-percentile luminance, the lit skin) in the box
+  `MOUTH_BOX` around the mouth centre, which reaches below it as the jaw opens downwards (the dark mouth
+  interior fills it); `eye_opening_score`, the luminance contrast std(Y) / mean(Y) in a square box
+  (`EYE_BOX`) at each eye, averaged over the two (open eyes show the bright sclera against the dark iris and
+  pupil, closed ones plain lid skin). Smile is not read: its cues (wider, raised mouth corners) move the
+  lips by a pixel or two at these resolutions, within the lips' own shading. `r_squared` scores a readback
+  against the true parameter over frames (jaw_open; the mean of blink_l and blink_r), and the same readback
+  of the ground-truth frames is the ceiling.
 """
 
 from __future__ import annotations
@@ -139,5 +165,199 @@ def mean_or_nan(values) -> float:
     return float(values.mean()) if values.size else math.nan
 
 
-__all__ = ["gaussian_window", "make_lpips_metric", "mean_or_nan", "principal_angles", "psnr", "psnr_from_mse", "ssim",
-           "ssim_map"]
+# ----------------------------------------------------------------------------------------------------
+# Face fidelity.
+
+FACE_PARTS = ("eyes", "eyelids", "brows", "lips", "mouth_interior", "nose")
+EYE_PARTS = ("eyes", "eyelids")
+MOUTH_PARTS = ("lips", "mouth_interior")
+REGION_DILATION = 2        # pixels, each side
+# Boxes in units of the eye distance D: (half width, top above the point, bottom below the point).
+MOUTH_BOX = (0.45, 0.15, 0.75)
+EYE_BOX = (0.22, 0.22, 0.22)
+LUMA = (0.299, 0.587, 0.114)
+
+
+def _unit(images) -> np.ndarray:
+    """NHWC images in [-1, 1] -> float64 [0, 1]."""
+    images = np.asarray(images, np.float64)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected NHWC rgb images, got shape {images.shape}")
+    return (images + 1.0) * 0.5
+
+
+def luminance(images) -> np.ndarray:
+    """Rec. 601 luminance [B, H, W] in [0, 1] of NHWC images in [-1, 1]."""
+    return _unit(images) @ np.asarray(LUMA)
+
+
+def part_mask(part_labels, part_names, parts) -> np.ndarray:
+    """bool [B, H, W]: the pixels labelled with any of `parts` (names of `part_names`, index = label value)."""
+    missing = [p for p in parts if p not in part_names]
+    if missing:
+        raise ValueError(f"part labels have no {missing}; they have {list(part_names)}")
+    return np.isin(np.asarray(part_labels), [list(part_names).index(p) for p in parts])
+
+
+def dilate(mask, radius: int) -> np.ndarray:
+    """Binary dilation of bool [B, H, W] by a (2 radius + 1)^2 square."""
+    out = np.asarray(mask, bool)
+    for axis in (1, 2):
+        grown = out.copy()
+        n = out.shape[axis]
+        for k in range(1, min(radius, n - 1) + 1):
+            grown[(slice(None),) * axis + (slice(k, None),)] |= out[(slice(None),) * axis + (slice(0, n - k),)]
+            grown[(slice(None),) * axis + (slice(0, n - k),)] |= out[(slice(None),) * axis + (slice(k, None),)]
+        out = grown
+    return out
+
+
+def convex_fill(mask) -> np.ndarray:
+    """bool [B, H, W]: the pixels whose centres lie in the convex hull of each image's True pixel centres."""
+    mask = np.asarray(mask, bool)
+    out = np.zeros_like(mask)
+    rows, cols = np.mgrid[0:mask.shape[1], 0:mask.shape[2]]
+    for i, m in enumerate(mask):
+        r = np.flatnonzero(m.any(axis=1))
+        if len(r) == 0:
+            continue
+        # The hull of a pixel set is that of each row's two end pixels (Andrew's monotone chain over them).
+        left, right = m[r].argmax(axis=1), m.shape[1] - 1 - m[r][:, ::-1].argmax(axis=1)
+        points = sorted(set(zip(np.concatenate([left, right]).tolist(), np.concatenate([r, r]).tolist())))
+        cross = lambda o, a, b: (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+        chain = []
+        for sequence in (points, points[::-1]):
+            half = []
+            for p in sequence:
+                while len(half) >= 2 and cross(half[-2], half[-1], p) <= 0:
+                    half.pop()
+                half.append(p)
+            chain += half[:-1]
+        inside = m.copy()
+        if len(chain) >= 3:
+            inside |= np.all([(b[0] - a[0]) * (rows - a[1]) - (b[1] - a[1]) * (cols - a[0]) >= 0
+                              for a, b in zip(chain, chain[1:] + chain[:1])], axis=0)
+        out[i] = inside
+    return out
+
+
+def face_regions(part_labels, part_names, dilation: int = REGION_DILATION) -> dict[str, np.ndarray]:
+    """{'face', 'eyes', 'mouth'}: bool [B, H, W] regions of part labels [B, H, W] (module docstring)."""
+    labels = np.asarray(part_labels)
+    if labels.ndim != 3:
+        raise ValueError(f"expected part labels [B, H, W], got shape {labels.shape}")
+    features = part_mask(labels, part_names, FACE_PARTS)
+    between = convex_fill(features) & part_mask(labels, part_names, ("skin",))
+    return {"face": dilate(features | between, dilation),
+            "eyes": dilate(part_mask(labels, part_names, EYE_PARTS), dilation),
+            "mouth": dilate(part_mask(labels, part_names, MOUTH_PARTS), dilation)}
+
+
+def _check_mask(images: np.ndarray, mask) -> np.ndarray:
+    mask = np.asarray(mask, bool)
+    if mask.shape != images.shape[:3]:
+        raise ValueError(f"mask {mask.shape} does not match images {images.shape}")
+    return mask
+
+
+def masked_psnr(pred, target, mask) -> np.ndarray:
+    """PSNR in dB [B] over the masked pixels (all channels) of NHWC images in [-1, 1], data range 1 on their
+    [0, 1] versions; +inf where they agree there, nan where the mask is empty."""
+    x, y = _unit(pred), _unit(target)
+    mask = _check_mask(x, mask)
+    count = mask.sum(axis=(1, 2)) * x.shape[-1]
+    sq = np.sum(np.square(x - y) * mask[..., None], axis=(1, 2, 3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, -10.0 * np.log10(sq / np.maximum(count, 1)), np.nan)
+
+
+def masked_ssim(pred, target, mask) -> np.ndarray:
+    """Mean SSIM [B] (`ssim_map`, mean over channels) over the masked pixels of its valid region (the mask
+    cropped by `SSIM_RADIUS` at each border); nan where none is left."""
+    x = np.asarray(pred, np.float32)
+    mask = _check_mask(x, mask)
+    r = SSIM_RADIUS
+    values = np.asarray(ssim_map(x, target), np.float64).mean(axis=-1)
+    inner = mask[:, r:mask.shape[1] - r, r:mask.shape[2] - r]
+    count = inner.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, np.sum(values * inner, axis=(1, 2)) / np.maximum(count, 1), np.nan)
+
+
+def laplacian_energy(images, mask) -> np.ndarray:
+    """Sum of squares [B] of the 3x3 Laplacian of the luminance over the masked pixels (borders excluded)."""
+    y = luminance(images)
+    mask = _check_mask(np.asarray(images), mask)
+    lap = y[:, :-2, 1:-1] + y[:, 2:, 1:-1] + y[:, 1:-1, :-2] + y[:, 1:-1, 2:] - 4.0 * y[:, 1:-1, 1:-1]
+    return np.sum(np.square(lap) * mask[:, 1:-1, 1:-1], axis=(1, 2))
+
+
+def detail_ratio(pred, target, mask) -> np.ndarray:
+    """`laplacian_energy` of the render over that of the truth [B]: 1 = as sharp; nan where the truth has none."""
+    truth = laplacian_energy(target, mask)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(truth > 0, laplacian_energy(pred, mask) / np.where(truth > 0, truth, 1.0), np.nan)
+
+
+def box_mask(shape, centre, eye_distance, box) -> np.ndarray:
+    """bool [B, H, W]: pixels whose centres lie in the box ``(half width, above, below)`` (units of the eye
+    distance [B]) about the pixel points `centre` [B, 2] (column, row); at least half a pixel each way."""
+    b, h, w = shape
+    centre = np.asarray(centre, np.float64).reshape(b, 2)
+    d = np.asarray(eye_distance, np.float64).reshape(b, 1, 1)
+    cols, rows = np.arange(w)[None, None, :], np.arange(h)[:, None][None]
+    dx, dy = cols - centre[:, 0, None, None], rows - centre[:, 1, None, None]
+    half, above, below = (np.maximum(k * d, 0.5) for k in box)
+    return (np.abs(dx) <= half) & (dy >= -above) & (dy <= below)
+
+
+def _face_geometry(images, face_points):
+    y = luminance(images)
+    points = np.asarray(face_points, np.float64)
+    if points.shape != (y.shape[0], 3, 2):
+        raise ValueError(f"expected face points [{y.shape[0]}, 3, 2] (mouth, eye_l, eye_r), got {points.shape}")
+    return y, points, np.linalg.norm(points[:, 1] - points[:, 2], axis=-1)
+
+
+def mouth_opening_score(images, face_points) -> np.ndarray:
+    """Mouth opening read from NHWC images in [-1, 1] alone [B]: the mean relative darkness in `MOUTH_BOX`."""
+    y, points, d = _face_geometry(images, face_points)
+    box = box_mask(y.shape, points[:, 0], d, MOUTH_BOX)
+    out = np.empty(len(y))
+    for i in range(len(y)):
+        v = y[i][box[i]]
+        ref = np.percentile(v, 90)
+        out[i] = np.mean(np.clip(1.0 - v / ref, 0.0, 1.0)) if ref > 0 else 0.0
+    return out
+
+
+def eye_opening_score(images, face_points) -> np.ndarray:
+    """Eye opening read from NHWC images in [-1, 1] alone [B]: luminance std / mean in `EYE_BOX` at each eye,
+    averaged over the two."""
+    y, points, d = _face_geometry(images, face_points)
+    out = np.zeros(len(y))
+    for eye in (1, 2):
+        box = box_mask(y.shape, points[:, eye], d, EYE_BOX)
+        for i in range(len(y)):
+            v = y[i][box[i]]
+            out[i] += 0.5 * (v.std() / v.mean() if v.mean() > 0 else 0.0)
+    return out
+
+
+def r_squared(score, truth) -> float:
+    """Squared Pearson correlation of a readback score [N] with the true parameter [N] (the r^2 of the best
+    linear fit): 0 for a constant score, nan for a constant truth or fewer than 2 frames."""
+    x, y = np.asarray(score, np.float64), np.asarray(truth, np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"expected two [N] arrays, got {x.shape} and {y.shape}")
+    if len(x) < 2 or np.ptp(y) == 0:
+        return math.nan
+    if np.ptp(x) == 0:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1] ** 2)
+
+
+__all__ = ["EYE_BOX", "EYE_PARTS", "FACE_PARTS", "MOUTH_BOX", "MOUTH_PARTS", "REGION_DILATION", "box_mask",
+           "convex_fill", "detail_ratio", "dilate", "eye_opening_score", "face_regions", "gaussian_window", "laplacian_energy",
+           "luminance", "make_lpips_metric", "masked_psnr", "masked_ssim", "mean_or_nan", "mouth_opening_score",
+           "part_mask", "principal_angles", "psnr", "psnr_from_mse", "r_squared", "ssim", "ssim_map"]

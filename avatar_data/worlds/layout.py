@@ -8,7 +8,8 @@ atomically.
     OUT/novel_views/            EG3D folder of ground-truth novel views of the test frames, and views.json:
                                 {"views": [{"name", "frame_index", "view_index", "yaw_offset_deg",
                                 "pitch_offset_deg"}, ...]}
-    OUT/ground_truth.npz        what the world knows (parameters, cameras, depth, masks, ...)
+    OUT/ground_truth.npz        what the world knows (parameters, cameras, depth, masks, ...; head worlds
+                                from version 2 on also part labels and face points: `read_face_truth`)
     OUT/world.json              {"format": <the world's kind>, "version", ...}
     OUT/nerface/, OUT/adnerf/   the same video in those layouts (optional)
 
@@ -39,6 +40,12 @@ NOVEL_VIEWS_DIR = "novel_views"
 VIEWS_INDEX = "views.json"
 GROUND_TRUTH_FILE = "ground_truth.npz"
 WORLD_FILE = "world.json"
+HEAD_WORLD_FORMAT = "hfagp-head-world"
+FACE_TRUTH_VERSION = 2  # the first head-world version with part labels and face points
+
+
+class NoFaceTruth(ValueError):
+    """A world without part labels and face points (another kind, or a head world older than version 2)."""
 
 
 def is_world(path) -> bool:
@@ -67,6 +74,36 @@ def world_directory(out_dir, overwrite: bool) -> Iterator[Path]:
     check_out_dir(out_dir, overwrite)
     with atomic.atomic_directory(out_dir, overwrite=overwrite, replaceable=is_world) as tmp:
         yield tmp
+
+
+def read_face_truth(world) -> dict:
+    """The face annotations of a head world (`avatar_data.worlds.heads`, version >= `FACE_TRUTH_VERSION`).
+
+    Returns {'part_names': [str] (index = label value), 'part_labels': uint8 [T, R, R], 'novel_part_labels':
+    uint8 [V, R, R], 'face_point_names': [str], 'face_points': float32 [T, P, 2] and 'novel_face_points':
+    float32 [V, P, 2] (pixel column, row; pixel i's centre at i), 'novel_frame_index' / 'novel_view_index'
+    int [V], 'expression': float32 [T, E], 'expression_names': [str]}; frames in time order, novel views in
+    views.json's order. Raises NoFaceTruth, saying why and how to remake the world, when it has none.
+    """
+    world = Path(world)
+    info = json.loads((world / WORLD_FILE).read_text()) if is_world(world) else {}
+    kind, version = info.get("format"), info.get("version")
+    if kind != HEAD_WORLD_FORMAT:
+        raise NoFaceTruth(f"{world} is {'a ' + repr(kind) if kind else 'not a'} world; only head worlds "
+                          f"({HEAD_WORLD_FORMAT}, python -m avatar_data.worlds.heads) have part labels")
+    with np.load(world / GROUND_TRUTH_FILE) as gt:
+        if "part_labels" not in gt.files:
+            raise NoFaceTruth(
+                f"{world} has no part labels: made by an older version ({kind} version {version}; labels since "
+                f"version {FACE_TRUTH_VERSION}); remake it with `python -m hfagp.make_world --config=... "
+                f"--workdir=...` or `python -m avatar_data.worlds.heads {world} --seed {info.get('seed', 0)} "
+                f"--frames {info.get('num_frames', '...')} --resolution {info.get('resolution', '...')} --overwrite`")
+        out = {k: gt[k] for k in ("part_labels", "novel_part_labels", "face_points", "novel_face_points",
+                                  "novel_frame_index", "novel_view_index", "expression")}
+        out["expression_names"] = [str(n) for n in gt["expression_names"]]
+        out["face_point_names"] = [str(n) for n in gt["face_point_names"]]
+    out["part_names"] = list(info["part_names"])
+    return out
 
 
 def write_json(path, data) -> None:
@@ -99,6 +136,7 @@ def write_novel_views(out: Path, images: np.ndarray, labels: np.ndarray, frame_i
                   for name, f, v in zip(names, frame_index, view_index)]})
 
 
-__all__ = ["AUDIO_FILE", "EXPRESSION_FILE", "FRAMES_DIR", "GROUND_TRUTH_FILE", "NOVEL_VIEWS_DIR", "SPLIT_FILE",
-           "VIEWS_INDEX", "WORLD_FILE", "check_out_dir", "is_world", "novel_view_names", "world_directory",
-           "write_json", "write_novel_views", "write_split"]
+__all__ = ["AUDIO_FILE", "EXPRESSION_FILE", "FACE_TRUTH_VERSION", "FRAMES_DIR", "GROUND_TRUTH_FILE",
+           "HEAD_WORLD_FORMAT", "NOVEL_VIEWS_DIR", "NoFaceTruth", "SPLIT_FILE", "VIEWS_INDEX", "WORLD_FILE",
+           "check_out_dir", "is_world", "novel_view_names", "read_face_truth", "world_directory", "write_json",
+           "write_novel_views", "write_split"]

@@ -50,6 +50,9 @@ def build_parser() -> cli.ArgumentParser:
                    help="LPIPS-VGG npz for PTI's inversion distance (python -m convert_weights.lpips --net vgg)")
     p.add_argument("--generator", default=None, help="the converted generator's path, if it moved since training")
     p.add_argument("--num-images", type=cli.non_negative_int, default=4, help="how many side-by-side PNGs to write")
+    p.add_argument("--readback", default="split", choices=("split", "all"),
+                   help="frames over which the face readback r^2 is measured (head worlds with part labels): the "
+                        "evaluated ones, or every frame of the video (train and test, each at its own view)")
     p.add_argument("--precision", default=None, choices=PRECISIONS,
                    help="float32 matmul/conv precision (default: the run's; see hfagp/precision.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -86,17 +89,31 @@ def _evaluate(args) -> int:
     workdir_lib.use_compilation_cache(workdir_lib.load_config(args.workdir))
     avatar = load_trained(args.workdir, step=args.step, generator_path=args.generator)
     frames = load_split(avatar, args.split, args.max_frames)
+    readback_frames = _all_frames(avatar) if args.readback == "all" else None
     load_s = time.perf_counter() - t0
     out = Path(args.out) if args.out else Path(args.workdir) / workdir_lib.EVAL_DIR / f"step_{avatar.step}"
     summary = evaluate(avatar, frames, out, split=args.split, batch_size=args.batch_size,
                        lpips_weights=args.lpips_weights, lpips_net=args.lpips_net, baseline=args.baseline,
                        pti_config=pti_config, pti_vgg_weights=args.pti_vgg_weights, num_images=args.num_images,
-                       progress=not args.quiet)
+                       readback_frames=readback_frames, progress=not args.quiet)
     print(json.dumps({"out": str(out.absolute()), "step": summary["step"], "split": args.split,
                       "num_frames": summary["num_frames"], "load_s": round(load_s, 3),
                       "metrics": summary["metrics"], "subspace_mean_deg": summary["subspace"].get("mean_deg"),
                       "timing": summary["timing"]}, indent=2))
     return 0
+
+
+def _all_frames(avatar) -> dict:
+    """Every frame of the run's video (train and test splits), in time order."""
+    import numpy as np
+
+    from hfagp.inference import load_split
+
+    splits = [load_split(avatar, split) for split in ("train", "test")]
+    keys = set(splits[0]) & set(splits[1])
+    merged = {k: np.concatenate([s[k] for s in splits]) for k in keys}
+    order = np.argsort(merged["frame_index"], kind="stable")
+    return {k: v[order] for k, v in merged.items()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

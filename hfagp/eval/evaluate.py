@@ -18,10 +18,15 @@ uint8 rounding). On a synthetic world (`hfagp.inference.world_dir`) also:
 is LPIPS-VGG (the official VGG16 feature distance's stand-in): give `pti_vgg_weights`, or LPIPS weights
 with `lpips_net='vgg'`, or a `PTIConfig` with `invert_distance='l2_lpips'`.
 
+On a head world with part labels (version 2 on, `avatar_data.worlds.layout.read_face_truth`) also the face
+metrics of `hfagp.eval.face` per row, their readback r^2 (over the evaluated frames at their own view, or
+with ``readback_frames`` over those frames instead, e.g. every frame of the video) and ``face_crops.png``.
+
 Outputs in ``--out`` (default ``WORKDIR/eval/step_<N>``): ``per_frame.csv`` (one row per frame x view x
-method: frame_index, method, view, view_kind, psnr, ssim[, lpips]), ``summary.json`` (means per method
-and view kind and per view, principal angles, timing, configuration) and ``comparisons/frame_<i>.png``
-(rows: views; columns: ground truth, this method[, pti]).
+method: frame_index, method, view, view_kind, psnr, ssim[, lpips], then the `face.FACE_METRICS` columns,
+empty where the world has no part labels), ``summary.json`` (means per method and view kind and per view,
+principal angles, face readback or why there is none, timing, configuration), ``comparisons/frame_<i>.png``
+(rows: views; columns: ground truth, this method[, pti]) and, with part labels, ``face_crops.png``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hfagp import metrics
+from hfagp.eval import face as face_lib
 from hfagp.datasets import NovelViews, load_novel_views
 from hfagp.inference import TrainedAvatar, world_dir
 from hfagp_common.batching import batched
@@ -150,9 +156,11 @@ def score(pred: np.ndarray, target: np.ndarray, batch_size: int,
 
 
 def _rows(method: str, frame_index: np.ndarray, view: str, scores: dict) -> list[dict]:
+    """Rows of per-image scores; the face metrics absent from `scores` are None (empty in the CSV)."""
     kind = "same" if view == SAME_VIEW else "novel"
+    scores = {**{k: None for k in face_lib.FACE_METRICS}, **scores}
     return [{"frame_index": int(f), "method": method, "view": view, "view_kind": kind,
-             **{k: float(v[i]) for k, v in scores.items()}} for i, f in enumerate(frame_index)]
+             **{k: None if v is None else float(v[i]) for k, v in scores.items()}} for i, f in enumerate(frame_index)]
 
 
 def _finite(x: float) -> Optional[float]:
@@ -164,7 +172,8 @@ def summarize_rows(rows: Sequence[dict], metric_names: Sequence[str]) -> tuple[d
     def means(selected):
         out = {"count": len(selected)}
         for m in metric_names:
-            out[m] = _finite(metrics.mean_or_nan([r[m] for r in selected]))
+            values = [r[m] for r in selected if r.get(m) is not None and not math.isnan(r[m])]
+            out[m] = _finite(metrics.mean_or_nan(values))
         return out
 
     by_kind, by_view = {}, {}
@@ -198,6 +207,34 @@ def save_comparisons(out_dir: Path, frame_index: np.ndarray, columns: list[np.nd
     return names
 
 
+def _face_summary(avatar, face_truth, frame_index, images, pred_same, pti_images, readback_frames, batch_size,
+                  progress, timer) -> dict:
+    """summary.json's 'face': the readback r^2 per method over the evaluated frames (or `readback_frames`,
+    rendered here, hfagp only) and what the face metrics are."""
+    if readback_frames is None:
+        over, idx, truth_images, preds = "the evaluated frames at their own view", frame_index, images, \
+            {METHOD: pred_same, **({"pti": pti_images[:, 0]} if pti_images is not None else {})}
+    else:
+        idx = np.asarray(readback_frames["frame_index"])
+        truth_images = np.asarray(readback_frames["image"], np.float32)
+        rendered = render_avatar(avatar, np.asarray(readback_frames[avatar.input_key], np.float32),
+                                 np.asarray(readback_frames["label"], np.float32), batch_size, "render readback",
+                                 progress, timer)
+        over, preds = "the given frames at their own view (every frame of the video with --readback all)", \
+            {METHOD: rendered}
+    points = face_truth.face_points[idx]
+    return {"available": True, "readback_over": over,
+            "readback": {m: face_lib.readback(p, truth_images, points, face_truth.truth, idx)
+                         for m, p in preds.items()},
+            "definitions": {"regions": "hfagp.metrics.face_regions (features + skin in their convex hull, dilated "
+                                       f"{metrics.REGION_DILATION} px; eyes = eyes + eyelids; mouth = lips + interior)",
+                            "detail_ratio": "3x3 Laplacian energy of luminance, render / truth, in the face region",
+                            "mouth_score": "mean relative darkness in a box below the mouth centre",
+                            "eye_score": "luminance std / mean in boxes at the eyes",
+                            "readback": "r^2 against jaw_open and (blink_l + blink_r) / 2; the ceiling is the "
+                                        "same readback of the ground-truth frames; smile is not read back"}}
+
+
 # ----------------------------------------------------------------------------------------------------
 # The whole evaluation.
 
@@ -215,9 +252,13 @@ def evaluate(
     pti_config=None,
     pti_vgg_weights: Optional[str] = None,
     num_images: int = 4,
+    readback_frames: Optional[dict] = None,
     progress: bool = True,
 ) -> dict:
-    """Score `avatar` on `frames` (`load_split`'s dict) and write the outputs into `out_dir`; returns the summary."""
+    """Score `avatar` on `frames` (`load_split`'s dict) and write the outputs into `out_dir`; returns the summary.
+
+    readback_frames: frames (`load_split`'s dict) over which the face readback r^2 is measured, each rendered
+    at its own view; default the evaluated frames."""
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     images = np.asarray(frames["image"], np.float32)
@@ -249,13 +290,24 @@ def evaluate(
     novel = load_novel_views(world, frame_index, cams) if world is not None else None
     novel_idx = np.flatnonzero(novel.available) if novel is not None else np.zeros(0, int)
     num_views = len(novel.views) if novel is not None else 0
+    face_truth, no_face_reason = face_lib.load_face_truth(world)
+
+    def scores_of(pred, target, view):
+        """score's dict, with the face metrics where the world has part labels; view: None for the same view."""
+        out = score(pred, target, batch_size, lpips_metric)
+        if face_truth is not None:
+            idx = frame_index if view is None else frame_index[novel_idx]
+            parts, points = ((face_truth.part_labels[idx], face_truth.face_points[idx]) if view is None
+                             else face_truth.novel(idx, view))
+            out.update(face_lib.face_scores(pred, target, parts, points, face_truth.part_names))
+        return out
 
     rows, timing = [], {}
     # The method, same view.
     timer = RenderTimer()
     pred_same = render_avatar(avatar, inputs, cams, batch_size, "render same view", progress, timer)
     t0 = time.perf_counter()
-    rows += _rows(METHOD, frame_index, SAME_VIEW, score(pred_same, images, batch_size, lpips_metric))
+    rows += _rows(METHOD, frame_index, SAME_VIEW, scores_of(pred_same, images, None))
     timing["metrics_s"] = time.perf_counter() - t0
     # The method, novel views (every view of every frame that has them, one flat batch stream).
     pred_novel = np.zeros((n, num_views) + images.shape[1:], np.float32)
@@ -266,7 +318,7 @@ def evaluate(
         pred_novel[novel_idx] = flat.reshape((len(novel_idx), num_views) + images.shape[1:])
         t0 = time.perf_counter()
         for v, view in enumerate(novel.views):
-            s = score(pred_novel[novel_idx, v], novel.images[novel_idx, v], batch_size, lpips_metric)
+            s = scores_of(pred_novel[novel_idx, v], novel.images[novel_idx, v], v)
             rows += _rows(METHOD, frame_index[novel_idx], view["name"], s)
         timing["metrics_s"] += time.perf_counter() - t0
 
@@ -276,18 +328,26 @@ def evaluate(
     pti_summary, pti_images = None, None
     if baseline == "pti":
         pti_images, pti_summary, timing["pti"] = _run_pti(avatar, images, cams, novel, pti_losses, progress)
-        rows += _rows("pti", frame_index, SAME_VIEW, score(pti_images[:, 0], images, batch_size, lpips_metric))
+        rows += _rows("pti", frame_index, SAME_VIEW, scores_of(pti_images[:, 0], images, None))
         if len(novel_idx):
             for v, view in enumerate(novel.views):
-                s = score(pti_images[novel_idx, v + 1], novel.images[novel_idx, v], batch_size, lpips_metric)
+                s = scores_of(pti_images[novel_idx, v + 1], novel.images[novel_idx, v], v)
                 rows += _rows("pti", frame_index[novel_idx], view["name"], s)
 
     # Sort rows: frame, then method, then view (same first).
     view_order = {SAME_VIEW: -1, **{v["name"]: i for i, v in enumerate(novel.views if novel else [])}}
     method_order = {METHOD: 0, "pti": 1}
     rows.sort(key=lambda r: (r["frame_index"], method_order[r["method"]], view_order[r["view"]]))
-    write_csv(out_dir / "per_frame.csv", rows, metric_names)
-    by_kind, by_view = summarize_rows(rows, metric_names)
+    write_csv(out_dir / "per_frame.csv", rows, [*metric_names, *face_lib.FACE_METRICS])
+    by_kind, by_view = summarize_rows(rows, [*metric_names, *(face_lib.FACE_METRICS if face_truth else ())])
+    face_summary = {"available": False, "reason": no_face_reason}
+    if face_truth is not None:
+        face_summary = _face_summary(avatar, face_truth, frame_index, images, pred_same, pti_images,
+                                     readback_frames, batch_size, progress, timer)
+        method_images = [pred_same] + ([pti_images[:, 0]] if pti_images is not None else [])
+        face_lib.save_face_crops(out_dir / face_lib.CROPS_FILE, images, method_images,
+                                 face_truth.face_points[frame_index], face_truth.truth["jaw_open"][frame_index])
+        face_summary["crops"] = face_lib.CROPS_FILE
 
     gt_cols = [np.concatenate([images[:, None], novel.images], 1) if novel else images[:, None]]
     pred_cols = [np.concatenate([pred_same[:, None], pred_novel], 1)]
@@ -321,6 +381,7 @@ def evaluate(
                         {"available": False, "reason": "not a world with ground truth" if world is None else
                          f"{world}/novel_views has no views of these frames"}),
         "subspace": subspace,
+        "face": face_summary,
         "pti": pti_summary,
         "images": pngs,
         "timing": _round(timing),

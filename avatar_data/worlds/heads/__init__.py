@@ -40,10 +40,14 @@ writes the layout of `avatar_data.worlds.layout` (so `hfagp` trains and evaluate
 * ``ground_truth.npz``: identity vector and layout, expression [T, 10], pose [T, 6], labels (head frame, as
   in frames/), world_labels (the fixed world camera), depth float16 [T, R, R], mask float16 [T, R, R],
   novel_labels / novel_world_labels / novel_frame_index / novel_view_index / novel_depth / novel_mask,
-  nose_tip [T, 3] (world);
+  nose_tip [T, 3] (world); part_labels uint8 [T, R, R] and novel_part_labels [V, R, R] (the part each pixel's
+  centre ray hits, `model.PART_NAMES`), face_points / novel_face_points float32 [T|V, 3, 2] (pixel positions of
+  the mouth centre and the two eyes, `model.FACE_POINT_NAMES`);
 * ``world.json``: format ``hfagp-head-world``, sizes, fps, seed, speech source, identity summary, the test
   expressions beyond the training range (the test frames add peaks of jaw_open 0.95, smile 0.85 and
-  brow_raise 0.9, while the training frames keep jaw_open <= 0.7), timings.
+  brow_raise 0.9, while the training frames keep jaw_open <= 0.7), part_names, face_point_names, timings.
+  Version 2 added the part labels and face points; `avatar_data.worlds.layout.read_face_truth` reads them and
+  says so when a world predates them.
 
 The mouth follows the speech (jaw_open = the smoothed, 40 ms-lagged loudness; pucker/smile from the spectral
 centroid); blinks every 3-5 s; brows, gaze and cheek puffs drift; the head turns by up to +-13 deg yaw,

@@ -39,6 +39,18 @@ JAW_HINGE = (-0.076, -0.04)
 # Material ids returned by `surface_colour` (for tests and debugging).
 SKIN, SHIRT, EYE, TEETH, BROW, HAIR, MOUTH = range(7)
 
+# Part labels (`part_label`; the value is the index): what a pixel's centre ray hits.
+PART_NAMES = ("background", "skin", "eyes", "eyelids", "brows", "lips", "mouth_interior", "nose", "hair", "ears",
+              "neck", "shirt")
+PART = {name: i for i, name in enumerate(PART_NAMES)}
+# How far (world units) a skin point may lie from a part's own surface and still belong to it: the middle of the
+# colour blends for lips, lids and the mouth cavity (`surface_colour`), about a third of the smooth-union
+# widths for the nose, ears and neck.
+_PART_TOLERANCE = {"lips": 0.002, "lid": 0.0015, "cavity": 0.0015, "nostril": 0.0015, "nose": 0.003, "ear": 0.003,
+                   "neck": 0.008}
+# Face points whose image positions the worlds store (`face_points`).
+FACE_POINT_NAMES = ("mouth", "eye_l", "eye_r")
+
 _SCLERA = (0.80, 0.78, 0.74)
 _PUPIL = (0.015, 0.012, 0.012)
 _TEETH = (0.80, 0.77, 0.68)
@@ -181,12 +193,28 @@ def derive(identity, expression, pose, xp=np) -> dict:
     return d
 
 
+def _derive64(identity, expression, pose) -> dict:
+    return derive(np.asarray(identity, np.float64), np.asarray(expression, np.float64),
+                  np.asarray(pose, np.float64), np)
+
+
 def nose_tip(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """World position [3] float64 of the front of the nose tip (the tip sphere's +z pole, head-local)."""
-    d = derive(np.asarray(identity, np.float64), np.asarray(expression, np.float64),
-               np.asarray(pose, np.float64), np)
+    d = _derive64(identity, expression, pose)
     tip = np.array(d["nose_b"], np.float64) + np.array([0.0, 0.0, d["nose_r"][1]])
     return P.head_to_world(tip, pose)
+
+
+def face_points(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """World positions [3, 3] float64 of `FACE_POINT_NAMES`: the mouth centre (the lips' seam at the front of the
+    closed mouth; the jaw opens below it) and the front poles of the left (+x) and right eyeballs (where the
+    pupils are at rest gaze). Blinks and gaze leave them in place; the jaw, smile and pucker barely move them."""
+    d = _derive64(identity, expression, pose)
+    ex, ey, ez = d["eye_c"]
+    front = d["upper_lip_c"][2] + d["upper_lip_r"][2]
+    local = np.array([[0.0, d["mouth_y"], front], [ex, ey, ez + d["eye_r"]], [-ex, ey, ez + d["eye_r"]]],
+                     np.float64)
+    return P.head_to_world(local, pose)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -267,7 +295,8 @@ def components(x, y, z, d, xp) -> dict:
 
     Keys: 'skin' (face, head, ears, neck, lips, lids; with the mouth cavity carved out), 'shirt', 'eye',
     'teeth' (with the tongue), 'mouth' (the dark back of the open mouth), 'brow', 'hair', plus helper fields
-    for colouring: 'lid', 'tongue', 'lips', 'cavity', 'nostril', 'q' (head-local coordinates), 'ax' (|q_x|),
+    for colouring and part labels: 'lid', 'tongue', 'lips', 'cavity', 'nostril', 'nose', 'ear' and 'neck' (the
+    parts that the skin joins, each alone), 'q' (head-local coordinates), 'ax' (|q_x|),
     'side' (+1 on the +x side, -1 on the other), 'lid_cut' and 's_up' (the lid planes' signed distances).
     """
     t = d["translation"]
@@ -355,7 +384,7 @@ def components(x, y, z, d, xp) -> dict:
     k = P.HEAD_SCALE
     skin, eye, lid, teeth, tongue, brow, hair, mouth = (
         k * v for v in (skin, eye, lid, teeth, tongue, brow, hair, mouth))
-    lips, cavity, nostril = k * lips, k * cavity, k * nostril
+    lips, cavity, nostril, nose, ear = k * lips, k * cavity, k * nostril, k * nose, k * ear
     nt, r = d["neck_top"], d["rot"]
     px, py, pz = P.HEAD_PIVOT
     vx, vy, vz = k * nt[0] - px, k * nt[1] - py, k * nt[2] - pz
@@ -367,6 +396,7 @@ def components(x, y, z, d, xp) -> dict:
 
     return {"skin": skin, "shirt": shirt, "eye": eye, "lid": lid, "teeth": teeth, "tongue": tongue,
             "mouth": mouth, "brow": brow, "hair": hair, "lips": lips, "cavity": cavity, "nostril": nostril,
+            "nose": nose, "ear": ear, "neck": neck,
             "q": (qx, qy, qz), "ax": ax, "side": side, "lid_cut": lid_cut, "s_up": s_up}
 
 
@@ -384,8 +414,28 @@ def scene_distance(x, y, z, d, xp):
     return _clip(solid, x, y, z, xp)
 
 
+def part_label(c: dict, material, xp):
+    """Part label (int array, an index of `PART_NAMES`) of surface points from their `components` and material.
+
+    Materials map to parts directly (eye -> eyes, teeth/tongue and the throat -> mouth_interior, brow, hair,
+    shirt). A skin point belongs to the last of neck, ears, nose, nostrils (-> nose), eyelids, lips and the
+    carved mouth cavity (-> mouth_interior) whose own surface (a carved one's negated distance) lies within
+    `_PART_TOLERANCE` of the skin's there, else to the skin.
+    """
+    skin = c["skin"]
+    label = xp.full(xp.shape(skin), PART["skin"], xp.int32)
+    for key, dist, part in (("neck", c["neck"], "neck"), ("ear", c["ear"], "ears"), ("nose", c["nose"], "nose"),
+                            ("nostril", -c["nostril"], "nose"), ("lid", c["lid"], "eyelids"),
+                            ("lips", c["lips"], "lips"), ("cavity", -c["cavity"], "mouth_interior")):
+        label = xp.where(xp.abs(dist - skin) < _PART_TOLERANCE[key], PART[part], label)
+    by_material = xp.asarray([PART["skin"], PART["shirt"], PART["eyes"], PART["mouth_interior"], PART["brows"],
+                              PART["hair"], PART["mouth_interior"]], xp.int32)
+    return xp.where(material == SKIN, label, by_material[material])
+
+
 def surface_colour(x, y, z, d, xp):
-    """Linear-light albedo (r, g, b arrays) and material id (int array) of the surface at world points.
+    """Linear-light albedo (r, g, b arrays), material id (int array) and part label (int array, `part_label`)
+    of the surface at world points.
 
     The material is the part whose distance is smallest (the surface the point lies on); skin varies with
     procedural noise (in head-local coordinates, so it moves with the head), blends into the lip colour, the
@@ -457,4 +507,4 @@ def surface_colour(x, y, z, d, xp):
         for m in range(1, len(parts)):
             v = xp.where(material == m, parts[m][ch], v)
         out.append(v)
-    return tuple(out), material
+    return tuple(out), material, part_label(c, material, xp)

@@ -18,7 +18,9 @@ Shading is in linear light, averaged over the sub-rays, and written as sRGB.
 
 Outputs per image: rgb uint8 [R, R, 3]; depth float32 [R, R], the euclidean distance from the camera centre
 along the unit ray to the surface (EG3D's ``image_depth``), averaged over the rays of the pixel that hit, 0
-where none did; mask float32 [R, R] in [0, 1], the fraction of the pixel's rays that hit.
+where none did; mask float32 [R, R] in [0, 1], the fraction of the pixel's rays that hit; part uint8 [R, R],
+the part label (`model.PART_NAMES`) of what the pixel's centre ray hits, found by the same program that shades
+it (`model.part_label`: which of the model's distance components is nearest the hit point).
 """
 
 from __future__ import annotations
@@ -183,8 +185,8 @@ def _occlusion(px, py, pz, n, d):
 
 
 def _shade(px, py, pz, direction, d):
-    """Linear rgb (3 arrays [M]) of the surface points."""
-    (ar, ag, ab), material = model.surface_colour(px, py, pz, d, jnp)
+    """Linear rgb (3 arrays [M]) and part labels (int32 [M], `model.part_label`) of the surface points."""
+    (ar, ag, ab), material, part = model.surface_colour(px, py, pz, d, jnp)
     n = _normals(px, py, pz, d)
     ao = _occlusion(px, py, pz, n, d)
     key = jnp.maximum(n[0] * _KEY_DIR[0] + n[1] * _KEY_DIR[1] + n[2] * _KEY_DIR[2], 0.0)
@@ -198,26 +200,30 @@ def _shade(px, py, pz, direction, d):
     out = []
     for a, kc, fc, sc in zip((ar, ag, ab), _KEY_RGB, _FILL_RGB, _SKY_RGB):
         out.append(a * (kc * key_w + fc * fill * ao + sc * sky) + spec)
-    return out
+    return out, part
 
 
 def _trace_and_shade(label, u, v, d, pixel_angle):
-    """Rays through (u, v) [K] -> (t [K], hit bool [K], linear rgb (3 arrays [K], the background where no
-    hit)). Only the rays that hit are shaded, in chunks of `CHUNK_FRACTION` of the rays."""
+    """Rays through (u, v) [K] -> (t [K], hit bool [K], (linear rgb (3 arrays [K], the background where no
+    hit), part label int32 [K], 0 = background where no hit)). Only the rays that hit are shaded, in chunks of
+    `CHUNK_FRACTION` of the rays."""
     origin, direction = rays_at(label, u, v)
     t, hit = _trace(origin, direction, d, pixel_angle)
     size = t.shape[0]
     (selected,) = jnp.nonzero(hit, size=size, fill_value=size)
 
-    def shade_chunk(idx, colour):
+    def shade_chunk(idx, state):
+        colour, part = state
         t_c = _gather(t, idx, T_NEAR)
         dir_c = tuple(_gather(w, idx, 0.0) for w in direction)
-        shaded = _shade(*(o + t_c * w for o, w in zip(origin, dir_c)), dir_c, d)
-        return tuple(c.at[idx].set(w, mode="drop") for c, w in zip(colour, shaded))
+        shaded, part_c = _shade(*(o + t_c * w for o, w in zip(origin, dir_c)), dir_c, d)
+        return (tuple(c.at[idx].set(w, mode="drop") for c, w in zip(colour, shaded)),
+                part.at[idx].set(part_c, mode="drop"))
 
     background = tuple(jnp.full((size,), b, jnp.float32) for b in d["background_rgb"])
+    nothing = jnp.full((size,), model.PART["background"], jnp.int32)
     chunk = max(1, int(size * CHUNK_FRACTION))
-    return t, hit, _chunked(shade_chunk, selected, jnp.sum(hit), size, chunk, background)
+    return t, hit, _chunked(shade_chunk, selected, jnp.sum(hit), size, chunk, (background, nothing))
 
 
 def _edges(rgb, hit, depth, resolution: int):
@@ -244,7 +250,10 @@ def _edges(rgb, hit, depth, resolution: int):
 
 def render_one(identity, expression, pose, label, resolution: int, supersample: int):
     """One image: identity [IDENTITY_DIM], expression [10], pose [6], label [25] (float32) ->
-    (rgb uint8 [R, R, 3], depth float32 [R, R], mask float32 [R, R]).
+    (rgb uint8 [R, R, 3], depth float32 [R, R], mask float32 [R, R], part uint8 [R, R]).
+
+    part: the part label (`model.PART_NAMES`) of what the pixel's centre ray hits, 0 = background; it comes
+    from the first pass only (a refined pixel keeps its centre ray's label).
 
     Adaptive supersampling: every pixel is first rendered by its centre ray; then the pixels on an edge
     (`_edges`: silhouettes, occlusions, colour boundaries) are rendered again from supersample x supersample
@@ -262,7 +271,7 @@ def render_one(identity, expression, pose, label, resolution: int, supersample: 
     sub_u, sub_v = ((sub % s).astype(jnp.float32) + 0.5) / s, ((sub // s).astype(jnp.float32) + 0.5) / s
 
     def body(state):
-        j, total, selected, acc = state
+        j, total, selected, acc, part = state
         # Once the first pass is done, pick the edge pixels and schedule their refinement jobs.
         def schedule(_):
             rgb, hit, depth_sum = acc[:3], acc[3], acc[4]
@@ -282,24 +291,26 @@ def render_one(identity, expression, pose, label, resolution: int, supersample: 
         dv = jnp.where(refine, sub_v, 0.5)
         u = ((ids % r).astype(jnp.float32) + du) / r
         v = ((ids // r).astype(jnp.float32) + dv) / r
-        t, hit, colour = _trace_and_shade(label, u, v, d, jnp.where(refine, pixel_angle / s, pixel_angle))
+        t, hit, (colour, part_j) = _trace_and_shade(label, u, v, d,
+                                                    jnp.where(refine, pixel_angle / s, pixel_angle))
         weight = jnp.where(refine, 1.0 / samples, 1.0)
         hitf = hit.astype(jnp.float32)
         values = (*colour, hitf, hitf * t)
         acc = tuple(a.at[ids].set(0.0, mode="drop").at[ids].add(weight * x, mode="drop")
                     for a, x in zip(acc, values))
-        return j + 1, total, selected, acc
+        part = part.at[jnp.where(refine, pixels, ids)].set(part_j, mode="drop")
+        return j + 1, total, selected, acc, part
 
     acc = tuple(jnp.zeros((pixels,), jnp.float32) for _ in range(5))
     total = first_jobs + (1 if s > 1 else 0)
-    state = (0, total, jnp.full((pixels,), pixels, jnp.int32), acc)
-    _, _, _, acc = jax.lax.while_loop(lambda st: st[0] < st[1], body, state)
+    state = (0, total, jnp.full((pixels,), pixels, jnp.int32), acc, jnp.zeros((pixels,), jnp.int32))
+    _, _, _, acc, part = jax.lax.while_loop(lambda st: st[0] < st[1], body, state)
     rgb = jnp.stack(acc[:3], axis=-1).reshape(r, r, 3)
     srgb = jnp.clip(rgb, 0.0, 1.0) ** (1.0 / 2.2)
     rgb8 = jnp.round(srgb * 255.0).astype(jnp.uint8)
     coverage = acc[3].reshape(r, r)
     depth = jnp.where(coverage > 0, acc[4].reshape(r, r) / jnp.maximum(coverage, 1e-6), 0.0)
-    return rgb8, depth.astype(jnp.float32), coverage
+    return rgb8, depth.astype(jnp.float32), coverage, part.reshape(r, r).astype(jnp.uint8)
 
 
 @functools.partial(jax.jit, static_argnames=("resolution", "supersample"))
@@ -317,7 +328,7 @@ def render(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray, label
            batch_size: int = BATCH_SIZE) -> dict:
     """Render N images on the host: identity [N, IDENTITY_DIM] (or [IDENTITY_DIM], shared), expression [N, 10],
     pose [N, 6], labels [N, 25] -> {'rgb': uint8 [N, R, R, 3], 'depth': float32 [N, R, R],
-    'mask': float32 [N, R, R]} (see `render_one`).
+    'mask': float32 [N, R, R], 'part': uint8 [N, R, R]} (see `render_one`).
 
     Batches have the fixed size ``batch_size`` (the last one padded), so one compiled program serves every N
     and an image's pixels never depend on which other images share its batch. The next batch is dispatched
@@ -338,7 +349,8 @@ def render(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray, label
     if n == 0:
         return {"rgb": np.zeros((0, resolution, resolution, 3), np.uint8),
                 "depth": np.zeros((0, resolution, resolution), np.float32),
-                "mask": np.zeros((0, resolution, resolution), np.float32)}
-    fn = lambda *chunk: dict(zip(("rgb", "depth", "mask"), render_batch(*chunk, resolution=resolution,
+                "mask": np.zeros((0, resolution, resolution), np.float32),
+                "part": np.zeros((0, resolution, resolution), np.uint8)}
+    fn = lambda *chunk: dict(zip(("rgb", "depth", "mask", "part"), render_batch(*chunk, resolution=resolution,
                                                                       supersample=supersample)))
     return batched(fn, arrays, batch_size, desc=desc, progress=progress)

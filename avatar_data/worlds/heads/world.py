@@ -21,8 +21,8 @@ from avatar_data.worlds.heads import params as P
 from avatar_data.worlds.heads import speech as S
 from avatar_data.worlds.writer import random_trajectory
 
-FORMAT_NAME = "hfagp-head-world"
-FORMAT_VERSION = 1
+FORMAT_NAME = layout.HEAD_WORLD_FORMAT
+FORMAT_VERSION = 2  # 2 added part labels and face points (layout.FACE_TRUTH_VERSION)
 FPS = 25.0
 DEFAULT_NOVEL_VIEWS = ((20.0, 0.0), (-20.0, 0.0), (35.0, 0.0), (-35.0, 0.0), (0.0, 15.0), (0.0, -15.0))
 SUPERSAMPLE = 2
@@ -232,7 +232,7 @@ def make_head_world(
     pitch) camera offsets in degrees from frontal (positive pitch = camera lower) at which every test frame
     is also rendered, head pose as in that frame. speech: 'synthetic', 'espeak' or a wav path.
     """
-    from avatar_data.worlds.heads import render
+    from avatar_data.worlds.heads import model, render
 
     check_identity_seed(seed, allow_pretrain_identity)
     if resolution < 8:
@@ -284,6 +284,11 @@ def make_head_world(
                 "expression_mix_matrix": mix["matrix"].astype(np.float32),
                 "expression_mix_bias": mix["bias"].astype(np.float32),
                 "nose_tip": np.stack([_nose_tip(identity.vector, e, p) for e, p in zip(expression, pose)]),
+                "part_labels": frames["part"], "novel_part_labels": novel["part"],
+                "face_point_names": np.array(model.FACE_POINT_NAMES),
+                "face_points": face_points_px(identity.vector, expression, pose, world_labels, resolution),
+                "novel_face_points": face_points_px(identity.vector, expression[novel_frame], pose[novel_frame],
+                                                    novel_world_labels, resolution),
             })
         sp = video["speech"]
         world = w.finish(FORMAT_NAME, FORMAT_VERSION, FPS, resolution, {
@@ -315,6 +320,12 @@ def make_head_world(
                                  "test_range": test_range},
             "audio": {"shape": list(audio_features.FEATURE_SHAPE), "features": "MFCC (avatar_data.audio_features)"},
             "depth": "euclidean distance from the camera centre along the unit pixel ray; 0 where mask is 0",
+            "part_names": list(model.PART_NAMES),
+            "part_labels": "uint8 [T, R, R] / [V, R, R] (part_labels, novel_part_labels): the part (index into "
+                           "part_names) that the pixel's centre ray hits",
+            "face_point_names": list(model.FACE_POINT_NAMES),
+            "face_points": "float32 [T, 3, 2] / [V, 3, 2] (face_points, novel_face_points): pixel (column, row) "
+                           "of the mouth centre and the eyes, pixel i's centre at i",
         }, extra_files={"speech": SPEECH_FILE})
     return world
 
@@ -323,3 +334,14 @@ def _nose_tip(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray) ->
     from avatar_data.worlds.heads.model import nose_tip
 
     return nose_tip(identity, expression, pose).astype(np.float32)
+
+
+def face_points_px(identity: np.ndarray, expression: np.ndarray, pose: np.ndarray, world_labels: np.ndarray,
+                   resolution: int) -> np.ndarray:
+    """Pixel positions float32 [N, 3, 2] (column, row; `cameras.project_to_pixels`) of `model.face_points` of N
+    images: identity [IDENTITY_DIM], expression [N, 10], pose [N, 6], world cameras [N, 25]."""
+    from avatar_data.worlds.heads import model
+
+    points = np.stack([model.face_points(identity, e, p) for e, p in zip(expression, pose)]) if len(pose) else \
+        np.zeros((0, len(model.FACE_POINT_NAMES), 3))
+    return cameras.project_to_pixels(world_labels, points, resolution).astype(np.float32)

@@ -168,6 +168,44 @@ def test_head_frame_labels_undo_the_head_pose(truth):
         np.testing.assert_allclose(_project(label, posed), _project(head_label, unposed), atol=1e-5)
 
 
+def test_part_labels_and_face_points(world_dir, info, truth):
+    from avatar_data.worlds import layout
+    from avatar_data.worlds.heads import model
+
+    assert info["version"] == 2 and info["part_names"] == list(model.PART_NAMES)
+    assert truth["part_labels"].shape == (FRAMES, RES, RES) and truth["part_labels"].dtype == np.uint8
+    assert truth["novel_part_labels"].shape == (TEST * len(VIEWS), RES, RES)
+    # Labels (of the centre ray) and coverage (of the sub-rays at edges) agree but at a few silhouette pixels.
+    hit = truth["part_labels"] > 0
+    assert np.mean(hit == (truth["mask"] >= 0.5)) > 0.97  # 32 x 32: silhouettes are a large share
+    assert truth["face_points"].shape == (FRAMES, 3, 2) and truth["novel_face_points"].shape == (TEST * len(VIEWS), 3, 2)
+    # The points are the model's, projected by the world camera; the eyes lie on eyes or eyelids.
+    for i in range(FRAMES):
+        world_points = model.face_points(truth["identity"], truth["expression"][i], truth["pose"][i])
+        for p in range(3):
+            np.testing.assert_allclose(truth["face_points"][i, p],
+                                       _project(truth["world_labels"][i], world_points[p]) * RES - 0.5, atol=1e-3)
+    face = layout.read_face_truth(world_dir)
+    assert face["part_names"] == list(model.PART_NAMES) and face["face_point_names"] == list(model.FACE_POINT_NAMES)
+
+
+def test_a_world_without_part_labels_says_to_remake_it(world_dir, tmp_path):
+    import shutil
+
+    from avatar_data.worlds import layout
+
+    old = tmp_path / "old"
+    shutil.copytree(world_dir, old)
+    with np.load(old / "ground_truth.npz") as gt:
+        kept = {k: gt[k] for k in gt.files if "part_labels" not in k and "face_point" not in k}
+    world.save_npz_deterministic(str(old / "ground_truth.npz"), kept)
+    info = json.loads((old / "world.json").read_text())
+    info["version"] = 1
+    (old / "world.json").write_text(json.dumps(info))
+    with pytest.raises(layout.NoFaceTruth, match="older version.*remake it with `python -m hfagp.make_world"):
+        layout.read_face_truth(old)
+
+
 def _project(label, point):
     c2w, k = cameras.split_eg3d_label(np.asarray(label, np.float64))
     cam = c2w[:3, :3].T @ (np.asarray(point) - c2w[:3, 3])
