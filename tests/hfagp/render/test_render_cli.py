@@ -63,8 +63,10 @@ def test_depth_frames_normalized_per_video():
 
 
 def test_audio_windows_for_smoothing_runs():
-    avatar = types.SimpleNamespace(input_key="audio_window", config=types.SimpleNamespace(
-        model=types.SimpleNamespace(encoder_kwargs={"temporal_smoothing": True, "smoothing_window": 4})))
+    from hfagp.model import ModelSpec
+
+    spec = ModelSpec(encoder="audio", k=4, encoder_kwargs=(("smoothing_window", 4),), smoothing_start=0)
+    avatar = types.SimpleNamespace(input_key=spec.input_key, spec=spec)
     audio = np.random.default_rng(0).normal(size=(5, 16, 29)).astype(np.float32)
     windows = render.driving_inputs(avatar, audio)
     assert windows.shape == (5, 4, 16, 29)
