@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 # Parity tests need true float32 matmuls/convs (GPUs/TPUs would otherwise use TF32/bf16 passes).
 jax.config.update("jax_default_matmul_precision", "highest")
 
-from shared_fixtures import SHARED_FIXTURE_GROUPS, require_fixtures  # noqa: E402
+from shared_fixtures import require_fixtures  # noqa: E402
 
 # The fault suite's closing summary: a plugin here, at the top, so that pytest-xdist's controller (which loads only
 # this conftest) adds up and prints the workers' counts.
@@ -116,26 +116,8 @@ def tiny_audio_run(tiny_run_root):
 HEAVY_VARIABLE = "HFAGP_HEAVY_TESTS"
 
 
-def xdist_groups(items) -> dict:
-    """Test file -> its pytest-xdist group (`--dist loadgroup`, as scripts/test.sh runs the suite; a worker runs a
-    whole group, so a module fixture is built once): the file itself, or, where a test of it uses a session fixture
-    of minutes, that fixture's group (`SHARED_FIXTURE_GROUPS`), so that the fixture too is made once."""
-    groups = {}
-    for item in items:
-        file = item.nodeid.split("::")[0]
-        shared = sorted(SHARED_FIXTURE_GROUPS[f] for f in item.fixturenames if f in SHARED_FIXTURE_GROUPS)
-        groups[file] = shared[0] if shared else groups.get(file, file)
-    return groups
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's hook, which reads the `xdist_group` marks
 def pytest_collection_modifyitems(config, items):
-    """Every test gets an `xdist_group` mark (an explicit one wins). Tests marked `heavy` run only with
-    HFAGP_HEAVY_TESTS=1 (they would take CI past its budget)."""
-    groups = xdist_groups(items)
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::")[0]]))
+    """Tests marked `heavy` run only with HFAGP_HEAVY_TESTS=1 (they would take CI past its budget)."""
     if os.environ.get(HEAVY_VARIABLE) == "1":
         return
     skip = pytest.mark.skip(reason=f"heavy: set {HEAVY_VARIABLE}=1 to run it (minutes of CPU)")

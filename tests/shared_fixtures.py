@@ -44,12 +44,3 @@ def require_fixtures(path: pathlib.Path = EG3D_FIXTURES) -> pathlib.Path:
     if not path.exists():
         missing_fixture(f"fixtures not found at {path}")
     return path
-
-
-# The session fixtures that take minutes (training runs, a prepared video) -> the pytest-xdist group of the tests
-# that use them (tests/conftest.py `xdist_group`): one worker runs them all, so each fixture is made once.
-SHARED_FIXTURE_GROUPS = {
-    "tiny_run_root": "tiny_runs", "tiny_rgb_run": "tiny_runs", "tiny_expression_run": "tiny_runs",
-    "tiny_audio_run": "tiny_runs", "faults_world": "tiny_runs", "reference_run": "tiny_runs",
-    "bad_workdirs": "tiny_runs", "motion_video": "prepared_video", "prepared_motion": "prepared_video",
-}

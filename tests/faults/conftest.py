@@ -12,18 +12,16 @@ from types import SimpleNamespace
 import pytest
 
 from faults.harness import LEDGER, Ledger, names_trained_inputs, run_command, subprocess_env, train_args
-from shared_fixtures import REPO_ROOT, SHARED_FIXTURE_GROUPS
+from shared_fixtures import REPO_ROOT
 
 # Bad-input tests whose every case trains on the reference run's world (their config is built in the test).
 ALWAYS_TRAINED = {"test_train_py_configs"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before tests/conftest.py's (it gives the tests without a group theirs)
 def pytest_collection_modifyitems(items):
     """The bad-input cases that fail today (tests/faults/known_gaps.py) are strict expected failures. A case that
     needs the reference training run (a workdir or world placeholder, `harness.names_trained_inputs`) is slow;
-    the others (bad files, flags) are quick. Under pytest-xdist the slow ones run with the other users of the
-    reference run (`SHARED_FIXTURE_GROUPS`)."""
+    the others (bad files, flags) are quick."""
     from faults.known_gaps import KNOWN_GAPS, NOT_RUN
 
     for item in items:
@@ -36,7 +34,6 @@ def pytest_collection_modifyitems(items):
         params = getattr(getattr(item, "callspec", None), "params", {})
         if item.originalname in ALWAYS_TRAINED or names_trained_inputs(list(params.values())):
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group(SHARED_FIXTURE_GROUPS["bad_workdirs"]))
 
 
 @pytest.fixture(scope="session")
