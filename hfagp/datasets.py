@@ -157,6 +157,47 @@ def load_novel_views(world: Path, frame_index: np.ndarray, own_cameras: np.ndarr
     return NovelViews(images, cams, available, views)
 
 
+@dataclasses.dataclass
+class FaceTruth:
+    """A head world's face annotations (`avatar_data.worlds.layout.read_face_truth`) and readback targets.
+
+    part_labels uint8 [T, R, R] / face_points float32 [T, 3, 2] per frame (T: every frame of the video);
+    novel_* per novel view, located by (frame, view) in `novel_position`; truth: {'jaw_open', 'blink'} float64 [T]
+    (blink: the mean of blink_l and blink_r)."""
+
+    part_names: list
+    part_labels: np.ndarray
+    face_points: np.ndarray
+    novel_part_labels: np.ndarray
+    novel_face_points: np.ndarray
+    novel_position: dict
+    truth: dict
+
+    def novel(self, frame_index: np.ndarray, view: int) -> tuple[np.ndarray, np.ndarray]:
+        """(part labels [N, R, R], face points [N, 3, 2]) of `frame_index` [N] at novel view `view`."""
+        at = [self.novel_position[(int(f), view)] for f in frame_index]
+        return self.novel_part_labels[at], self.novel_face_points[at]
+
+
+def load_face_truth(world: Optional[Path]) -> tuple[Optional[FaceTruth], Optional[str]]:
+    """(FaceTruth, None), or (None, why the world has none: not a world, or one made before part labels)."""
+    from avatar_data.worlds import layout
+
+    if world is None:
+        return None, "not a world with ground truth: no part labels"
+    try:
+        gt = layout.read_face_truth(world)
+    except layout.NoFaceTruth as e:
+        return None, str(e)
+    names = gt["expression_names"]
+    e = np.asarray(gt["expression"], np.float64)
+    truth = {"jaw_open": e[:, names.index("jaw_open")],
+             "blink": 0.5 * (e[:, names.index("blink_l")] + e[:, names.index("blink_r")])}
+    position = {(int(f), int(v)): i for i, (f, v) in enumerate(zip(gt["novel_frame_index"], gt["novel_view_index"]))}
+    return FaceTruth(gt["part_names"], gt["part_labels"], gt["face_points"], gt["novel_part_labels"],
+                     gt["novel_face_points"], position, truth), None
+
+
 def world_dir_of(config, workdir) -> Optional[Path]:
     """The world with ground truth a run trains on (None for a user's folder or video)."""
     if config.data.source == "synthetic":
@@ -295,6 +336,7 @@ def _folder_datasets(data_cfg, workdir) -> Datasets:
     return Datasets(train, test, data_cfg.resolution, keys)
 
 
-__all__ = ["DEFAULT_CONFIG", "Datasets", "MAKE_WORLD", "NovelViews", "WORLD_FIELDS", "WorldNotFoundError",
-           "build_datasets", "is_video", "load_novel_views", "load_world", "make_world_command", "prepare_video_once",
-           "prepared_video_dir", "require_world", "split_cameras", "world_dir_of"]
+__all__ = ["DEFAULT_CONFIG", "Datasets", "FaceTruth", "MAKE_WORLD", "NovelViews", "WORLD_FIELDS",
+           "WorldNotFoundError", "build_datasets", "is_video", "load_face_truth", "load_novel_views", "load_world",
+           "make_world_command", "prepare_video_once", "prepared_video_dir", "require_world", "split_cameras",
+           "world_dir_of"]

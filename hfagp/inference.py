@@ -138,6 +138,18 @@ def load_split(avatar: TrainedAvatar, split: str = "test", max_frames: Optional[
     return load_eval_frames(getattr(datasets, split), max_frames=max_frames)
 
 
+def load_video(avatar: TrainedAvatar) -> dict:
+    """Every frame of the run's video (the train and test splits merged), in time order, as `load_split`."""
+    from avatar_data.pipeline import load_eval_frames
+
+    datasets = datasets_lib.build_datasets(avatar.config, avatar.workdir)
+    splits = [load_eval_frames(getattr(datasets, split)) for split in ("train", "test")]
+    keys = set(splits[0]) & set(splits[1])
+    merged = {k: np.concatenate([s[k] for s in splits]) for k in keys}
+    order = np.argsort(merged["frame_index"], kind="stable")
+    return {k: v[order] for k, v in merged.items()}
+
+
 def load_split_cameras(avatar: TrainedAvatar, split: str = "test") -> np.ndarray:
     """float32 [N, 25]: the cameras of a split of the run's dataset in time order, without its frames."""
     _check_split(split)
@@ -155,4 +167,4 @@ def world_dir(avatar: TrainedAvatar) -> Optional[Path]:
 
 
 __all__ = ["RunNotFoundError", "TrainedAvatar", "load_config", "load_split", "load_split_cameras", "load_trained",
-           "world_dir"]
+           "load_video", "world_dir"]

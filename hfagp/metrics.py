@@ -46,6 +46,9 @@ labels [B, H, W] (`avatar_data.worlds.heads.model.PART_NAMES`, names passed in) 
   lips by a pixel or two at these resolutions, within the lips' own shading. `r_squared` scores a readback
   against the true parameter over frames (jaw_open; the mean of blink_l and blink_r), and the same readback
   of the ground-truth frames is the ceiling.
+* `face_scores`: all of the above per image (`FACE_METRICS`: face PSNR / SSIM, eye and mouth PSNR, detail ratio,
+  mouth and eye scores), as `hfagp.eval`'s per_frame.csv columns and the in-training evaluation use them;
+  `readback`: the r^2 of the render's and the truth's scores against the true parameters (`READBACK`).
 """
 
 from __future__ import annotations
@@ -357,7 +360,44 @@ def r_squared(score, truth) -> float:
     return float(np.corrcoef(x, y)[0, 1] ** 2)
 
 
-__all__ = ["EYE_BOX", "EYE_PARTS", "FACE_PARTS", "MOUTH_BOX", "MOUTH_PARTS", "REGION_DILATION", "box_mask",
-           "convex_fill", "detail_ratio", "dilate", "eye_opening_score", "face_regions", "gaussian_window", "laplacian_energy",
-           "luminance", "make_lpips_metric", "masked_psnr", "masked_ssim", "mean_or_nan", "mouth_opening_score",
-           "part_mask", "principal_angles", "psnr", "psnr_from_mse", "r_squared", "ssim", "ssim_map"]
+# Per-image face scores of `face_scores`, in column order.
+FACE_METRICS = ("face_psnr", "face_ssim", "eyes_psnr", "mouth_psnr", "detail_ratio", "mouth_score", "eye_score")
+# The true parameter each readback score is compared with ('blink': the mean of blink_l and blink_r).
+READBACK = {"mouth_score": "jaw_open", "eye_score": "blink"}
+
+
+def face_scores(pred, target, part_labels, face_points, part_names) -> dict[str, np.ndarray]:
+    """`FACE_METRICS` [M] (float64; nan where a region is empty) of images [M, R, R, 3] in [-1, 1], with the
+    targets' part labels [M, R, R] and face points [M, 3, 2]."""
+    if np.shape(part_labels) != np.shape(pred)[:3]:
+        raise ValueError(f"part labels {np.shape(part_labels)} do not match the images {np.shape(pred)} (was the "
+                         "world made at another resolution than the generator renders?)")
+    regions = face_regions(part_labels, part_names)
+    return {"face_psnr": masked_psnr(pred, target, regions["face"]),
+            "face_ssim": masked_ssim(pred, target, regions["face"]),
+            "eyes_psnr": masked_psnr(pred, target, regions["eyes"]),
+            "mouth_psnr": masked_psnr(pred, target, regions["mouth"]),
+            "detail_ratio": detail_ratio(pred, target, regions["face"]),
+            "mouth_score": mouth_opening_score(pred, face_points),
+            "eye_score": eye_opening_score(pred, face_points)}
+
+
+def readback(pred, target, face_points, truth: dict) -> dict:
+    """r^2 of the render's (`pred`) and of the ground truth's (`target`) opening scores against the true
+    parameters: images [N, R, R, 3] in [-1, 1] at their own view, face points [N, 3, 2], truth {'jaw_open',
+    'blink'} [N]. Returns {'frames', 'jaw_open_r2', 'jaw_open_r2_ceiling', 'blink_r2', 'blink_r2_ceiling'}
+    (None where undefined: a constant truth or fewer than 2 frames)."""
+    out = {"frames": int(len(pred))}
+    for key, score_fn in (("mouth_score", mouth_opening_score), ("eye_score", eye_opening_score)):
+        param = np.asarray(truth[READBACK[key]])
+        r2, ceiling = (r_squared(score_fn(x, face_points), param) for x in (pred, target))
+        out[f"{READBACK[key]}_r2"] = None if np.isnan(r2) else r2
+        out[f"{READBACK[key]}_r2_ceiling"] = None if np.isnan(ceiling) else ceiling
+    return out
+
+
+__all__ = ["EYE_BOX", "EYE_PARTS", "FACE_METRICS", "FACE_PARTS", "MOUTH_BOX", "MOUTH_PARTS", "READBACK",
+           "REGION_DILATION", "box_mask", "convex_fill", "detail_ratio", "dilate", "eye_opening_score", "face_regions",
+           "face_scores", "gaussian_window", "laplacian_energy", "luminance", "make_lpips_metric", "masked_psnr",
+           "masked_ssim", "mean_or_nan", "mouth_opening_score", "part_mask", "principal_angles", "psnr",
+           "psnr_from_mse", "r_squared", "readback", "ssim", "ssim_map"]

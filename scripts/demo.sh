@@ -11,8 +11,10 @@ workdir="${1:-runs/demo}"
 shift || true
 .venv/bin/python -m hfagp.make_world --config=configs/rgb.py:demo --workdir="$workdir" "$@"
 .venv/bin/python train.py --config=configs/rgb.py:demo --workdir="$workdir" "$@"
-.venv/bin/python -m hfagp.eval "$workdir" --quiet --num-images 15 --out "$workdir/eval"
+.venv/bin/python -m hfagp.eval "$workdir" --quiet --num-images 15 --readback all --out "$workdir/eval"
 .venv/bin/python -m hfagp.render orbit "$workdir" --frame 0 --frames 60 --yaw-range 35 --pitch-range 10 \
     --no-progress --out "$workdir/orbit.mp4"
-echo "demo: $workdir/eval/summary.json (held-out same-view and novel-view PSNR/SSIM), $workdir/eval/comparisons/ " \
-     "(rows: the frame, then its novel views; columns: ground truth | HFA-GP), $workdir/orbit.mp4" >&2
+echo "demo: $workdir/eval/summary.json (held-out same-view and novel-view PSNR/SSIM, face scores and the mouth and" \
+     "eye readback over the whole video), $workdir/eval/comparisons/ (rows: the frame, then its novel views;" \
+     "columns: ground truth | HFA-GP), $workdir/eval/face_crops.png (face crops by jaw_open: truth over avatar)," \
+     "$workdir/orbit.mp4" >&2

@@ -6,7 +6,10 @@ prior and the same run started from a random generator.
 Each run's `eval/comparisons/frame_<i>.png` (written by `hfagp.eval --out RUN/eval`) is a column pair
 (ground truth | render) with one row per view (the frame's own camera, then its ground-truth novel views). The
 figure keeps, per frame, the rows `--views` (default: the own view and three novel ones), and puts the columns
-ground truth | prior | random generator side by side; frames follow each other left to right.
+ground truth | prior | random generator side by side; frames follow each other left to right. Below, the prior
+run's face strip (`eval/face_crops.png` of `hfagp.eval` on a head world with part labels: face crops of the
+held-out frames sorted by the true jaw_open, ground truth above the avatar), scaled to the figure's width, so that
+a reader sees at a glance whether the avatar's mouth and eyes move with the truth's.
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ def main(argv=None) -> int:
         blocks.append(np.concatenate(rows, axis=0))
     gap = np.full((blocks[0].shape[0], 8, 3), 255, np.uint8)
     figure = np.concatenate([x for block in blocks for x in (block, gap)][:-1], axis=1)
+    strip_path = Path(args.prior_run) / "eval" / "face_crops.png"
+    if strip_path.is_file():
+        strip = Image.open(strip_path).convert("RGB")
+        height = round(strip.height * figure.shape[1] / strip.width)
+        strip = np.asarray(strip.resize((figure.shape[1], height), Image.LANCZOS))
+        figure = np.concatenate([figure, np.full((8, figure.shape[1], 3), 255, np.uint8), strip], axis=0)
+    else:
+        print(f"demo_figure: no face strip ({strip_path} is missing: the world has no part labels)", file=sys.stderr)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(figure).save(args.out, optimize=True)
     print(f"{args.out}: {figure.shape[1]}x{figure.shape[0]}")

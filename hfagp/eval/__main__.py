@@ -73,7 +73,7 @@ def _main(args) -> int:
 def _evaluate(args) -> int:
     from hfagp import workdir as workdir_lib
     from hfagp.eval.evaluate import evaluate
-    from hfagp.inference import load_split, load_trained
+    from hfagp.inference import load_split, load_trained, load_video
 
     pti_config = None
     if args.baseline == "pti":
@@ -89,7 +89,7 @@ def _evaluate(args) -> int:
     workdir_lib.use_compilation_cache(workdir_lib.load_config(args.workdir))
     avatar = load_trained(args.workdir, step=args.step, generator_path=args.generator)
     frames = load_split(avatar, args.split, args.max_frames)
-    readback_frames = _all_frames(avatar) if args.readback == "all" else None
+    readback_frames = load_video(avatar) if args.readback == "all" else None
     load_s = time.perf_counter() - t0
     out = Path(args.out) if args.out else Path(args.workdir) / workdir_lib.EVAL_DIR / f"step_{avatar.step}"
     summary = evaluate(avatar, frames, out, split=args.split, batch_size=args.batch_size,
@@ -101,19 +101,6 @@ def _evaluate(args) -> int:
                       "metrics": summary["metrics"], "subspace_mean_deg": summary["subspace"].get("mean_deg"),
                       "timing": summary["timing"]}, indent=2))
     return 0
-
-
-def _all_frames(avatar) -> dict:
-    """Every frame of the run's video (train and test splits), in time order."""
-    import numpy as np
-
-    from hfagp.inference import load_split
-
-    splits = [load_split(avatar, split) for split in ("train", "test")]
-    keys = set(splits[0]) & set(splits[1])
-    merged = {k: np.concatenate([s[k] for s in splits]) for k in keys}
-    order = np.argsort(merged["frame_index"], kind="stable")
-    return {k: v[order] for k, v in merged.items()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -19,11 +19,12 @@ is LPIPS-VGG (the official VGG16 feature distance's stand-in): give `pti_vgg_wei
 with `lpips_net='vgg'`, or a `PTIConfig` with `invert_distance='l2_lpips'`.
 
 On a head world with part labels (version 2 on, `avatar_data.worlds.layout.read_face_truth`) also the face
-metrics of `hfagp.eval.face` per row, their readback r^2 (over the evaluated frames at their own view, or
-with ``readback_frames`` over those frames instead, e.g. every frame of the video) and ``face_crops.png``.
+metrics of `hfagp.metrics.face_scores` per row, their readback r^2 (over the evaluated frames at their own view,
+or with ``readback_frames`` over those frames instead, e.g. every frame of the video, the evaluated frames' own
+beside) and ``face_crops.png`` (`hfagp.eval.face`).
 
 Outputs in ``--out`` (default ``WORKDIR/eval/step_<N>``): ``per_frame.csv`` (one row per frame x view x
-method: frame_index, method, view, view_kind, psnr, ssim[, lpips], then the `face.FACE_METRICS` columns,
+method: frame_index, method, view, view_kind, psnr, ssim[, lpips], then the `metrics.FACE_METRICS` columns,
 empty where the world has no part labels), ``summary.json`` (means per method and view kind and per view,
 principal angles, face readback or why there is none, timing, configuration), ``comparisons/frame_<i>.png``
 (rows: views; columns: ground truth, this method[, pti]) and, with part labels, ``face_crops.png``.
@@ -45,7 +46,7 @@ import numpy as np
 
 from hfagp import metrics
 from hfagp.eval import face as face_lib
-from hfagp.datasets import NovelViews, load_novel_views
+from hfagp.datasets import NovelViews, load_face_truth, load_novel_views
 from hfagp.inference import TrainedAvatar, world_dir
 from hfagp_common.batching import batched
 from hfagp_common.cli import ConfigError
@@ -158,7 +159,7 @@ def score(pred: np.ndarray, target: np.ndarray, batch_size: int,
 def _rows(method: str, frame_index: np.ndarray, view: str, scores: dict) -> list[dict]:
     """Rows of per-image scores; the face metrics absent from `scores` are None (empty in the CSV)."""
     kind = "same" if view == SAME_VIEW else "novel"
-    scores = {**{k: None for k in face_lib.FACE_METRICS}, **scores}
+    scores = {**{k: None for k in metrics.FACE_METRICS}, **scores}
     return [{"frame_index": int(f), "method": method, "view": view, "view_kind": kind,
              **{k: None if v is None else float(v[i]) for k, v in scores.items()}} for i, f in enumerate(frame_index)]
 
@@ -209,30 +210,34 @@ def save_comparisons(out_dir: Path, frame_index: np.ndarray, columns: list[np.nd
 
 def _face_summary(avatar, face_truth, frame_index, images, pred_same, pti_images, readback_frames, batch_size,
                   progress, timer) -> dict:
-    """summary.json's 'face': the readback r^2 per method over the evaluated frames (or `readback_frames`,
-    rendered here, hfagp only) and what the face metrics are."""
-    if readback_frames is None:
-        over, idx, truth_images, preds = "the evaluated frames at their own view", frame_index, images, \
-            {METHOD: pred_same, **({"pti": pti_images[:, 0]} if pti_images is not None else {})}
-    else:
+    """summary.json's 'face': the readback r^2 per method over the evaluated frames ('readback'; with
+    `readback_frames`, rendered here, hfagp only, over those instead, and the evaluated frames' own in
+    'readback_evaluated_frames') and what the face metrics are."""
+    truth_of = lambda idx: {k: v[idx] for k, v in face_truth.truth.items()}
+    evaluated = {m: metrics.readback(p, images, face_truth.face_points[frame_index], truth_of(frame_index))
+                 for m, p in {METHOD: pred_same, **({"pti": pti_images[:, 0]} if pti_images is not None else {})}
+                 .items()}
+    summary = {"available": True, "readback_over": "the evaluated frames at their own view", "readback": evaluated}
+    if readback_frames is not None:
         idx = np.asarray(readback_frames["frame_index"])
-        truth_images = np.asarray(readback_frames["image"], np.float32)
         rendered = render_avatar(avatar, np.asarray(readback_frames[avatar.input_key], np.float32),
                                  np.asarray(readback_frames["label"], np.float32), batch_size, "render readback",
                                  progress, timer)
-        over, preds = "the given frames at their own view (every frame of the video with --readback all)", \
-            {METHOD: rendered}
-    points = face_truth.face_points[idx]
-    return {"available": True, "readback_over": over,
-            "readback": {m: face_lib.readback(p, truth_images, points, face_truth.truth, idx)
-                         for m, p in preds.items()},
-            "definitions": {"regions": "hfagp.metrics.face_regions (features + skin in their convex hull, dilated "
-                                       f"{metrics.REGION_DILATION} px; eyes = eyes + eyelids; mouth = lips + interior)",
-                            "detail_ratio": "3x3 Laplacian energy of luminance, render / truth, in the face region",
-                            "mouth_score": "mean relative darkness in a box below the mouth centre",
-                            "eye_score": "luminance std / mean in boxes at the eyes",
-                            "readback": "r^2 against jaw_open and (blink_l + blink_r) / 2; the ceiling is the "
-                                        "same readback of the ground-truth frames; smile is not read back"}}
+        truth_images = np.asarray(readback_frames["image"], np.float32)
+        summary.update(readback_over="the given frames at their own view (every frame of the video with "
+                                     "--readback all)",
+                       readback={METHOD: metrics.readback(rendered, truth_images, face_truth.face_points[idx],
+                                                          truth_of(idx))},
+                       readback_evaluated_frames=evaluated)
+    summary["definitions"] = {
+        "regions": "hfagp.metrics.face_regions (features + skin in their convex hull, dilated "
+                   f"{metrics.REGION_DILATION} px; eyes = eyes + eyelids; mouth = lips + interior)",
+        "detail_ratio": "3x3 Laplacian energy of luminance, render / truth, in the face region",
+        "mouth_score": "mean relative darkness in a box below the mouth centre",
+        "eye_score": "luminance std / mean in boxes at the eyes",
+        "readback": "r^2 against jaw_open and (blink_l + blink_r) / 2; the ceiling is the same readback of the "
+                    "ground-truth frames; smile is not read back"}
+    return summary
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -290,7 +295,7 @@ def evaluate(
     novel = load_novel_views(world, frame_index, cams) if world is not None else None
     novel_idx = np.flatnonzero(novel.available) if novel is not None else np.zeros(0, int)
     num_views = len(novel.views) if novel is not None else 0
-    face_truth, no_face_reason = face_lib.load_face_truth(world)
+    face_truth, no_face_reason = load_face_truth(world)
 
     def scores_of(pred, target, view):
         """score's dict, with the face metrics where the world has part labels; view: None for the same view."""
@@ -299,7 +304,7 @@ def evaluate(
             idx = frame_index if view is None else frame_index[novel_idx]
             parts, points = ((face_truth.part_labels[idx], face_truth.face_points[idx]) if view is None
                              else face_truth.novel(idx, view))
-            out.update(face_lib.face_scores(pred, target, parts, points, face_truth.part_names))
+            out.update(metrics.face_scores(pred, target, parts, points, face_truth.part_names))
         return out
 
     rows, timing = [], {}
@@ -338,8 +343,8 @@ def evaluate(
     view_order = {SAME_VIEW: -1, **{v["name"]: i for i, v in enumerate(novel.views if novel else [])}}
     method_order = {METHOD: 0, "pti": 1}
     rows.sort(key=lambda r: (r["frame_index"], method_order[r["method"]], view_order[r["view"]]))
-    write_csv(out_dir / "per_frame.csv", rows, [*metric_names, *face_lib.FACE_METRICS])
-    by_kind, by_view = summarize_rows(rows, [*metric_names, *(face_lib.FACE_METRICS if face_truth else ())])
+    write_csv(out_dir / "per_frame.csv", rows, [*metric_names, *metrics.FACE_METRICS])
+    by_kind, by_view = summarize_rows(rows, [*metric_names, *(metrics.FACE_METRICS if face_truth else ())])
     face_summary = {"available": False, "reason": no_face_reason}
     if face_truth is not None:
         face_summary = _face_summary(avatar, face_truth, frame_index, images, pred_same, pti_images,

@@ -159,9 +159,11 @@ def pti_config(exp, tune: bool):
 
 
 def evaluate_run(workdir: Path, exp, baseline: Optional[str] = None) -> dict:
-    """hfagp.eval's summary of the run (cached in WORKDIR/eval/<baseline or 'method'>/summary.json)."""
+    """hfagp.eval's summary of the run (cached in WORKDIR/eval/<baseline or 'method'>/summary.json). The method's
+    face readback is measured over every frame of the video (the held-out frames' own beside); a baseline's over
+    its frames."""
     from hfagp.eval.evaluate import evaluate
-    from hfagp.inference import load_split, load_trained
+    from hfagp.inference import load_split, load_trained, load_video
 
     out = workdir / "eval" / (baseline or "method")
     summary = out / "summary.json"
@@ -172,7 +174,8 @@ def evaluate_run(workdir: Path, exp, baseline: Optional[str] = None) -> dict:
     kind = {"pti": ("pti", pti_config(exp, tune=True)), "inversion": ("pti", pti_config(exp, tune=False))}
     name, config = kind.get(baseline, (None, None))
     return evaluate(avatar, frames, out, batch_size=int(exp.eval_batch_size), baseline=name, pti_config=config,
-                    num_images=int(exp.test_frames), progress=False)
+                    num_images=int(exp.test_frames), readback_frames=None if baseline else load_video(avatar),
+                    progress=False)
 
 
 def depth_errors(workdir: Path) -> dict:
@@ -333,6 +336,56 @@ def _scores(summary: dict, method: str) -> dict:
     return out
 
 
+FACE_SCORES = ("face_psnr", "eyes_psnr", "mouth_psnr", "detail_ratio")
+
+
+def _face(summary: dict, method: str, readback: bool = True) -> dict:
+    """Face scores of `method` in an evaluation summary: {same,novel}_{`FACE_SCORES`} (None on a world without
+    part labels), and with `readback` the mouth and eye readback r^2 with their ceilings over the frames the
+    summary read back ('all_': every frame of the video for a method's evaluation) and over the held-out frames
+    ('heldout_')."""
+    out = {f"{kind}_{name}": summary["metrics"][method].get(f"{kind}_view", {}).get(name)
+           for kind in ("same", "novel") for name in FACE_SCORES}
+    face = summary.get("face", {})
+    if readback and face.get("available"):
+        held_out = face.get("readback_evaluated_frames", face["readback"])
+        for prefix, source in (("all_", face["readback"]), ("heldout_", held_out)):
+            for key, value in source.get(method, {}).items():
+                out[prefix + key] = value
+    return out
+
+
+def face_table(lead_header: Sequence[str], rows_in: Sequence[tuple[Sequence, dict]]) -> str:
+    """Markdown table of face scores: columns `lead_header` then the scores; rows_in = [(leading cells, `_face`
+    dict)]; readback as 'r^2 (ceiling)'."""
+    def r2(s, key, prefix="all_"):
+        value, ceiling = s.get(f"{prefix}{key}_r2"), s.get(f"{prefix}{key}_r2_ceiling")
+        return "—" if value is None else f"{value:.2f} ({_fmt(ceiling)})"
+
+    header = ["face PSNR (same)", "face PSNR (novel)", "eyes PSNR", "mouth PSNR", "detail ratio (same)",
+              "detail ratio (novel)", "jaw_open r^2 (ceiling)", "held-out jaw_open r^2 (ceiling)",
+              "blink r^2 (ceiling)"]
+    rows = [[*lead, _fmt(s["same_face_psnr"]), _fmt(s["novel_face_psnr"]), _fmt(s["same_eyes_psnr"]),
+             _fmt(s["same_mouth_psnr"]), _fmt(s["same_detail_ratio"], ".3f"), _fmt(s["novel_detail_ratio"], ".3f"),
+             r2(s, "jaw_open"), r2(s, "jaw_open", "heldout_"), r2(s, "blink")] for lead, s in rows_in]
+    return markdown_table([*lead_header, *header], rows)
+
+
+def _mean_face(entries: Sequence[dict]) -> dict:
+    """Mean of `_face` dicts (None where any is None)."""
+    keys = entries[0].keys()
+    return {k: None if any(e.get(k) is None for e in entries) else float(np.mean([e[k] for e in entries]))
+            for k in keys}
+
+
+FACE_NOTE = ("Face: `hfagp.metrics.face_scores` on the world's part labels: PSNR in the face region (the features "
+             "and the skin between them), in the eye and mouth regions (same view), and the detail ratio (3x3 "
+             "Laplacian energy of luminance in the face region, render / truth: 1 = as sharp as the truth). "
+             "Readback: r^2 of the mouth opening (eye opening) read from the rendered pixels alone against the true "
+             "jaw_open (blink), over every frame of the video at its own view, and over the held-out frames "
+             "alone; in brackets the same readback of the ground-truth frames (the ceiling).")
+
+
 def part_table1(out: Path, exp, worlds_of: dict, log) -> str:
     wall, per_identity, rows = 0.0, {}, []
     for i in exp.identities:
@@ -345,7 +398,12 @@ def part_table1(out: Path, exp, worlds_of: dict, log) -> str:
         # All three on the baselines' frames (the PTI evaluation scores HFA-GP on them too); HFA-GP on every
         # test frame beside.
         entry = {"hfagp": _scores(pti, "hfagp"), "pti": _scores(pti, "pti"), "inversion": _scores(inversion, "pti"),
-                 "hfagp_all_test_frames": _scores(method, "hfagp"), "depth_error": depth_errors(workdir)}
+                 "hfagp_all_test_frames": _scores(method, "hfagp"), "depth_error": depth_errors(workdir),
+                 # Face scores on the baselines' frames; HFA-GP's readback over the whole video (a baseline is
+                 # fitted per frame: a handful of frames, no readback).
+                 "face": {"hfagp": {**_face(method, "hfagp"), **_face(pti, "hfagp", readback=False)},
+                          "pti": _face(pti, "pti", readback=False),
+                          "inversion": _face(inversion, "pti", readback=False)}}
         per_identity[i] = entry
         log(f"table 1, identity {i}: HFA-GP novel {entry['hfagp']['novel_psnr']:.2f} dB, PTI "
             f"{entry['pti']['novel_psnr']:.2f} dB, W+ inversion {entry['inversion']['novel_psnr']:.2f} dB")
@@ -373,6 +431,11 @@ def part_table1(out: Path, exp, worlds_of: dict, log) -> str:
             f"tuning. Depth error: mean |image_depth - ground truth| on the foreground, world units (the head is "
             f"~0.5 units tall). HFA-GP's novel-view PSNR beats PTI's on "
             f"{sum(beats.values())} of {len(beats)} identities.")
+    labels = (("hfagp", "HFA-GP (RGB)"), ("pti", "PTI"), ("inversion", "W+ inversion, no tuning"))
+    face_rows = [((i, label), per_identity[i]["face"][name]) for i in exp.identities for name, label in labels]
+    face_rows += [(("mean", label), _mean_face([per_identity[i]["face"][name] for i in exp.identities]))
+                  for name, label in labels]
+    note += "\n\n" + face_table(["identity", "method"], face_rows) + "\n\n" + FACE_NOTE
     header = ["identity", "method", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM", "depth err (same)",
               "depth err (novel)"]
     figure = figure_table1(out, exp)
@@ -443,6 +506,7 @@ def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:
             wall += train_s + evaluation_wall_s(summary)
             s = _scores(summary, "hfagp")
             s["expression_r2"] = expression_r2(workdir)
+            s["face"] = _face(summary, "hfagp")
             per_identity[i][name] = s
             rows.append([i, label, _fmt(s["same_psnr"]), _fmt(s["same_ssim"], ".3f"), _fmt(s["novel_psnr"]),
                          _fmt(s["novel_ssim"], ".3f"), _fmt(s["expression_r2"]["all"], ".3f"),
@@ -454,6 +518,9 @@ def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:
         r2 = lambda key: float(np.mean([per_identity[i][name]["expression_r2"][key] for i in exp.identities]))
         rows.append(["mean", label, _fmt(mean("same_psnr")), _fmt(mean("same_ssim"), ".3f"), _fmt(mean("novel_psnr")),
                      _fmt(mean("novel_ssim"), ".3f"), _fmt(r2("all"), ".3f"), _fmt(r2("jaw_open"), ".3f")])
+    face_rows = [((i, label), per_identity[i][name]["face"]) for i in exp.identities for name, _, _, label in recipes]
+    face_rows += [(("mean", label), _mean_face([per_identity[i][name]["face"] for i in exp.identities]))
+                  for name, _, _, label in recipes]
     figure = figure_runs(out, "table2_3", [[f"{name}_id{i}" for name, *_ in recipes] for i in exp.identities])
     note = ("Expression R^2: how much of the true expression parameters (jaw_open, smile, blinks, gaze, ...; "
             "pooled over those that vary; and jaw_open alone, the one speech moves) a linear map of the encoder's k "
@@ -462,7 +529,10 @@ def part_table2_3(out: Path, exp, worlds_of: dict, log) -> str:
             "1.0 is a check of the measure. Audio: "
             "MFCC windows of the speech (avatar_data.audio_features), not DeepSpeech.\n\n"
             f"Pictures: {figure.relative_to(out)} (per identity: rows = its first test frame's own view, then its "
-            f"novel views; columns = ground truth | " + " | ".join(label for *_, label in recipes) + ").")
+            f"novel views; columns = ground truth | " + " | ".join(label for *_, label in recipes) + ").\n\n" +
+            face_table(["identity", "driving signal"], face_rows) + "\n\n" + FACE_NOTE + " The held-out readback "
+            "is the lip-sync analogue of the paper's SyncNet score: the held-out frames are driven by their own "
+            "signal (frames, expression vectors or speech) only.")
     header = ["identity", "driving signal", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM", "expression R^2",
               "jaw_open R^2"]
     return write_table(out, exp, "table2_3", "Tables 2-3: expression- and audio-driven reenactment", header, rows,
@@ -501,13 +571,16 @@ def part_table4(out: Path, exp, worlds_of: dict, log) -> str:
             workdir, train_s = train(out, exp, run, worlds_of[i])
             summary = evaluate_run(workdir, exp)
             wall += train_s + evaluation_wall_s(summary)
-            values.append(_scores(summary, "hfagp"))
+            face = _face(summary, "hfagp")
+            values.append({**_scores(summary, "hfagp"), "novel_face_psnr": face["novel_face_psnr"],
+                           "same_detail_ratio": face["same_detail_ratio"], "jaw_open_r2": face.get("all_jaw_open_r2")})
         stats = {k: (float(np.mean([v[k] for v in values])), float(np.std([v[k] for v in values])))
-                 for k in values[0]}
+                 if all(v[k] is not None for v in values) else (None, None) for k in values[0]}
         results[label] = {"per_seed": values, "mean_std": stats}
-        rows.append([label, *(f"{stats[k][0]:.2f} ± {stats[k][1]:.2f}" if "psnr" in k else
-                              f"{stats[k][0]:.3f} ± {stats[k][1]:.3f}" for k in ("same_psnr", "same_ssim",
-                                                                                  "novel_psnr", "novel_ssim"))])
+        rows.append([label, *("—" if stats[k][0] is None else f"{stats[k][0]:.2f} ± {stats[k][1]:.2f}"
+                              if "psnr" in k else f"{stats[k][0]:.3f} ± {stats[k][1]:.3f}"
+                              for k in ("same_psnr", "same_ssim", "novel_psnr", "novel_ssim", "novel_face_psnr",
+                                        "same_detail_ratio", "jaw_open_r2"))])
         log(f"table 4: {label}: novel {stats['novel_psnr'][0]:.2f} ± {stats['novel_psnr'][1]:.2f} dB")
     figure = figure_runs(out, "table4", [[runs[0].name for _, runs in variants]])
     recipe = (f"the fast recipe ({exp.fast.total_steps} steps, learning rate {exp.fast.learning_rate}, the generator "
@@ -521,7 +594,10 @@ def part_table4(out: Path, exp, worlds_of: dict, log) -> str:
             f"Pictures: {figure.relative_to(out)} (seed {exp.ablations.seeds[0]}; rows = the first test frame's own "
             f"view, then its novel views; columns = ground truth | " + " | ".join(label for label, _ in variants) +
             ").")
-    header = ["variant", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM"]
+    note += ("\n\nFace PSNR at the novel views, the detail ratio at the frames' own view and the jaw_open readback "
+             "r^2 over the whole video: `hfagp.metrics.face_scores` / `readback`, as in Tables 1-3.")
+    header = ["variant", "same-view PSNR", "SSIM", "novel-view PSNR", "SSIM", "face PSNR (novel)",
+              "detail ratio", "jaw_open r^2"]
     return write_table(out, exp, "table4", "Table 4: ablations", header, rows, {"results": results}, wall, note)
 
 

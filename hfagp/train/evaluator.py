@@ -1,6 +1,8 @@
 """In-training evaluation: held-out-frame PSNR (the metric of `hfagp.eval`, on clipped renders), on a world
-with ground truth also the PSNR of its novel views of those frames, and pictures (reconstructions, a yaw sweep
-of the first held-out frame, one image per basis vector)."""
+with ground truth also the PSNR of its novel views of those frames, on a head world with part labels the face
+scores of `hfagp.metrics.face_scores` (face PSNR at the frames' own and at the novel views, the detail ratio, and
+the mouth and eye readback r^2 over the evaluated frames), and pictures (reconstructions, a yaw sweep of the first
+held-out frame, one image per basis vector)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from avatar_data import cameras
 from hfagp import metrics
 from hfagp import model as model_lib
-from hfagp.datasets import load_novel_views
+from hfagp.datasets import load_face_truth, load_novel_views
 from hfagp import workdir as workdir_lib
 from hfagp_common.batching import batched
 from hfagp_common.images import image_grid, save_png, to_uint8
@@ -58,6 +60,7 @@ class Evaluator:
             self.novel = {"inputs": np.repeat(self.inputs[rows], views, axis=0),
                           "labels": novel.cameras[rows].reshape(-1, novel.cameras.shape[-1]),
                           "images": novel.images[rows].reshape((-1,) + novel.images.shape[2:])}
+        self.face = self._face_annotations(world_dir, np.asarray(frames["frame_index"]), novel)
         # Inputs are replicated over the mesh (in multi-process runs every process renders the same frames).
         self._replicated = NamedSharding(mesh, PartitionSpec())
         self._render = jax.jit(render_fn, out_shardings=self._replicated)
@@ -66,6 +69,40 @@ class Evaluator:
             self._render_smoothed = jax.jit(smoothed_render_fn, out_shardings=self._replicated)
         self._basis = jax.jit(basis_fn, out_shardings=self._replicated)
         self.is_main = jax.process_index() == 0
+
+    def _face_annotations(self, world_dir, frame_index, novel) -> Optional[dict]:
+        """Part labels, face points and readback truth of the evaluated frames (and of their novel views in the
+        order of `self.novel`), or None for a world without part labels."""
+        truth = load_face_truth(world_dir)[0] if world_dir else None
+        if truth is None:
+            return None
+        out = {"names": truth.part_names, "labels": truth.part_labels[frame_index],
+               "points": truth.face_points[frame_index],
+               "truth": {k: v[frame_index] for k, v in truth.truth.items()}}
+        if self.novel is not None:
+            rows = np.flatnonzero(novel.available)
+            at = [truth.novel(frame_index[rows], v) for v in range(novel.images.shape[1])]
+            # [rows, views, ...] flattened row-major, as self.novel's images.
+            out["novel_labels"] = np.stack([a[0] for a in at], axis=1).reshape((-1,) + truth.part_labels.shape[1:])
+            out["novel_points"] = np.stack([a[1] for a in at], axis=1).reshape(-1, 3, 2)
+        return out
+
+    def _face_results(self, pred: np.ndarray, novel: Optional[np.ndarray]) -> dict:
+        """eval/face_psnr, eval/detail_ratio, eval/jaw_open_r2 and eval/blink_r2 (with their ceilings), and
+        eval/novel_face_psnr where there are novel views."""
+        face = self.face
+        scores = metrics.face_scores(pred, self.images, face["labels"], face["points"], face["names"])
+        result = {"eval/face_psnr": metrics.mean_or_nan(scores["face_psnr"][np.isfinite(scores["face_psnr"])]),
+                  "eval/detail_ratio": metrics.mean_or_nan(scores["detail_ratio"][np.isfinite(scores["detail_ratio"])])}
+        readback = metrics.readback(pred, self.images, face["points"], face["truth"])
+        for key in ("jaw_open_r2", "jaw_open_r2_ceiling", "blink_r2", "blink_r2_ceiling"):
+            if readback[key] is not None:
+                result[f"eval/{key}"] = readback[key]
+        if novel is not None:
+            psnr = metrics.face_scores(novel, self.novel["images"], face["novel_labels"], face["novel_points"],
+                                       face["names"])["face_psnr"]
+            result["eval/novel_face_psnr"] = metrics.mean_or_nan(psnr[np.isfinite(psnr)])
+        return result
 
     def _render_all(self, params, constants, inputs, labels) -> np.ndarray:
         render = self._render_smoothed if self._smoothing else self._render
@@ -80,9 +117,12 @@ class Evaluator:
         pred = self._render_all(params, constants, self.inputs, self.labels)
         psnr = np.asarray(metrics.psnr(pred, self.images))
         result = {"eval/psnr": float(psnr.mean()), "eval/frames": len(pred)}
+        novel = None
         if self.novel is not None:
             novel = self._render_all(params, constants, self.novel["inputs"], self.novel["labels"])
             result["eval/novel_psnr"] = float(np.mean(np.asarray(metrics.psnr(novel, self.novel["images"]))))
+        if self.face is not None:
+            result.update(self._face_results(pred, novel))
         if not self.is_main:
             return result
         self.writer.scalars(step, result)

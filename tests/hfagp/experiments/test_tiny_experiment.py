@@ -33,15 +33,29 @@ def test_table1_is_written_with_every_method_and_its_wall_time(tiny_experiment):
         scores = entry[method]
         assert set(scores) == {"same_psnr", "same_ssim", "novel_psnr", "novel_ssim"}
         assert all(np.isfinite(v) for v in scores.values()), (method, scores)
+        # The face scores on the world's part labels, for every method.
+        face = entry["face"][method]
+        assert all(np.isfinite(face[f"{kind}_{name}"]) for kind in ("same", "novel")
+                   for name in ("face_psnr", "detail_ratio")), (method, face)
+    # HFA-GP's readback over every frame of the video, beside the ground truth's (the ceiling).
+    face = entry["face"]["hfagp"]
+    assert face["all_frames"] == exp.frames and face["heldout_frames"] == exp.test_frames
+    assert 0 <= face["all_jaw_open_r2"] <= 1 and 0 < face["all_jaw_open_r2_ceiling"] <= 1, face
     depth = entry["depth_error"]
     assert set(depth) == {"same_view", "novel_views"} and all(0 < v < 1 for v in depth.values()), depth
     markdown = (out / "tables" / "table1.md").read_text()
     assert "| mean | HFA-GP (RGB) |" in markdown and "Wall time of this part" in markdown
+    assert "| identity | method | face PSNR (same) |" in markdown and "ceiling" in markdown
     assert (out / "results.md").read_text().count("## Table 1") == 1
     # The comparison pictures of each method exist (ground truth | HFA-GP, ground truth | HFA-GP | PTI).
     run = out / "runs" / "rgb_id0" / "eval"
     for name in ("method", "pti", "inversion"):
         assert list((run / name / "comparisons").glob("*.png")), name
+    # The in-training evaluation (TensorBoard and eval_metrics.jsonl) scores the face too.
+    last = json.loads((out / "runs" / "rgb_id0" / "eval_metrics.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == exp.total_steps
+    for key in ("eval/face_psnr", "eval/novel_face_psnr", "eval/detail_ratio", "eval/jaw_open_r2_ceiling"):
+        assert np.isfinite(last[key]), (key, last)
 
 
 def test_hfagp_novel_views_beat_pti(tiny_experiment):
