@@ -43,9 +43,7 @@ def _main(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli.run(NAME, lambda: _main(args), expected=(*cli.EXPECTED_ERRORS, SnapshotError, ConversionError))
+main = cli.entry_point(NAME, build_parser, _main, expected=(*cli.EXPECTED_ERRORS, SnapshotError, ConversionError))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ one line `convert_weights.export: error: ...`, exits with status 2 and leaves OU
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import secrets
 import sys
@@ -116,14 +115,11 @@ def build_parser() -> cli.ArgumentParser:
 def _main(args) -> int:
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     summary = export_generator(args.generator_dir, args.output, overwrite=args.overwrite, log=log)
-    print(json.dumps(summary, indent=2))
-    return 0
+    cli.print_json(summary)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli.run(NAME, lambda: _main(args), expected=(*cli.EXPECTED_ERRORS, ExportError, SnapshotError,
-                                                          TorchZipError))
+main = cli.entry_point(NAME, build_parser, _main,
+                       expected=(*cli.EXPECTED_ERRORS, ExportError, SnapshotError, TorchZipError))
 
 
 if __name__ == "__main__":

@@ -5,10 +5,18 @@ line on stderr, ``<name>: error: <what is wrong>``, and exit code 2; never a tra
 (Ctrl-C) exits with 130. An unexpected exception (a bug) is also reported in one line naming its type;
 set ``HFAGP_TRACEBACK=1`` to see the traceback instead.
 
-    parser = cli.ArgumentParser("avatar_data.worlds.heads", description=...)
-    ...
-    def main(argv=None) -> int:
-        return cli.run(NAME, lambda: _main(parser.parse_args(argv)))
+    def build_parser() -> cli.ArgumentParser:
+        p = cli.ArgumentParser(NAME, description=...)
+        ...
+
+    def _main(args) -> None:
+        ...
+        cli.print_json(summary)
+
+    main = cli.entry_point(NAME, build_parser, _main)
+
+    if __name__ == "__main__":
+        sys.exit(main())
 
 `run` treats `UserError`, `ValueError` and `OSError` (missing files, permissions, a full disk) as user
 errors, and so is a `SystemExit` with a message (``raise SystemExit("needs torch")``). Modules raise
@@ -99,6 +107,26 @@ def run(name: str, body: Callable[[], Optional[int]], expected: Sequence[type] =
                                f"traceback)"), file=sys.stderr)
         return 2
     return 0 if code is None else int(code)
+
+
+def entry_point(name: str, build_parser: Callable[[], argparse.ArgumentParser],
+                body: Callable[[argparse.Namespace], Optional[int]],
+                expected: Sequence[type] = EXPECTED_ERRORS) -> Callable[[Optional[Sequence[str]]], int]:
+    """``main(argv=None) -> exit code``: parses `argv` (default: sys.argv[1:]) with a fresh `build_parser()`, then
+    runs `body(args)` under `run`'s one-line error contract."""
+    def main(argv: Optional[Sequence[str]] = None) -> int:
+        args = build_parser().parse_args(argv)
+        return run(name, lambda: body(args), expected)
+
+    main.__doc__ = f"The `{name}` command: exit code 0, or 2 with one error line (hfagp_common.cli)."
+    return main
+
+
+def print_json(summary: dict) -> None:
+    """A command's summary on stdout, as indented JSON (what scripts read back)."""
+    import json
+
+    print(json.dumps(summary, indent=2))
 
 
 def _int(text: str) -> int:
@@ -215,11 +243,39 @@ def absl_flags_parser(name: str, config_flag: Optional[str] = "config") -> Calla
     return parse
 
 
+def absl_main(name: str, body: Callable[[], Optional[int]]) -> Callable[[list], None]:
+    """``main(argv)`` for `absl.app.run` (flags parsed by `absl_flags_parser(name)`, see `run_absl`): absl's
+    logging at WARNING (orbax logs every checkpoint step at INFO, absl its backend discovery; neither is the
+    command's output), then `body()` under `run`'s one-line error contract; exits with its code."""
+
+    def main(argv):
+        del argv
+        from absl import logging
+
+        logging.set_verbosity(logging.WARNING)
+        sys.exit(run(name, body))
+
+    return main
+
+
+def run_absl(name: str, main: Callable[[list], None], huge_pages: bool = True) -> None:
+    """The ``__main__`` block of an absl entry point: with `huge_pages`, restart under glibc malloc with
+    transparent huge pages first (`hfagp_common.host.reexec_with_huge_pages`: ~25% faster CPU steps), then
+    `absl.app.run(main)` with `absl_flags_parser(name)` (a bad flag: one line, exit 2)."""
+    from absl import app
+
+    from hfagp_common.host import reexec_with_huge_pages
+
+    if huge_pages:
+        reexec_with_huge_pages()
+    app.run(main, flags_parser=absl_flags_parser(name))
+
+
 def _exit_with_error(name: str, message) -> None:
     print(error_line(name, message), file=sys.stderr)
     sys.exit(2)
 
 
-__all__ = ["ArgumentParser", "ConfigError", "EXPECTED_ERRORS", "UserError", "absl_flags_parser", "error_line",
-           "finite_float", "first_line", "flag_errors", "fraction", "non_negative_float", "non_negative_int", "one_line", "positive_float",
-           "positive_int", "run"]
+__all__ = ["ArgumentParser", "ConfigError", "EXPECTED_ERRORS", "UserError", "absl_flags_parser", "absl_main",
+           "entry_point", "error_line", "finite_float", "first_line", "flag_errors", "fraction", "non_negative_float",
+           "non_negative_int", "one_line", "positive_float", "positive_int", "print_json", "run", "run_absl"]

@@ -31,7 +31,6 @@ above it), and the device command.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -189,9 +188,7 @@ def _main(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli.run(NAME, lambda: _main(args))
+main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":

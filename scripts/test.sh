@@ -3,7 +3,8 @@
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"` (the quick tier) or
 # `bash scripts/test.sh tests/eg3d_flax`. The tests run on HFAGP_TEST_WORKERS pytest-xdist workers (default 2, the
 # CI machine's cores; 0: in this process), each running whole test files (`--dist loadfile`: a module fixture is made
-# once; a session fixture once per worker that uses it).
+# once; a session fixture once per worker that uses it), handed out in collection order, where tests/conftest.py puts
+# the longest files first (`--no-loadscope-reorder`: xdist would otherwise order them by their number of tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
@@ -15,4 +16,4 @@ fi
 if [ "${HFAGP_NO_HUGE_PAGES:-0}" = "0" ]; then  # same opt-out rule as hfagp_common/host.py
   export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1"
 fi
-exec .venv/bin/python -m pytest -n "${HFAGP_TEST_WORKERS:-2}" --dist loadfile "$@"
+exec .venv/bin/python -m pytest -n "${HFAGP_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

@@ -14,8 +14,13 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "2")
 # cache on 2 busy cores, CPU seconds: tests/hfagp/train/test_step.py (two step compilations) 126 -> 75; the fault
 # suite's 12-step train.py run 131 -> 95 (from a warm cache, where only the slower code counts: 38 -> 54). Results
 # differ in the last bits (that run's step-12 loss by 1e-6 relative).
-# HFAGP_TEST_OPTIMIZED=1 keeps XLA's default (production) optimisation.
-if os.environ.get("HFAGP_TEST_OPTIMIZED", "") in ("", "0"):
+# HFAGP_TEST_OPTIMIZED=1 keeps XLA's default (production) optimisation. Modules marked `optimized` spend their time
+# running compiled steps instead, and compile with the optimisations (`_xla_optimisations_for_marked_modules`):
+# tests/pretrained/test_heads128.py (an inversion of 150 steps) took 113 s without them and 79 s with them, the tiny
+# experiment (tests/hfagp/experiments/) about 520 s and 342 s; tests/hfagp/eval/test_pti.py (few steps, large
+# programs) 125 s and 160 s, so it stays unmarked.
+OPTIMISATIONS_DISABLED = os.environ.get("HFAGP_TEST_OPTIMIZED", "") in ("", "0")
+if OPTIMISATIONS_DISABLED:
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import jax  # noqa: E402
@@ -29,6 +34,23 @@ from shared_fixtures import require_fixtures  # noqa: E402
 # The fault suite's closing summary: a plugin here, at the top, so that pytest-xdist's controller (which loads only
 # this conftest) adds up and prints the workers' counts.
 pytest_plugins = ("faults.summary",)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _xla_optimisations_for_marked_modules(request):
+    """A module marked `optimized` (`pytestmark`) compiles with XLA's optimisations, in this process and in the
+    processes its tests start; the rest of the suite without them (above)."""
+    if not OPTIMISATIONS_DISABLED or request.node.get_closest_marker("optimized") is None:
+        yield
+        return
+    jax.config.update("jax_disable_most_optimizations", False)
+    saved = os.environ.pop("JAX_DISABLE_MOST_OPTIMIZATIONS", None)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", True)
+        if saved is not None:
+            os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = saved
 
 
 @pytest.fixture(scope="session")
@@ -116,8 +138,35 @@ def tiny_audio_run(tiny_run_root):
 HEAVY_VARIABLE = "HFAGP_HEAVY_TESTS"
 
 
+# The longest test files, in seconds of one CI run (cold XLA cache, two workers on the 2 cores). scripts/test.sh
+# hands whole files to the pytest-xdist workers in collection order (--dist loadfile --no-loadscope-reorder), and
+# `pytest_collection_modifyitems` puts these first, longest first, so that the long files start at once and the
+# short ones fill the gaps at the end (longest-processing-time-first scheduling: the two workers finish within
+# about one short file of each other instead of one waiting for the other's last long file). A file not listed
+# runs after them; the numbers only need to keep their order roughly right.
+LONG_FILES = {
+    "tests/hfagp/train/test_loop.py": 800,
+    "tests/faults/test_training_faults.py": 500,
+    "tests/faults/test_bad_inputs.py": 260,
+    "tests/hfagp/experiments/test_tiny_experiment.py": 250,
+    "tests/hfagp/eval/test_pti.py": 240,
+    "tests/hfagp/render/test_render_cli.py": 220,
+    "tests/hfagp/pretrain/test_pretrain.py": 190,
+    "tests/eg3d_flax/test_generator_parity.py": 180,
+    "tests/benchmarks/test_device_check.py": 160,
+    "tests/eg3d_flax/test_structure.py": 150,
+    "tests/hfagp/train/test_training_options.py": 100,
+    "tests/pretrained/test_heads128.py": 90,
+    "tests/hfagp/train/test_audio_smoothing.py": 80,
+    "tests/hfagp/train/test_step.py": 70,
+    "tests/hfagp/eval/test_evaluate.py": 60,
+}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `heavy` run only with HFAGP_HEAVY_TESTS=1 (they would take CI past its budget)."""
+    """The long files first (`LONG_FILES`; the sort is stable, so tests keep their order within a file); tests
+    marked `heavy` run only with HFAGP_HEAVY_TESTS=1 (they would take CI past its budget)."""
+    items.sort(key=lambda item: -LONG_FILES.get(item.nodeid.split("::")[0], 0))
     if os.environ.get(HEAVY_VARIABLE) == "1":
         return
     skip = pytest.mark.skip(reason=f"heavy: set {HEAVY_VARIABLE}=1 to run it (minutes of CPU)")

@@ -458,13 +458,10 @@ def _main(args) -> int:
                "num_test_frames": world["num_test_frames"], "resolution": world["resolution"],
                "generator": world["generator"], "generator_load_s": round(load_s, 3),
                "timing_s": world["timing_s"]}
-    print(json.dumps(summary, indent=2))
-    return 0
+    cli.print_json(summary)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli.run(NAME, lambda: _main(args))
+main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":

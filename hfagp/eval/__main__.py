@@ -12,7 +12,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
 
 from hfagp.precision import PRECISIONS
 from hfagp_common import cli
@@ -103,9 +102,7 @@ def _evaluate(args) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli.run(NAME, lambda: _main(args))
+main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":

@@ -366,7 +366,7 @@ def face_table(lead_header: Sequence[str], rows_in: Sequence[tuple[Sequence, dic
               "detail ratio (novel)", "jaw_open r^2 (ceiling)", "held-out jaw_open r^2 (ceiling)",
               "blink r^2 (ceiling)"]
     rows = [[*lead, _fmt(s["same_face_psnr"]), _fmt(s["novel_face_psnr"]), _fmt(s["same_eyes_psnr"]),
-             _fmt(s["same_mouth_psnr"]), _fmt(s["same_detail_ratio"], ".3f"), _fmt(s["novel_detail_ratio"], ".3f"),
+             _fmt(s["same_mouth_psnr"]), _fmt(s["same_detail_ratio"], ".2g"), _fmt(s["novel_detail_ratio"], ".2g"),
              r2(s, "jaw_open"), r2(s, "jaw_open", "heldout_"), r2(s, "blink")] for lead, s in rows_in]
     return markdown_table([*lead_header, *header], rows)
 
@@ -578,7 +578,8 @@ def part_table4(out: Path, exp, worlds_of: dict, log) -> str:
                  if all(v[k] is not None for v in values) else (None, None) for k in values[0]}
         results[label] = {"per_seed": values, "mean_std": stats}
         rows.append([label, *("—" if stats[k][0] is None else f"{stats[k][0]:.2f} ± {stats[k][1]:.2f}"
-                              if "psnr" in k else f"{stats[k][0]:.3f} ± {stats[k][1]:.3f}"
+                              if "psnr" in k else f"{stats[k][0]:.2g} ± {stats[k][1]:.1g}" if "detail" in k
+                              else f"{stats[k][0]:.3f} ± {stats[k][1]:.3f}"
                               for k in ("same_psnr", "same_ssim", "novel_psnr", "novel_ssim", "novel_face_psnr",
                                         "same_detail_ratio", "jaw_open_r2"))])
         log(f"table 4: {label}: novel {stats['novel_psnr'][0]:.2f} ± {stats['novel_psnr'][1]:.2f} dB")

@@ -4,13 +4,11 @@ Makes the world with ground truth the config names (`hfagp.make_world.make_world
 same flags trains on it.
 """
 
-import sys
-
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from hfagp.datasets import DEFAULT_CONFIG
-from hfagp_common.cli import absl_flags_parser, flag_errors
+from hfagp_common.cli import absl_main, flag_errors, run_absl
 
 NAME = "hfagp.make_world"
 
@@ -22,19 +20,14 @@ flags.DEFINE_string("workdir", None, "The run's directory (the world goes to WOR
 flags.mark_flags_as_required(["workdir"])
 
 
-def main(argv):
-    del argv
-    from absl import logging
-
+def _make_world():
     from hfagp.make_world import make_world
-    from hfagp_common import cli
 
-    def run():
-        print(make_world(flags.FLAGS.config, flags.FLAGS.workdir))
+    print(make_world(flags.FLAGS.config, flags.FLAGS.workdir))
 
-    logging.set_verbosity(logging.WARNING)  # absl's INFO lines (backend discovery) are not the command's output
-    sys.exit(cli.run(NAME, run))
+
+main = absl_main(NAME, _make_world)
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=absl_flags_parser(NAME))  # bad flags: one line, exit 2
+    run_absl(NAME, main, huge_pages=False)

@@ -4,13 +4,14 @@ Renders the pretraining data, trains the prior, validates it on held-out identit
 generator to DIR/generator (see `hfagp.pretrain.loop`). Rerunning the same command resumes.
 """
 
+import json
 import shlex
 import sys
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
-from hfagp_common.cli import absl_flags_parser, flag_errors
+from hfagp_common.cli import absl_main, flag_errors, run_absl
 
 with flag_errors("hfagp.pretrain"):  # the default config is loaded, with the --config.* overrides, right here
     config_flags.DEFINE_config_file("config", "configs/pretrain_heads.py", "Pretraining config.", lock_config=True)
@@ -18,27 +19,17 @@ flags.DEFINE_string("workdir", None, "Directory for the data cache, checkpoints 
 flags.mark_flags_as_required(["workdir"])
 
 
-def main(argv):
-    del argv
-    import json
-
-    from absl import logging
-
+def _pretrain():
     from hfagp.pretrain.loop import pretrain
-    from hfagp_common import cli
 
-    def run():
-        command = "python -m hfagp.pretrain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        result = pretrain(flags.FLAGS.config, flags.FLAGS.workdir, command=command)
-        print(json.dumps({k: result.get(k) for k in ("best_step", "held_out_metrics", "wall_time_s", "stopped_at")
-                          if k in result}, indent=1))
+    command = "python -m hfagp.pretrain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = pretrain(flags.FLAGS.config, flags.FLAGS.workdir, command=command)
+    print(json.dumps({k: result.get(k) for k in ("best_step", "held_out_metrics", "wall_time_s", "stopped_at")
+                      if k in result}, indent=1))
 
-    logging.set_verbosity(logging.WARNING)
-    sys.exit(cli.run("hfagp.pretrain", run))
+
+main = absl_main("hfagp.pretrain", _pretrain)
 
 
 if __name__ == "__main__":
-    from hfagp_common.host import reexec_with_huge_pages
-
-    reexec_with_huge_pages()
-    app.run(main, flags_parser=absl_flags_parser("hfagp.pretrain"))  # bad flags: one line, exit 2
+    run_absl("hfagp.pretrain", main)

@@ -112,25 +112,28 @@ def ensure_validation(workdir: Path, identity_seeds: Sequence[int], novel_yaw_de
                       resolution: int) -> dict:
     """The validation identities (evaluation seeds, neutral expression, head straight) rendered at the frontal
     camera and the novel views: {'image' float32 [I, V, R, R, 3] in [-1, 1], 'label' [I, V, 25], 'seeds' [I],
-    'views' [V, 2]}; cached in WORKDIR/validation.npz."""
+    'views' [V, 2], 'part_labels' uint8 [I, V, R, R], 'part_names'}; cached in WORKDIR/validation.npz."""
     from avatar_data import cameras
     from avatar_data.worlds.heads import params as heads_params
     from avatar_data.worlds.heads import render as heads_render
 
     path = Path(workdir) / VALIDATION_FILE
     views = validation_views(novel_yaw_deg)
-    key = json.dumps({"seeds": [int(s) for s in identity_seeds], "views": views.tolist(), "resolution": resolution})
+    from avatar_data.worlds.heads.model import PART_NAMES
+
+    key = json.dumps({"seeds": [int(s) for s in identity_seeds], "views": views.tolist(), "resolution": resolution,
+                      "part_labels": True})
     if path.is_file():
         with np.load(path) as cached:
             if str(cached["key"]) == key:
-                return {"image": from_uint8(cached["image"]), "label": cached["label"],
-                        "seeds": cached["seeds"], "views": cached["views"]}
+                return {"image": from_uint8(cached["image"]), "label": cached["label"], "seeds": cached["seeds"],
+                        "views": cached["views"], "part_labels": cached["part_labels"], "part_names": list(PART_NAMES)}
     bad = [s for s in identity_seeds if not heads_params.is_evaluation_identity(s)]
     if bad:
         raise ValueError(f"validation identities {bad} are not evaluation identities (seeds "
                          f"{heads_params.EVALUATION_IDENTITY_SEEDS.start}..{heads_params.EVALUATION_IDENTITY_SEEDS.stop - 1})")
     labels = cameras.yaw_pitch_cameras(np.radians(views[:, 0]), np.radians(views[:, 1]))
-    images, all_labels = [], []
+    images, all_labels, parts = [], [], []
     for seed in identity_seeds:
         identity = heads_params.sample_identity(int(seed)).vector
         n = len(views)
@@ -138,10 +141,12 @@ def ensure_validation(workdir: Path, identity_seeds: Sequence[int], novel_yaw_de
                                   np.zeros((n, heads_params.POSE_DIM), np.float32), labels, resolution=resolution)
         images.append(out["rgb"])
         all_labels.append(labels)
+        parts.append(out["part"])
     arrays = {"image": np.stack(images), "label": np.stack(all_labels).astype(np.float32),
-              "seeds": np.asarray(identity_seeds, np.int32), "views": views, "key": np.array(key)}
+              "seeds": np.asarray(identity_seeds, np.int32), "views": views, "part_labels": np.stack(parts),
+              "key": np.array(key)}
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)
     return {"image": from_uint8(arrays["image"]), "label": arrays["label"], "seeds": arrays["seeds"],
-            "views": views}
+            "views": views, "part_labels": arrays["part_labels"], "part_names": list(PART_NAMES)}

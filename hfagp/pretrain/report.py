@@ -4,8 +4,9 @@ Held-out identities (evaluation seeds the prior never saw) are inverted in W+ fr
 generator frozen (`hfagp.pretrain.validate`), then rendered at that view and at novel views, beside the head
 world's ground truth. The same inversion of a randomly initialised generator of the same architecture is the
 baseline (`--no-baseline` skips it): it shows what the inversion alone reaches without a prior. Writes
-DIR/inversion.json (PSNR/SSIM per identity and view, means, the gap between same-view and novel-view PSNR; the
-baseline's under 'random_generator'), DIR/inversion.md (the tables) and DIR/orbit_strip.png (rows per identity:
+DIR/inversion.json (PSNR/SSIM per identity and view, means, the gap between same-view and novel-view PSNR, the
+face region's PSNR and detail ratio (`hfagp.metrics`, from the head world's part labels); the baseline's under
+'random_generator'), DIR/inversion.md (the tables) and DIR/orbit_strip.png (rows per identity:
 ground truth, the inverted prior, the inverted random generator; columns: yaw from -40 to +40 degrees).
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -27,21 +28,30 @@ STRIP_YAW_DEG = (-40.0, -30.0, -15.0, 0.0, 15.0, 30.0, 40.0)
 
 
 def _table(seeds, scores, novel: str) -> list[str]:
-    lines = [f"| identity | same-view PSNR | same-view SSIM | novel-view PSNR (yaw {novel}) | novel-view SSIM | gap (dB) |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [f"| identity | same-view PSNR | same-view SSIM | novel-view PSNR (yaw {novel}) | novel-view SSIM | gap (dB) "
+             "| face PSNR (same / novel) | detail ratio (same / novel) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    finite_mean = lambda x: float(np.mean(x[np.isfinite(x)])) if np.isfinite(x).any() else float("nan")
     for i, seed in enumerate(seeds):
         p, q = scores["psnr"][i], scores["ssim"][i]
+        f, d = scores["face_psnr"][i], scores["detail_ratio"][i]
         lines.append(f"| {seed} | {p[0]:.2f} | {q[0]:.3f} | {p[1:].mean():.2f} | {q[1:].mean():.3f} | "
-                     f"{p[0] - p[1:].mean():.2f} |")
+                     f"{p[0] - p[1:].mean():.2f} | {f[0]:.2f} / {finite_mean(f[1:]):.2f} | "
+                     f"{d[0]:.3f} / {finite_mean(d[1:]):.3f} |")
     lines.append(f"| mean | {scores['same_view_psnr']:.2f} | {scores['same_view_ssim']:.3f} | "
-                 f"{scores['novel_view_psnr']:.2f} | {scores['novel_view_ssim']:.3f} | {scores['gap_db']:.2f} |")
+                 f"{scores['novel_view_psnr']:.2f} | {scores['novel_view_ssim']:.3f} | {scores['gap_db']:.2f} | "
+                 f"{scores['same_view_face_psnr']:.2f} / {scores['novel_view_face_psnr']:.2f} | "
+                 f"{scores['same_view_detail_ratio']:.3f} / {scores['novel_view_detail_ratio']:.3f} |")
     return lines
 
 
 def _stats(scores) -> dict:
     return {"psnr": np.round(scores["psnr"], 3).tolist(), "ssim": np.round(scores["ssim"], 4).tolist(),
+            "face_psnr": np.round(scores["face_psnr"], 3).tolist(),
+            "detail_ratio": np.round(scores["detail_ratio"], 4).tolist(),
             **{k: round(scores[k], 4) for k in ("same_view_psnr", "novel_view_psnr", "gap_db", "same_view_ssim",
-                                                "novel_view_ssim")}}
+                                                "novel_view_ssim", "same_view_face_psnr", "novel_view_face_psnr",
+                                                "same_view_detail_ratio", "novel_view_detail_ratio")}}
 
 
 def report(generator_dir, out_dir, identity_seeds: Sequence[int] = (0, 1, 2, 3, 4), invert_steps: int = 150,
@@ -129,9 +139,7 @@ def _main(args) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli.run(NAME, lambda: _main(args))
+main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":

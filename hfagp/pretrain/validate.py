@@ -26,7 +26,10 @@ def invert_and_score(generator: eg3d_flax.Generator, validation: dict, steps: in
 
     validation: `hfagp.pretrain.data.ensure_validation`'s dict. Returns {'psnr' [I, V], 'ssim' [I, V],
     'renders' float32 [I, V, R, R, 3] clipped to [-1, 1], 'ws' [I, num_ws, w_dim], and the means
-    'same_view_psnr', 'novel_view_psnr', 'gap_db' (same minus novel), 'same_view_ssim', 'novel_view_ssim'}.
+    'same_view_psnr', 'novel_view_psnr', 'gap_db' (same minus novel), 'same_view_ssim', 'novel_view_ssim'}; with
+    the validation's part labels also 'face_psnr' and 'detail_ratio' [I, V] (`hfagp.metrics`: PSNR and the
+    render's share of the truth's high-frequency energy in the face region) and their means
+    'same_view_face_psnr', 'novel_view_face_psnr', 'same_view_detail_ratio', 'novel_view_detail_ratio'.
     """
     import jax.numpy as jnp
 
@@ -45,7 +48,24 @@ def invert_and_score(generator: eg3d_flax.Generator, validation: dict, steps: in
         renders.append(out)
         codes.append(ws)
     psnr, ssim = np.stack(psnr).astype(np.float64), np.stack(ssim).astype(np.float64)
-    return {"psnr": psnr, "ssim": ssim, "renders": np.stack(renders), "ws": np.stack(codes),
+    face = face_scores(np.stack(renders), images, validation) if "part_labels" in validation else {}
+    return {**face, "psnr": psnr, "ssim": ssim, "renders": np.stack(renders), "ws": np.stack(codes),
             "same_view_psnr": float(psnr[:, 0].mean()), "novel_view_psnr": float(psnr[:, 1:].mean()),
             "gap_db": float(psnr[:, 0].mean() - psnr[:, 1:].mean()),
             "same_view_ssim": float(ssim[:, 0].mean()), "novel_view_ssim": float(ssim[:, 1:].mean())}
+
+
+def face_scores(renders: np.ndarray, images: np.ndarray, validation: dict) -> dict:
+    """Face PSNR and detail ratio [I, V] of renders against the validation images ([I, V, R, R, 3] in [-1, 1]),
+    in the face region of the validation's part labels [I, V, R, R], and their means over the frontal view and
+    over the novel views (nan-free: a view without a visible face is left out of the means)."""
+    flat = lambda x: x.reshape((-1,) + x.shape[2:])
+    regions = metrics.face_regions(flat(validation["part_labels"]), validation["part_names"])
+    shape = images.shape[:2]
+    out = {"face_psnr": metrics.masked_psnr(flat(renders), flat(images), regions["face"]).reshape(shape),
+           "detail_ratio": metrics.detail_ratio(flat(renders), flat(images), regions["face"]).reshape(shape)}
+    for name in ("face_psnr", "detail_ratio"):
+        values = out[name]
+        out[f"same_view_{name}"] = metrics.mean_or_nan(values[:, 0][np.isfinite(values[:, 0])])
+        out[f"novel_view_{name}"] = metrics.mean_or_nan(values[:, 1:][np.isfinite(values[:, 1:])])
+    return out

@@ -23,7 +23,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 from avatar_data.cameras import EG3D_FOV_DEG
 from hfagp import precision as precision_lib
@@ -264,9 +264,7 @@ def _render(args) -> int:
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli.run(NAME, lambda: _main(args))
+main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":

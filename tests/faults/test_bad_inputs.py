@@ -15,6 +15,7 @@ import importlib.util
 import io
 import json
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -846,7 +847,7 @@ def test_every_cli_is_in_a_table():
         text = path.read_text()
         if rel.name == "__main__.py":
             found.add(".".join(rel.parent.parts))
-        elif 'if __name__ == "__main__":' in text and "def main(" in text:
+        elif re.search(r'^if __name__ == "__main__":', text, re.M) and re.search(r"^(def main\(|main = )", text, re.M):
             found.add(".".join(rel.with_suffix("").parts))
     assert found - set(NOT_TABLED) <= TABLED, sorted(found - set(NOT_TABLED) - TABLED)
     assert benchmarks <= set(BENCHMARK_CASES), sorted(benchmarks - set(BENCHMARK_CASES))

@@ -11,6 +11,8 @@ import pytest
 
 from shared_fixtures import REPO_ROOT
 
+pytestmark = pytest.mark.optimized
+
 PRIOR = REPO_ROOT / "pretrained" / "heads128"
 # Re-running the inversion on another CPU of the same kind reorders float32 sums a little; 150 Adam steps
 # later the PSNR of one view moves by a few hundredths of a dB.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -60,13 +59,10 @@ def _main(args) -> int:
                "novel_views": len(info["novel_views_deg"]) * info["num_test_frames"],
                "beyond_training_range": sorted(info["test_expressions"]["beyond_training_range"]),
                "wall_s": round(time.perf_counter() - t0, 2), "timing_s": info["timing_s"]}
-    print(json.dumps(summary, indent=2))
-    return 0
+    cli.print_json(summary)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli.run(NAME, lambda: _main(args))
+main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":

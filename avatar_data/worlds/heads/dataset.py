@@ -12,7 +12,9 @@ Layout: ``dataset.json`` (the configuration, written first; a resumed run must m
 ``shard_{k:05d}.npz``, each holding `SHARD_SCENES` consecutive scenes (the last one fewer) with all their views:
 image uint8 [n, R, R, 3], depth float16 [n, R, R] (0 = background), mask uint8 [n, R, R] (coverage * 255),
 label float32 [n, 25], identity int32 [n] (index into dataset.json's identity_seeds), scene int32 [n] (global
-scene index), view int32 [n], expression float32 [n, 10], pose float32 [n, 6]. A shard is written to a temporary
+scene index), view int32 [n], expression float32 [n, 10], pose float32 [n, 6], part_labels uint8 [n, R, R] (from
+version 2: which part of the head each pixel shows, names in dataset.json's part_names, as the video world's
+`part_labels`; version-1 data sets load without them). A shard is written to a temporary
 file and renamed, so a killed run leaves only finished shards; rerunning the same command renders the missing
 ones and never rewrites a finished one. Every scene's randomness comes from (seed, identity seed, scene number)
 alone, so shards are independent and byte-identical across runs.
@@ -34,12 +36,14 @@ from avatar_data.worlds.heads import params as P
 from hfagp_common import cli
 
 FORMAT_NAME = "hfagp-head-pretrain"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SHARD_SCENES = 32
 SUPERSAMPLE = 2
 MAX_YAW_DEG, MAX_PITCH_DEG = 40.0, 20.0
 POSE_JITTER = {"yaw_deg": 10.0, "pitch_deg": 6.0, "roll_deg": 4.0, "translation": 0.01}
-ARRAY_KEYS = ("image", "depth", "mask", "label", "identity", "scene", "view", "expression", "pose")
+ARRAY_KEYS = ("image", "depth", "mask", "label", "identity", "scene", "view", "expression", "pose", "part_labels")
+# The arrays of a version-1 data set (before part labels).
+ARRAY_KEYS_V1 = ARRAY_KEYS[:-1]
 _SCENE_STREAM, _CAMERA_STREAM = P.STREAMS["pretrain_scene"], P.STREAMS["pretrain_camera"]
 NAME = "avatar_data.worlds.heads.dataset"
 ERROR_PREFIX = f"{NAME}: error:"
@@ -69,6 +73,8 @@ def scene_cameras(seed: int, identity_seed: int, scene_number: int, num_views: i
 
 
 def _config(identity_seeds, scenes_per_identity, views_per_scene, resolution, seed) -> dict:
+    from avatar_data.worlds.heads.model import PART_NAMES
+
     num_scenes = len(identity_seeds) * scenes_per_identity
     return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "identity_seeds": [int(s) for s in identity_seeds],
             "scenes_per_identity": int(scenes_per_identity), "views_per_scene": int(views_per_scene),
@@ -77,7 +83,7 @@ def _config(identity_seeds, scenes_per_identity, views_per_scene, resolution, se
             "num_shards": -(-num_scenes // SHARD_SCENES), "max_yaw_deg": MAX_YAW_DEG,
             "max_pitch_deg": MAX_PITCH_DEG, "pose_jitter": POSE_JITTER,
             "expression_names": list(P.EXPRESSION_NAMES), "pose_names": list(P.POSE_NAMES),
-            "identity_dim": P.IDENTITY_DIM, "arrays": list(ARRAY_KEYS)}
+            "identity_dim": P.IDENTITY_DIM, "arrays": list(ARRAY_KEYS), "part_names": list(PART_NAMES)}
 
 
 def shard_path(out_dir: str, k: int) -> str:
@@ -109,7 +115,7 @@ def _render_shard(config: dict, k: int) -> dict:
             "mask": np.round(out["mask"] * 255.0).astype(np.uint8), "label": labels.astype(np.float32),
             "identity": np.asarray(cols["identity"], np.int32), "scene": np.asarray(cols["scene"], np.int32),
             "view": np.asarray(cols["view"], np.int32), "expression": np.stack(cols["expression"]).astype(np.float32),
-            "pose": np.stack(cols["pose"]).astype(np.float32)}
+            "pose": np.stack(cols["pose"]).astype(np.float32), "part_labels": out["part"]}
 
 
 def make_pretrain_dataset(out_dir: str, identity_seeds: Sequence[int], scenes_per_identity: int,
@@ -192,7 +198,8 @@ def _atomic_write(path: str, data: bytes) -> None:
 def load_pretrain_dataset(path: str, allow_incomplete: bool = False) -> dict:
     """All shards of a dataset -> {'image': uint8 [N, R, R, 3], 'depth': float16 [N, R, R], 'mask': uint8
     [N, R, R], 'label': float32 [N, 25], 'identity': int32 [N], 'scene': int32 [N], 'view': int32 [N],
-    'expression': float32 [N, 10], 'pose': float32 [N, 6], 'metadata': dataset.json's dict plus
+    'expression': float32 [N, 10], 'pose': float32 [N, 6], 'part_labels': uint8 [N, R, R] (version 2 on; absent
+    from a version-1 data set), 'metadata': dataset.json's dict plus
     'shards_present', 'complete' and 'identity_vectors' float32 [num_identities, IDENTITY_DIM]}.
 
     Missing shards raise ValueError unless allow_incomplete (then the present ones are returned).
@@ -206,16 +213,17 @@ def load_pretrain_dataset(path: str, allow_incomplete: bool = False) -> dict:
         missing = sorted(set(range(meta["num_shards"])) - set(present))
         raise ValueError(f"{path}: {len(missing)} of {meta['num_shards']} shards are missing (first: {missing[0]}); "
                          "rerun the command that made it to finish it")
-    parts = {k: [] for k in ARRAY_KEYS}
+    keys = ARRAY_KEYS_V1 if meta.get("version", 1) < 2 else ARRAY_KEYS
+    parts = {k: [] for k in keys}
     for k in present:
         with np.load(shard_path(path, k)) as data:
-            for key in ARRAY_KEYS:
+            for key in keys:
                 parts[key].append(data[key])
     r = meta["resolution"]
     empty = {"image": (0, r, r, 3), "depth": (0, r, r), "mask": (0, r, r), "label": (0, 25), "expression": (0, 10),
-             "pose": (0, 6)}
+             "pose": (0, 6), "part_labels": (0, r, r)}
     dtypes = {"image": np.uint8, "depth": np.float16, "mask": np.uint8, "label": np.float32,
-              "expression": np.float32, "pose": np.float32}
+              "expression": np.float32, "pose": np.float32, "part_labels": np.uint8}
     out = {k: np.concatenate(v) if v else np.zeros(empty.get(k, (0,)), dtypes.get(k, np.int32))
            for k, v in parts.items()}
     meta = dict(meta, shards_present=present, complete=len(present) == meta["num_shards"],
@@ -242,13 +250,10 @@ def build_parser() -> cli.ArgumentParser:
 def _main(args) -> int:
     summary = make_pretrain_dataset(args.out_dir, default_identity_seeds(args.identities, args.first_identity),
                                     args.scenes, args.views, args.resolution, args.seed, progress=not args.quiet)
-    print(json.dumps(summary, indent=2))
-    return 0
+    cli.print_json(summary)
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli.run(NAME, lambda: _main(args))
+main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":

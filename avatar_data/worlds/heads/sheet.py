@@ -116,11 +116,6 @@ def build_parser() -> cli.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli.run(NAME, lambda: _main(args))
-
-
 def _main(args) -> int:
     seeds = args.seeds
     for path in filter(None, (args.out, args.strip)):
@@ -135,6 +130,9 @@ def _main(args) -> int:
         save_png(args.strip, tile(frames.reshape(2, STRIP_FRAMES // 2, *frames.shape[1:])), args.bits)
         print(f"{args.strip}: {STRIP_FRAMES} frames in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The experiments' one command in its CI size (configs/experiments.py:tiny: one unseen identity, 60 training
-steps, PTI 40 + 20 steps per frame on 4 test frames): the tables are written, the main claim's direction holds
-(HFA-GP's novel views beat PTI's), and a second run redoes nothing."""
+steps, PTI 40 + 20 steps per frame on the first 2 of 4 test frames): the tables are written, the main claim's
+direction holds (HFA-GP's novel views beat PTI's), and a second run redoes nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.optimized]
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,8 @@ def test_run_exports_a_loadable_generator_with_provenance(tiny_run):
     assert stored["best_step"] in (3, 6) and stored["data"]["images"] == 3 * 2 * 2
     metrics = stored["held_out_metrics"]
     assert metrics["identity_seeds"] == [990] and np.isfinite(metrics["same_view_psnr"])
+    # Validation scores the face region too (the validation renders carry the head world's part labels).
+    assert np.isfinite(metrics["same_view_face_psnr"]) and metrics["novel_view_detail_ratio"] >= 0
     # w_avg is the mean scene code; the fitted mapping network maps z to latents near the codes.
     with np.load(workdir / "best" / "codes.npz") as codes:
         identity, scene = codes["identity"], codes["scene"]
@@ -121,6 +123,7 @@ def test_report_scores_the_prior_beside_a_random_generator(tiny_run, tmp_path):
         psnr = np.asarray(scores["psnr"])
         assert psnr.shape == (1, 3) and np.isfinite(psnr).all()     # the frontal view and yaw -30, +30
         assert scores["gap_db"] == pytest.approx(psnr[0, 0] - psnr[0, 1:].mean(), abs=2e-3)
+        assert np.asarray(scores["face_psnr"]).shape == (1, 3) and np.isfinite(scores["same_view_detail_ratio"])
     assert summary["strip_rows"] == ["ground truth", "prior", "random generator"]
     assert summary["strip_yaw_deg"] == sorted(STRIP_YAW_DEG)
     strip = Image.open(out / "orbit_strip.png")

@@ -55,9 +55,19 @@ def test_loaded_arrays(tmp_path, small_shards):
     shapes = {"image": ((n, RES, RES, 3), np.uint8), "depth": ((n, RES, RES), np.float16),
               "mask": ((n, RES, RES), np.uint8), "label": ((n, 25), np.float32), "identity": ((n,), np.int32),
               "scene": ((n,), np.int32), "view": ((n,), np.int32), "expression": ((n, 10), np.float32),
-              "pose": ((n, 6), np.float32)}
+              "pose": ((n, 6), np.float32), "part_labels": ((n, RES, RES), np.uint8)}
     for key, (shape, dtype) in shapes.items():
         assert data[key].shape == shape and data[key].dtype == dtype, key
+    # Part labels (of each pixel's centre ray, the mask from its supersampled rays): background where no ray hit,
+    # a part where every ray did (but for the odd silhouette pixel); skin in every image, the face's parts in most
+    # (closed eyes and views up to 40 deg away hide some at this resolution).
+    names = data["metadata"]["part_names"]
+    background = data["part_labels"] == names.index("background")
+    assert np.mean(background[data["mask"] == 0]) > 0.99 and np.mean(~background[data["mask"] == 255]) > 0.99
+    shown = lambda part: np.any(data["part_labels"] == names.index(part), axis=(1, 2))
+    assert np.all(shown("skin"))
+    for part in ("eyes", "lips", "nose", "hair"):
+        assert np.mean(shown(part)) > 0.5, (part, shown(part))
     np.testing.assert_array_equal(data["scene"], np.repeat(np.arange(len(IDENTITIES) * SCENES), VIEWS))
     np.testing.assert_array_equal(data["identity"], np.repeat(np.arange(len(IDENTITIES)), SCENES * VIEWS))
     np.testing.assert_array_equal(data["view"], np.tile(np.arange(VIEWS), len(IDENTITIES) * SCENES))
@@ -104,3 +114,19 @@ def test_cli_writes_a_loadable_dataset(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["complete"] and summary["images_rendered"] == 8
     assert len(dataset.load_pretrain_dataset(str(out))["image"]) == 8
+
+
+def test_a_version_1_data_set_loads_without_part_labels(tmp_path, small_shards):
+    """Data sets written before part labels (version 1) still load, without them."""
+    out = tmp_path / "ds"
+    dataset.make_pretrain_dataset(str(out), IDENTITIES[:1], 1, VIEWS, RES, progress=False)
+    meta = json.loads((out / "dataset.json").read_text())
+    meta.update(version=1, arrays=list(dataset.ARRAY_KEYS_V1))
+    meta.pop("part_names")
+    (out / "dataset.json").write_text(json.dumps(meta))
+    shard = out / "shard_00000.npz"
+    with np.load(shard) as data:
+        arrays = {k: data[k] for k in dataset.ARRAY_KEYS_V1}
+    np.savez(shard, **arrays)
+    data = dataset.load_pretrain_dataset(str(out))
+    assert "part_labels" not in data and data["image"].shape == (VIEWS, RES, RES, 3)
