@@ -7,13 +7,14 @@ Rerunning the same command resumes from the last complete checkpoint in --workdi
 from absl import flags
 from ml_collections import config_flags
 
-from hfagp_common.cli import absl_main, flag_errors, run_absl
+from hfagp_common.cli import absl_main, flag_errors, require_path_flags, run_absl
 
 with flag_errors("train.py"):  # the default config is loaded, with the --config.* overrides, right here
     config_flags.DEFINE_config_file("config", "configs/rgb.py:cpu", "Training config (a configs/*.py file).",
                                     lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, summaries and samples.")
 flags.mark_flags_as_required(["workdir"])
+require_path_flags("workdir")
 
 
 def _train():

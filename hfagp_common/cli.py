@@ -224,6 +224,17 @@ def flag_errors(name: str) -> Iterator[None]:
         _exit_with_error(name, f"{type(e).__name__}: {e}")
 
 
+def require_path_flags(*names: str) -> None:
+    """absl validators: each of the string flags `names`, when given, must name a path. An empty or blank value
+    (an unset shell variable, ``--workdir=$RUN``) would otherwise mean the current directory, and a run would
+    write its files there; it is refused as a bad flag (one line, exit 2), before any work."""
+    from absl import flags
+
+    for name in names:
+        flags.register_validator(name, lambda value: value is None or bool(str(value).strip()),
+                                 message=f"--{name} is empty (an unset shell variable?); name a directory")
+
+
 def absl_flags_parser(name: str, config_flag: Optional[str] = "config") -> Callable[[list], list]:
     """`flags_parser` for `absl.app.run` under the one-line contract: a bad flag, config file or config
     override prints ``<name>: error: ...`` and exits 2 (absl's own parser prints a 'FATAL' block and exits 1).
@@ -278,4 +289,5 @@ def _exit_with_error(name: str, message) -> None:
 
 __all__ = ["ArgumentParser", "ConfigError", "EXPECTED_ERRORS", "UserError", "absl_flags_parser", "absl_main",
            "entry_point", "error_line", "finite_float", "first_line", "flag_errors", "fraction", "non_negative_float",
-           "non_negative_int", "one_line", "positive_float", "positive_int", "print_json", "run", "run_absl"]
+           "non_negative_int", "one_line", "positive_float", "positive_int", "print_json", "require_path_flags", "run",
+           "run_absl"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the built-in default: a head-world video of an identity the shipped prior never saw,
 # HFA-GP trained on it (both stages) from the shipped prior (pretrained/heads128), then the held-out frames
-# evaluated at their own and at ground-truth novel cameras, and an orbit video rendered. CPU, ~10 minutes.
+# evaluated at their own and at ground-truth novel cameras (face scores and face crops included), and an orbit video
+# rendered. CPU, about 6 minutes.
 # Outputs go to ${1:-runs/demo}; extra arguments go to hfagp.make_world and train.py (e.g.
 # --config.schedule.total_steps=100).
 set -euo pipefail

@@ -7,12 +7,13 @@ DIR/results.md (see `hfagp.experiments.runner`).
 from absl import flags
 from ml_collections import config_flags
 
-from hfagp_common.cli import absl_main, flag_errors, run_absl
+from hfagp_common.cli import absl_main, flag_errors, require_path_flags, run_absl
 
 with flag_errors("hfagp.experiments"):  # the default config is loaded, with the --config.* overrides, right here
     config_flags.DEFINE_config_file("config", "configs/experiments.py", "Experiments config.", lock_config=True)
 flags.DEFINE_string("out", None, "Directory for the worlds, runs and tables.")
 flags.mark_flags_as_required(["out"])
+require_path_flags("out")
 
 
 def _run_experiments():

@@ -8,7 +8,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from hfagp.datasets import DEFAULT_CONFIG
-from hfagp_common.cli import absl_main, flag_errors, run_absl
+from hfagp_common.cli import absl_main, flag_errors, require_path_flags, run_absl
 
 NAME = "hfagp.make_world"
 
@@ -18,6 +18,7 @@ with flag_errors(NAME):  # the default config is loaded, with the --config.* ove
 flags.DEFINE_string("workdir", None, "The run's directory (the world goes to WORKDIR/<kind>_world unless the "
                                      "config names its directory).")
 flags.mark_flags_as_required(["workdir"])
+require_path_flags("workdir")
 
 
 def _make_world():

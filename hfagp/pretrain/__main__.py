@@ -11,12 +11,13 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from hfagp_common.cli import absl_main, flag_errors, run_absl
+from hfagp_common.cli import absl_main, flag_errors, require_path_flags, run_absl
 
 with flag_errors("hfagp.pretrain"):  # the default config is loaded, with the --config.* overrides, right here
     config_flags.DEFINE_config_file("config", "configs/pretrain_heads.py", "Pretraining config.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for the data cache, checkpoints and the exported generator.")
 flags.mark_flags_as_required(["workdir"])
+require_path_flags("workdir")
 
 
 def _pretrain():

@@ -193,10 +193,12 @@ def _check_process_case(ledger, name: str, program: list, argv, expect, paths) -
     argv = _place(paths, argv)
     roots = paths.watched()
     before = [tree(r) for r in roots]
+    here = sorted(p.name for p in REPO_ROOT.iterdir())  # the process's working directory (an empty path's meaning)
     with ledger.bad_input(name):
         result = run_command([sys.executable, *program, *argv])
         assert_one_line_error(result.returncode, result.stderr, name, expect)
         assert [tree(r) for r in roots] == before
+        assert sorted(p.name for p in REPO_ROOT.iterdir()) == here
 
 
 # --------------------------------------------------------------------------------------------- convert_weights
@@ -525,6 +527,8 @@ TRAIN_FLAGS = [
     ("config_file_not_python", ["--workdir={out}", "--config={text_txt}"], r"text\.txt"),
     ("unknown_variant", ["--workdir={out}", "--config=configs/rgb.py:huge"], r"variant"),
     ("missing_workdir_flag", [], r"--workdir"),
+    ("empty_workdir", ["--workdir="], r"--workdir is empty"),
+    ("blank_workdir", ["--workdir= "], r"--workdir is empty"),
 ]
 
 
@@ -594,6 +598,7 @@ MAKE_WORLD_FLAGS = [
     ("unknown_flag", ["--workdir={out}", "--overwrite"], r"Unknown command line flag 'overwrite'"),
     ("unknown_config_key", ["--workdir={out}", "--config.data.people=3"], r"unknown config key 'people'"),
     ("missing_workdir_flag", [], r"--workdir"),
+    ("empty_workdir", ["--workdir="], r"--workdir is empty"),
     ("folder_source", ["--workdir={out}", "--config.data.source=folder"], r"data\.source is 'folder'"),
     ("world_dir_not_a_world", ["--workdir={out}", "--config.data.synthetic.dir={nonempty}"], r"nonempty"),
 ]
@@ -608,6 +613,7 @@ PRETRAIN_FLAGS = [
     ("unknown_flag", ["--workdir={out}", "--resume"], r"Unknown command line flag 'resume'"),
     ("unknown_config_key", ["--workdir={out}", "--config.data.people=3"], r"unknown config key 'people'"),
     ("missing_workdir_flag", [], r"--workdir"),
+    ("empty_workdir", ["--workdir="], r"--workdir is empty"),
 ]
 
 
@@ -668,6 +674,7 @@ EXPERIMENTS_FLAGS = [
     ("unknown_flag", ["--out={out}", "--tables"], r"Unknown command line flag 'tables'"),
     ("unknown_config_key", ["--out={out}", "--config.no_such_part=1"], r"unknown config key 'no_such_part'"),
     ("missing_out_flag", [], r"--out"),
+    ("empty_out", ["--out="], r"--out is empty"),
     ("bad_ablation_recipe", ["--out={out}", "--config.ablations.recipe=quick"], r"ablations.recipe must be"),
 ]
 

@@ -148,10 +148,15 @@ def make_pretrain_dataset(out_dir: str, identity_seeds: Sequence[int], scenes_pe
     if os.path.isfile(manifest):
         with open(manifest) as f:
             existing = json.load(f)
-        if existing != config:
-            diff = sorted(k for k in set(config) | set(existing) if config.get(k) != existing.get(k))
+        # A version-1 data set of the same configuration is finished as it was begun: without part labels.
+        layout_keys = ("version", "arrays", "part_names")
+        ours = {k: v for k, v in config.items() if k not in layout_keys} if existing.get("version") == 1 else config
+        theirs = {k: v for k, v in existing.items() if k not in layout_keys} if ours is not config else existing
+        if theirs != ours:
+            diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
             raise ValueError(f"{out_dir} holds a dataset of another configuration (differs in {diff}); "
                              "use a new directory")
+        config = existing
     else:
         if os.listdir(out_dir):
             raise FileExistsError(f"{out_dir} is not empty and has no dataset.json; refusing to write into it")
@@ -168,6 +173,7 @@ def make_pretrain_dataset(out_dir: str, identity_seeds: Sequence[int], scenes_pe
     with tqdm(total=len(todo), desc="shards", unit="shard", disable=not progress, file=sys.stderr) as bar:
         for k in todo:
             arrays = _render_shard(config, k)
+            arrays = {key: arrays[key] for key in config["arrays"]}
             fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".shard_{k:05d}.tmp")
             os.close(fd)
             try:

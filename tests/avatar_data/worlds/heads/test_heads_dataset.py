@@ -116,10 +116,10 @@ def test_cli_writes_a_loadable_dataset(tmp_path, capsys):
     assert len(dataset.load_pretrain_dataset(str(out))["image"]) == 8
 
 
-def test_a_version_1_data_set_loads_without_part_labels(tmp_path, small_shards):
-    """Data sets written before part labels (version 1) still load, without them."""
+def test_a_version_1_data_set_is_finished_and_loaded_without_part_labels(tmp_path, small_shards):
+    """A data set begun before part labels (version 1) is finished in its own layout and loads without them."""
     out = tmp_path / "ds"
-    dataset.make_pretrain_dataset(str(out), IDENTITIES[:1], 1, VIEWS, RES, progress=False)
+    dataset.make_pretrain_dataset(str(out), IDENTITIES, SCENES, VIEWS, RES, progress=False, max_new_shards=1)
     meta = json.loads((out / "dataset.json").read_text())
     meta.update(version=1, arrays=list(dataset.ARRAY_KEYS_V1))
     meta.pop("part_names")
@@ -128,5 +128,12 @@ def test_a_version_1_data_set_loads_without_part_labels(tmp_path, small_shards):
     with np.load(shard) as data:
         arrays = {k: data[k] for k in dataset.ARRAY_KEYS_V1}
     np.savez(shard, **arrays)
+
+    summary = dataset.make_pretrain_dataset(str(out), IDENTITIES, SCENES, VIEWS, RES, progress=False)
+    assert summary["shards_rendered"] == 1 and summary["complete"]
+    with np.load(out / "shard_00001.npz") as data:
+        assert sorted(data.files) == sorted(dataset.ARRAY_KEYS_V1)
     data = dataset.load_pretrain_dataset(str(out))
-    assert "part_labels" not in data and data["image"].shape == (VIEWS, RES, RES, 3)
+    assert "part_labels" not in data and len(data["image"]) == len(IDENTITIES) * SCENES * VIEWS
+    with pytest.raises(ValueError, match="another configuration"):
+        dataset.make_pretrain_dataset(str(out), IDENTITIES, SCENES, VIEWS + 1, RES, progress=False)
