@@ -91,10 +91,21 @@ def ensure_world(out: Path, exp, identity: int) -> Path:
     from avatar_data.worlds.layout import is_world
 
     path = out / "worlds" / f"id{identity}"
-    if not is_world(path):
+    if not (is_world(path) and _has_face_truth(path)):
+        # A world made before part labels is made again: the same frames byte for byte, with the labels.
         make_head_world(str(path), seed=int(identity), num_frames=int(exp.frames), num_test_frames=int(exp.test_frames),
                         resolution=128, progress=False, overwrite=True)
     return path
+
+
+def _has_face_truth(world: Path) -> bool:
+    from avatar_data.worlds import layout
+
+    try:
+        layout.read_face_truth(world)
+    except layout.NoFaceTruth:
+        return False
+    return True
 
 
 def ensure_true_expression_world(out: Path, video_world: Path) -> Path:
@@ -102,8 +113,9 @@ def ensure_true_expression_world(out: Path, video_world: Path) -> Path:
     from avatar_data.worlds import layout
 
     path = out / "worlds" / f"{video_world.name}_true"
-    if layout.is_world(path):
+    if layout.is_world(path) and _has_face_truth(path):
         return path
+    shutil.rmtree(path, ignore_errors=True)
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -168,7 +180,11 @@ def evaluate_run(workdir: Path, exp, baseline: Optional[str] = None) -> dict:
     out = workdir / "eval" / (baseline or "method")
     summary = out / "summary.json"
     if summary.is_file():
-        return json.loads(summary.read_text())
+        cached = json.loads(summary.read_text())
+        face = cached.get("face", {})
+        # An evaluation made before the face scores (or, for the method, before the whole-video readback) is redone.
+        if face.get("available") and (baseline or "readback_evaluated_frames" in face):
+            return cached
     avatar = load_trained(workdir)
     frames = load_split(avatar, "test", int(exp.pti.max_frames) if baseline else None)
     kind = {"pti": ("pti", pti_config(exp, tune=True)), "inversion": ("pti", pti_config(exp, tune=False))}
@@ -291,10 +307,16 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
+# The tables' layout: a table written in an older one (before the face columns) is made again from its runs.
+TABLES_VERSION = 2
+
+
 def experiment_key(exp) -> dict:
-    """What a part's table depends on: the experiments' config without the choice of parts (JSON values)."""
+    """What a part's table depends on: the experiments' config without the choice of parts (JSON values), and
+    the tables' layout."""
     key = json.loads(exp.to_json_best_effort())
     key.pop("parts", None)
+    key["tables_version"] = TABLES_VERSION
     return key
 
 

@@ -47,7 +47,7 @@ def test_a_bug_in_an_entry_point_is_one_line_with_its_type(monkeypatch, capsys, 
     from hfagp.render import __main__ as render_cli
 
     monkeypatch.delenv("HFAGP_TRACEBACK", raising=False)
-    monkeypatch.setattr(render_cli, "_main", lambda args: _bug())
+    monkeypatch.setattr(render_cli, "_check_out", lambda args: _bug())   # the first thing its body does
     code = render_cli.main(["basis", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "hfagp.render: error: unexpected TypeError" in err, err
