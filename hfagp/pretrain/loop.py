@@ -85,7 +85,8 @@ def _save_best(workdir: Path, G: eg3d_flax.Generator, codes: dict, step: int, sc
 def _summary(scores: dict) -> dict:
     keep = ("same_view_psnr", "novel_view_psnr", "gap_db", "same_view_ssim", "novel_view_ssim",
             "same_view_face_psnr", "novel_view_face_psnr", "same_view_detail_ratio", "novel_view_detail_ratio")
-    out = {k: round(scores[k], 4) for k in keep if k in scores}
+    # A detail ratio is a few 1e-4 for a blurred face: significant digits, not decimals.
+    out = {k: float(f"{scores[k]:.3g}") if "detail" in k else round(scores[k], 4) for k in keep if k in scores}
     out["psnr_per_identity_and_view"] = np.round(scores["psnr"], 3).tolist()
     return out
 

@@ -37,21 +37,22 @@ def _table(seeds, scores, novel: str) -> list[str]:
         f, d = scores["face_psnr"][i], scores["detail_ratio"][i]
         lines.append(f"| {seed} | {p[0]:.2f} | {q[0]:.3f} | {p[1:].mean():.2f} | {q[1:].mean():.3f} | "
                      f"{p[0] - p[1:].mean():.2f} | {f[0]:.2f} / {finite_mean(f[1:]):.2f} | "
-                     f"{d[0]:.3f} / {finite_mean(d[1:]):.3f} |")
+                     f"{d[0]:.2g} / {finite_mean(d[1:]):.2g} |")
     lines.append(f"| mean | {scores['same_view_psnr']:.2f} | {scores['same_view_ssim']:.3f} | "
                  f"{scores['novel_view_psnr']:.2f} | {scores['novel_view_ssim']:.3f} | {scores['gap_db']:.2f} | "
                  f"{scores['same_view_face_psnr']:.2f} / {scores['novel_view_face_psnr']:.2f} | "
-                 f"{scores['same_view_detail_ratio']:.3f} / {scores['novel_view_detail_ratio']:.3f} |")
+                 f"{scores['same_view_detail_ratio']:.2g} / {scores['novel_view_detail_ratio']:.2g} |")
     return lines
 
 
 def _stats(scores) -> dict:
     return {"psnr": np.round(scores["psnr"], 3).tolist(), "ssim": np.round(scores["ssim"], 4).tolist(),
             "face_psnr": np.round(scores["face_psnr"], 3).tolist(),
-            "detail_ratio": np.round(scores["detail_ratio"], 4).tolist(),
+            "detail_ratio": [[float(f"{v:.3g}") for v in row] for row in scores["detail_ratio"]],
             **{k: round(scores[k], 4) for k in ("same_view_psnr", "novel_view_psnr", "gap_db", "same_view_ssim",
-                                                "novel_view_ssim", "same_view_face_psnr", "novel_view_face_psnr",
-                                                "same_view_detail_ratio", "novel_view_detail_ratio")}}
+                                                "novel_view_ssim", "same_view_face_psnr", "novel_view_face_psnr")},
+            # A ratio of a few 1e-4: significant digits, not decimals.
+            **{k: float(f"{scores[k]:.3g}") for k in ("same_view_detail_ratio", "novel_view_detail_ratio")}}
 
 
 def report(generator_dir, out_dir, identity_seeds: Sequence[int] = (0, 1, 2, 3, 4), invert_steps: int = 150,
