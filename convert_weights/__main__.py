@@ -23,8 +23,8 @@ def build_parser() -> cli.ArgumentParser:
         description="Convert an EG3D PyTorch snapshot (e.g. ffhqrebalanced512-128.pkl, the checkpoint HFA-GP "
                     "fine-tunes, or ffhq512-128.pkl) into a JAX/Flax generator directory. Needs no PyTorch and "
                     "never executes code stored in the pickle.")
-    p.add_argument("input", help="EG3D snapshot pickle (released model or training snapshot)")
-    p.add_argument("output_dir", help="directory to create (orbax variables + generator.json)")
+    p.add_argument("input", type=cli.path, help="EG3D snapshot pickle (released model or training snapshot)")
+    p.add_argument("output_dir", type=cli.path, help="directory to create (orbax variables + generator.json)")
     p.add_argument("--network", default="G_ema", help="which network of the snapshot to convert (default G_ema)")
     p.add_argument("--dtype", default="float32", choices=DTYPES, help="storage dtype of the parameters")
     p.add_argument("--overwrite", action="store_true",

@@ -105,8 +105,8 @@ def export_generator(
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(NAME, description="Export a generator directory as a PyTorch state dict file (EG3D keys and "
                             "layouts, float32), without PyTorch.")
-    p.add_argument("generator_dir", help="directory written by `python -m convert_weights`")
-    p.add_argument("output", help="file to write, e.g. G_ema_state_dict.pth")
+    p.add_argument("generator_dir", type=cli.path, help="directory written by `python -m convert_weights`")
+    p.add_argument("output", type=cli.path, help="file to write, e.g. G_ema_state_dict.pth")
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.add_argument("--quiet", action="store_true", help="only print the final summary")
     return p

@@ -141,9 +141,9 @@ def _download_backbone(net: str) -> dict[str, np.ndarray]:
 def build_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(NAME, description=__doc__.split("\n\n")[0])
     parser.add_argument("--net", required=True, choices=sorted(TORCHVISION_SLICES))
-    parser.add_argument("--heads", type=Path, help="lpips weights/v0.1/<net>.pth")
-    parser.add_argument("--backbone", type=Path, help="torchvision ImageNet state_dict .pth")
-    parser.add_argument("--out", type=Path, required=True, help="output .npz")
+    parser.add_argument("--heads", type=cli.path_object, help="lpips weights/v0.1/<net>.pth")
+    parser.add_argument("--backbone", type=cli.path_object, help="torchvision ImageNet state_dict .pth")
+    parser.add_argument("--out", type=cli.path_object, required=True, help="output .npz")
     return parser
 
 

@@ -201,9 +201,9 @@ def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(NAME, description="Turn an official HFA-GP training checkpoint (<i>.pt) into a workdir "
                                              "that hfagp.eval and hfagp.render read. Needs no PyTorch; nothing in "
                                              "the checkpoint is executed.")
-    p.add_argument("checkpoint", help="the official trainer's <i>.pt (RGB, 3DMM or audio)")
-    p.add_argument("workdir", help="workdir to create")
-    p.add_argument("--generator", required=True,
+    p.add_argument("checkpoint", type=cli.path, help="the official trainer's <i>.pt (RGB, 3DMM or audio)")
+    p.add_argument("workdir", type=cli.path, help="workdir to create")
+    p.add_argument("--generator", required=True, type=cli.path,
                    help=f"the converted generator the run fine-tuned (python -m convert_weights "
                         f"{model_lib.OFFICIAL_CHECKPOINT} DIR)")
     p.add_argument("--data", default="", help="the run's dataset folder, for hfagp.eval (optional)")

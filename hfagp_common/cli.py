@@ -129,6 +129,21 @@ def print_json(summary: dict) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def path(text: str) -> str:
+    """argparse type of an argument that names a file or folder: the text, unless it is empty or blank (an unset
+    shell variable), which would mean the current directory; that is a bad flag."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty (an unset shell variable?); name a file or directory")
+    return text
+
+
+def path_object(text: str):
+    """`path`, as a `pathlib.Path`."""
+    from pathlib import Path
+
+    return Path(path(text))
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -289,5 +304,5 @@ def _exit_with_error(name: str, message) -> None:
 
 __all__ = ["ArgumentParser", "ConfigError", "EXPECTED_ERRORS", "UserError", "absl_flags_parser", "absl_main",
            "entry_point", "error_line", "finite_float", "first_line", "flag_errors", "fraction", "non_negative_float",
-           "non_negative_int", "one_line", "positive_float", "positive_int", "print_json", "require_path_flags", "run",
-           "run_absl"]
+           "non_negative_int", "one_line", "path", "path_object", "positive_float", "positive_int", "print_json",
+           "require_path_flags", "run", "run_absl"]

@@ -22,8 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = PrepareOptions()
     p = cli.ArgumentParser(PROG, description="Track, crop (EG3D FFHQ recipe) and label a talking-head video "
                                              "for HFA-GP training.")
-    p.add_argument("video", help="input video file (anything ffmpeg reads)")
-    p.add_argument("out_dir", help="dataset directory to create (must be absent or empty; see --overwrite)")
+    p.add_argument("video", type=cli.path, help="input video file (anything ffmpeg reads)")
+    p.add_argument("out_dir", type=cli.path,
+                   help="dataset directory to create (must be absent or empty; see --overwrite)")
     p.add_argument("--fps", type=cli.positive_float, default=d.fps, help="output frame rate (default %(default)g)")
     p.add_argument("--resolution", type=cli.positive_int, default=d.resolution, help="crop size in pixels (default %(default)d)")
     p.add_argument("--test-fraction", type=cli.fraction, default=d.test_fraction,

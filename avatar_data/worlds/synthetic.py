@@ -418,9 +418,10 @@ def _parse_formats(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(NAME, description="Render a synthetic talking-head video of a hidden person (known latent subspace, "
                             "cameras, driving signals and novel views) from an EG3D generator.")
-    p.add_argument("out_dir", help="directory to create (must not exist or be empty; see --overwrite)")
-    p.add_argument("--generator", required=True, help="generator directory (python -m convert_weights) or preset "
-                                                      "name with random weights (tiny128, small512, ffhq512-128)")
+    p.add_argument("out_dir", type=cli.path, help="directory to create (must not exist or be empty; see --overwrite)")
+    p.add_argument("--generator", required=True, type=cli.path,
+                   help="generator directory (python -m convert_weights) or preset name with random weights "
+                        "(tiny128, small512, ffhq512-128)")
     p.add_argument("--generator-seed", type=int, default=0, help="weight seed of a preset generator")
     p.add_argument("--frames", type=cli.positive_int, default=200, help="video length T")
     p.add_argument("--test-frames", type=cli.non_negative_int, default=None, help="held-out last frames (default 10%% of T)")

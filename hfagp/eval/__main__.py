@@ -22,13 +22,13 @@ NAME = "hfagp.eval"
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(NAME, description="Same-view (and, on a world with ground truth, novel-view) "
                                              "PSNR/SSIM/LPIPS of a trained run, optionally beside a PTI baseline.")
-    p.add_argument("workdir", help="a training workdir (config.json + checkpoints/)")
+    p.add_argument("workdir", type=cli.path, help="a training workdir (config.json + checkpoints/)")
     p.add_argument("--split", default="test", choices=("test", "train"))
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
-    p.add_argument("--out", default=None, help="output directory (default WORKDIR/eval/step_<N>)")
+    p.add_argument("--out", default=None, type=cli.path, help="output directory (default WORKDIR/eval/step_<N>)")
     p.add_argument("--batch-size", type=cli.positive_int, default=4)
     p.add_argument("--max-frames", type=cli.positive_int, default=None, help="only the first N frames of the split")
-    p.add_argument("--lpips-weights", default=None, help="LPIPS npz (python -m convert_weights.lpips); "
+    p.add_argument("--lpips-weights", default=None, type=cli.path, help="LPIPS npz (python -m convert_weights.lpips); "
                                                          "without it LPIPS is not reported")
     p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"))
     p.add_argument("--baseline", default=None, choices=("pti",), help="also run this baseline on the same frames")
@@ -45,9 +45,10 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--pti-invert-distance", default=None, choices=("lpips_vgg", "l2_lpips"),
                    help="PTI's inversion distance: LPIPS-VGG at 256 (the official VGG16 feature distance's "
                         "stand-in; needs --pti-vgg-weights or --lpips-net vgg) or the tuning loss")
-    p.add_argument("--pti-vgg-weights", default=None,
+    p.add_argument("--pti-vgg-weights", default=None, type=cli.path,
                    help="LPIPS-VGG npz for PTI's inversion distance (python -m convert_weights.lpips --net vgg)")
-    p.add_argument("--generator", default=None, help="the converted generator's path, if it moved since training")
+    p.add_argument("--generator", default=None, type=cli.path,
+                   help="the converted generator's path, if it moved since training")
     p.add_argument("--num-images", type=cli.non_negative_int, default=4, help="how many side-by-side PNGs to write")
     p.add_argument("--readback", default="split", choices=("split", "all"),
                    help="frames over which the face readback r^2 is measured (head worlds with part labels): the "

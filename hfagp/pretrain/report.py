@@ -28,8 +28,8 @@ STRIP_YAW_DEG = (-40.0, -30.0, -15.0, 0.0, 15.0, 30.0, 40.0)
 
 
 def _table(seeds, scores, novel: str) -> list[str]:
-    lines = [f"| identity | same-view PSNR | same-view SSIM | novel-view PSNR (yaw {novel}) | novel-view SSIM | gap (dB) "
-             "| face PSNR (same / novel) | detail ratio (same / novel) |",
+    lines = [f"| identity | same-view PSNR | same-view SSIM | novel-view PSNR (yaw {novel}) | novel-view SSIM "
+             "| gap (dB) | face PSNR (same / novel) | detail ratio (same / novel) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     finite_mean = lambda x: float(np.mean(x[np.isfinite(x)])) if np.isfinite(x).any() else float("nan")
     for i, seed in enumerate(seeds):
@@ -112,8 +112,8 @@ def report(generator_dir, out_dir, identity_seeds: Sequence[int] = (0, 1, 2, 3, 
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(NAME, description="Invert held-out head-world identities in W+ from a frontal view with "
                                              "a head prior frozen; score same and novel views; draw an orbit strip.")
-    p.add_argument("generator", help="a generator directory (e.g. pretrained/heads128)")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("generator", type=cli.path, help="a generator directory (e.g. pretrained/heads128)")
+    p.add_argument("--out", required=True, type=cli.path, help="output directory")
     p.add_argument("--identities", default="0,1,2,3,4", help="evaluation identity seeds, comma-separated")
     p.add_argument("--invert-steps", type=cli.positive_int, default=150)
     p.add_argument("--invert-lr", type=cli.positive_float, default=0.02)

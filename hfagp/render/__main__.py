@@ -70,7 +70,7 @@ def _load_avatar_cached(workdir: str, step: Optional[int], generator_path: Optio
 
 
 def _common(parser: cli.ArgumentParser, video: bool = True) -> None:
-    parser.add_argument("workdir", help="training workdir (config.json + checkpoints/)")
+    parser.add_argument("workdir", type=cli.path, help="training workdir (config.json + checkpoints/)")
     parser.add_argument("--out", default="", help="output path (default: WORKDIR/renders/<command>_step<N>...)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     parser.add_argument("--generator", default="", help="converted generator directory, if it moved since training")

@@ -19,7 +19,7 @@ def build_parser() -> cli.ArgumentParser:
 
     p = cli.ArgumentParser(NAME, description="Render a procedural talking-head video world with ground truth (depth, masks, "
                             "expression and pose parameters, novel views of the test frames).")
-    p.add_argument("out_dir", help="directory to create (must not exist or be empty; see --overwrite)")
+    p.add_argument("out_dir", type=cli.path, help="directory to create (must not exist or be empty; see --overwrite)")
     p.add_argument("--seed", type=int, default=0,
                    help=f"identity and world seed (evaluation identities: {P.EVALUATION_IDENTITY_SEEDS.start}.."
                         f"{P.EVALUATION_IDENTITY_SEEDS.stop - 1})")

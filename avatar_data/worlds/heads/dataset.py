@@ -241,7 +241,7 @@ def load_pretrain_dataset(path: str, allow_incomplete: bool = False) -> dict:
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(NAME, description="Render many pretraining identities x expressions x views of the head "
                                              "world (resumable: rerun the same command to finish an interrupted run).")
-    p.add_argument("out_dir")
+    p.add_argument("out_dir", type=cli.path)
     p.add_argument("--identities", type=cli.positive_int, required=True, help="number of pretraining identities")
     p.add_argument("--first-identity", type=int, default=P.PRETRAIN_IDENTITY_SEED_START,
                    help=f"first identity seed (>= {P.PRETRAIN_IDENTITY_SEED_START})")

@@ -107,11 +107,12 @@ def _bits(text: str) -> int:
 
 def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(NAME, description="Contact sheet (identities x expressions and views) of the head world.")
-    p.add_argument("out", help="PNG to write")
+    p.add_argument("out", type=cli.path, help="PNG to write")
     p.add_argument("--seeds", type=parse_seeds, default=list(range(8)),
                    help="evaluation identity seeds, 'A-B' or comma-separated (default 0-7)")
     p.add_argument("--resolution", type=cli.positive_int, default=128)
-    p.add_argument("--strip", default=None, help="also write a 16-frame talking-video strip of the first seed")
+    p.add_argument("--strip", default=None, type=cli.path,
+                   help="also write a 16-frame talking-video strip of the first seed")
     p.add_argument("--bits", type=_bits, default=8, help="bits per channel stored in the PNGs (7 makes smaller files)")
     return p
 
