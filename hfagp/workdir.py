@@ -164,6 +164,10 @@ def restore_params(workdir, step: Optional[int] = None) -> tuple[int, dict]:
         older = [s for s in steps if s < step]
         raise CheckpointError(f"checkpoint {step} in {checkpoint_dir(workdir)} cannot be read ({type(e).__name__}: "
                               f"{first_line(e, 300)})" + (f"; an older one: --step {older[-1]}" if older else "")) from e
+    finally:
+        # Its reads are finished or failed: stop its background threads now, not at interpreter exit (where a
+        # failed read's pending tensorstore callbacks find the event loop closed and print tracebacks).
+        manager.close()
     state = restored["state"]
     params = state["params"] if isinstance(state, dict) else state.params
     return step, jax.tree_util.tree_map(np.asarray, params)

@@ -99,14 +99,26 @@ def run(name: str, body: Callable[[], Optional[int]], expected: Sequence[type] =
         raise
     except tuple(expected) as e:
         print(error_line(name, e), file=sys.stderr)
+        _quiet_secondary_async_errors()
         return 2
     except Exception as e:  # a bug or an input nobody anticipated: still one line, unless asked otherwise
         if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
             traceback.print_exc()
         print(error_line(name, f"unexpected {type(e).__name__}: {e} (set {TRACEBACK_VARIABLE}=1 for the "
                                f"traceback)"), file=sys.stderr)
+        _quiet_secondary_async_errors()
         return 2
     return 0 if code is None else int(code)
+
+
+def _quiet_secondary_async_errors() -> None:
+    """After a command's error line: the failed operation's sibling asyncio tasks (orbax reads a damaged
+    checkpoint's arrays in parallel; the first failure is the one reported) are collected at interpreter exit,
+    and asyncio would log each one, 'Task exception was never retrieved' with its traceback: the same failure
+    again, dozens of times. Those records are dropped; nothing else asyncio logs is."""
+    import logging
+
+    logging.getLogger("asyncio").addFilter(lambda record: "exception was never retrieved" not in record.getMessage())
 
 
 def entry_point(name: str, build_parser: Callable[[], argparse.ArgumentParser],
