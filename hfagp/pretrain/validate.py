@@ -48,14 +48,14 @@ def invert_and_score(generator: eg3d_flax.Generator, validation: dict, steps: in
         renders.append(out)
         codes.append(ws)
     psnr, ssim = np.stack(psnr).astype(np.float64), np.stack(ssim).astype(np.float64)
-    face = face_scores(np.stack(renders), images, validation) if "part_labels" in validation else {}
+    face = face_region_scores(np.stack(renders), images, validation) if "part_labels" in validation else {}
     return {**face, "psnr": psnr, "ssim": ssim, "renders": np.stack(renders), "ws": np.stack(codes),
             "same_view_psnr": float(psnr[:, 0].mean()), "novel_view_psnr": float(psnr[:, 1:].mean()),
             "gap_db": float(psnr[:, 0].mean() - psnr[:, 1:].mean()),
             "same_view_ssim": float(ssim[:, 0].mean()), "novel_view_ssim": float(ssim[:, 1:].mean())}
 
 
-def face_scores(renders: np.ndarray, images: np.ndarray, validation: dict) -> dict:
+def face_region_scores(renders: np.ndarray, images: np.ndarray, validation: dict) -> dict:
     """Face PSNR and detail ratio [I, V] of renders against the validation images ([I, V, R, R, 3] in [-1, 1]),
     in the face region of the validation's part labels [I, V, R, R], and their means over the frontal view and
     over the novel views (nan-free: a view without a visible face is left out of the means)."""

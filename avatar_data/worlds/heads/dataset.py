@@ -149,9 +149,8 @@ def make_pretrain_dataset(out_dir: str, identity_seeds: Sequence[int], scenes_pe
         with open(manifest) as f:
             existing = json.load(f)
         # A version-1 data set of the same configuration is finished as it was begun: without part labels.
-        layout_keys = ("version", "arrays", "part_names")
-        ours = {k: v for k, v in config.items() if k not in layout_keys} if existing.get("version") == 1 else config
-        theirs = {k: v for k, v in existing.items() if k not in layout_keys} if ours is not config else existing
+        ignored = ("version", "arrays", "part_names") if existing.get("version") == 1 else ()
+        ours, theirs = ({k: v for k, v in d.items() if k not in ignored} for d in (config, existing))
         if theirs != ours:
             diff = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
             raise ValueError(f"{out_dir} holds a dataset of another configuration (differs in {diff}); "
