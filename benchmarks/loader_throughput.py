@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hfagp_common import cli  # noqa: E402  (no JAX import)
+from hfagp_common import cli, limits  # noqa: E402  (no JAX import)
 
 NAME = "loader_throughput.py"
 
@@ -72,12 +72,12 @@ def measure(source, batch_size: int, workers: int, warmup: int, batches: int) ->
 def main(argv=None) -> None:
     parser = cli.ArgumentParser(NAME, prog="python benchmarks/loader_throughput.py",
                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=cli.positive_int, default=200)
-    parser.add_argument("--resolution", type=int, default=512)
-    parser.add_argument("--batch-size", type=cli.positive_int, default=2)
-    parser.add_argument("--batches", type=int, default=200, help="timed batches per worker setting")
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--workers", type=cli.non_negative_int, nargs="+", default=[0, 2])
+    parser.add_argument("--frames", type=cli.frame_count, default=200)
+    parser.add_argument("--resolution", type=cli.resolution, default=512)
+    parser.add_argument("--batch-size", type=cli.batch_size, default=2)
+    parser.add_argument("--batches", type=cli.int_in(1, 100_000), default=200, help="timed batches per worker setting")
+    parser.add_argument("--warmup", type=cli.int_in(0, 100_000), default=10)
+    parser.add_argument("--workers", type=cli.int_in(0, limits.MAX_JOBS), nargs="+", default=[0, 2])
     parser.add_argument("--out", default=None, help="also write the JSON line here")
     args = parser.parse_args(argv)
 

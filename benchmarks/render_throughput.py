@@ -117,7 +117,7 @@ def main(argv=None) -> int:
                    help="comma-separated presets with random weights (tiny128, small512, ffhq512-128)")
     p.add_argument("--generator", default=None, help="a converted generator directory instead of --configs")
     p.add_argument("--batches", default="1,2,4", help="comma-separated batch sizes")
-    p.add_argument("--reps", type=int, default=3, help="timed calls per batch size (after one warm-up)")
+    p.add_argument("--reps", type=cli.int_in(1, 10_000), default=3, help="timed calls per batch size (after one warm-up)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="compute dtype of the backbone/SR convolutions")
     p.add_argument("--precision", default="highest", choices=PRECISIONS,

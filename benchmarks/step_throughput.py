@@ -82,6 +82,23 @@ def _stages(text: str) -> str:
     return text
 
 
+_stages.bad_values = ("", "3", "1,x")
+
+
+def _presets(text: str) -> str:
+    """argparse type of --configs: comma-separated generator presets."""
+    from eg3d_flax.config import PRESETS
+
+    names = text.split(",")
+    unknown = [name for name in names if name not in PRESETS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown presets {unknown}; known: {','.join(PRESETS)}")
+    return text
+
+
+_presets.bad_values = ("", "huge", "tiny128,huge")
+
+
 from hfagp_common.host import huge_pages_requested  # noqa: E402  (no JAX import)
 
 TORCH_STEP = Path(__file__).resolve().with_name("torch_step.py")
@@ -462,11 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cli.ArgumentParser(NAME, prog="python benchmarks/step_throughput.py", description=__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--configs", default="tiny128", help="comma-separated presets: tiny128,small512,ffhq512-128")
-    p.add_argument("--batch", type=cli.positive_int, default=2)
+    p.add_argument("--configs", type=_presets, default="tiny128", help="comma-separated presets: tiny128,small512,ffhq512-128")
+    p.add_argument("--batch", type=cli.batch_size, default=2)
     p.add_argument("--stages", type=_stages, default="1,2")
-    p.add_argument("--steps", type=cli.non_negative_int, default=20, help="timed steps after one warm-up step; 0: compile only")
-    p.add_argument("--pipelined-steps", type=int, default=None,
+    p.add_argument("--steps", type=cli.int_in(0, 100_000), default=20, help="timed steps after one warm-up step; 0: compile only")
+    p.add_argument("--pipelined-steps", type=cli.int_in(0, 100_000), default=None,
                    help="steps dispatched back to back after the timed ones (default: --steps on GPU/TPU, 0 on CPU)")
     p.add_argument("--compute-dtype", default="float32", choices=COMPUTE_DTYPES,
                    help="dtype of the generator's convolutions (GeneratorConfig.compute_dtype)")
@@ -478,14 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stride-2 transposed convolution kernel (conv_kernels; 'auto': per backend)")
     p.add_argument("--remat", default="none", choices=["none", "renderer", "full"],
                    help="the generator's rematerialisation policy (GeneratorConfig.remat)")
-    p.add_argument("--neural-rendering-resolution", type=int, default=None)
+    p.add_argument("--neural-rendering-resolution", type=cli.resolution, default=None)
     p.add_argument("--encoder", default="none", choices=["none", "rgb"],
                    help="'none': Adam on W+ codes + G (what the PyTorch baseline times); 'rgb': the official RGB encoder")
     p.add_argument("--count-flops", action="store_true",
                    help="count FLOPs on the step traced with XLA's convolution gradients (see the module doc)")
-    p.add_argument("--threads", type=cli.positive_int, default=None, help="pin both sides to N CPUs (see the module doc)")
-    p.add_argument("--torch-eg3d", default=None, help="path to a clone of NVlabs/eg3d for the PyTorch baseline")
-    p.add_argument("--torch-python", default=sys.executable,
+    p.add_argument("--threads", type=cli.jobs, default=None, help="pin both sides to N CPUs (see the module doc)")
+    p.add_argument("--torch-eg3d", type=cli.path, default=None, help="path to a clone of NVlabs/eg3d for the PyTorch baseline")
+    p.add_argument("--torch-python", type=cli.path, default=sys.executable,
                    help="interpreter with torch (+ numpy, scipy, click, pillow, requests) for the baseline")
     p.add_argument("--torch-device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="the PyTorch side's device ('auto': cuda when JAX runs on a GPU)")
@@ -493,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PyTorch's TF32 matmul/cuDNN switch ('auto': off when --precision is highest)")
     p.add_argument("--torch-sr", default="auto", choices=["auto", "fp16", "float32"],
                    help="PyTorch's SR blocks on CUDA: the checkpoint's fp16 or float32 ('auto': fp16 with bfloat16)")
-    p.add_argument("--out", default=None, help="write results as JSON here")
+    p.add_argument("--out", type=cli.path, default=None, help="write results as JSON here")
     return p
 
 

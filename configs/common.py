@@ -20,6 +20,9 @@ from pathlib import Path
 
 import ml_collections
 
+from hfagp_common.config_schema import Bool, Choice, Float, Int, Mapping, PowerOfTwo, Relation, Text
+from hfagp_common.limits import MAX_BATCH, MAX_FRAMES, MAX_RESOLUTION, MAX_SEED, MAX_STEPS
+
 VARIANTS = ("paper", "official", "cpu", "demo")
 # The shipped head-world prior (configs/pretrain_heads.py made it).
 PRETRAINED_HEADS = str(Path(__file__).resolve().parents[1] / "pretrained" / "heads128")
@@ -206,6 +209,107 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     # Fault injection for the tests of the non-finite-loss guard: a NaN batch at this step (-1: never).
     c.debug.nan_at_step = -1
     return c
+
+
+# What every field of `base_config` may hold (hfagp_common.config_schema; checked before any work, and on a
+# workdir's config.json read back). The choices are the library's (tests/configs check they agree).
+SCHEMA = {
+    "seed": Int(0, MAX_SEED),
+    "progress_bar": Bool(),
+    "log_every": Int(1, MAX_STEPS),
+    "eval_every": Int(1, MAX_STEPS),
+    "compilation_cache_dir": Text(path=True),
+    "precision": Choice("highest", "tf32", "default"),
+    "generator.path": Text(path=True),
+    "generator.preset": Choice("", "tiny128", "small512", "ffhq512-128", "heads128"),
+    "generator.preset_seed": Int(0, MAX_SEED),
+    "generator.compute_dtype": Choice("float32", "bfloat16"),
+    "generator.remat": Choice("none", "renderer", "full"),
+    "generator.conv_impl": Choice("auto", "xla", "cpu_gemm"),
+    "generator.upconv_impl": Choice("auto", "xla", "polyphase"),
+    # 0: the checkpoint's.
+    "generator.neural_rendering_resolution": Int(0, MAX_RESOLUTION),
+    "generator.render_deterministic": Bool(),
+    "data.source": Choice("synthetic", "heads", "folder"),
+    "data.folder": Text(path=True),
+    "data.format": Choice("eg3d", "nerface", "adnerf"),
+    "data.name": Text(),
+    "data.reader_kwargs": Mapping(),
+    "data.prepared_dir": Text(path=True),
+    "data.resolution": PowerOfTwo(32, MAX_RESOLUTION),
+    "data.test_fraction": Float(0.0, 1.0, lo_open=True, hi_open=True),
+    "data.num_test_frames": Int(0, MAX_FRAMES),
+    "data.worker_count": Int(0, 64),
+    "data.video_fps": Float(0.0, 240.0, lo_open=True),
+    "data.video_background": Choice("keep", "white"),
+    "data.synthetic.dir": Text(path=True),
+    "data.synthetic.frames": Int(2, MAX_FRAMES),
+    "data.synthetic.test_frames": Int(1, MAX_FRAMES),
+    "data.synthetic.subspace_dim": Int(1, 512),
+    "data.synthetic.seed": Int(0, MAX_SEED),
+    "data.synthetic.perturb_generator": Float(0.0, 10.0),
+    "data.heads.dir": Text(path=True),
+    # avatar_data.worlds.heads.params.EVALUATION_IDENTITY_SEEDS
+    "data.heads.seed": Int(0, 999),
+    "data.heads.frames": Int(2, MAX_FRAMES),
+    "data.heads.test_frames": Int(1, MAX_FRAMES),
+    "model.encoder": Choice("rgb", "expression", "audio"),
+    # The basis lives in W+ (num_ws * w_dim = 7168 for EG3D at 512); a larger k is also checked against the generator.
+    "model.k": Int(1, 7168),
+    "model.orthogonality": Choice("qr", "penalty", "none"),
+    "model.orthogonality_penalty_weight": Float(0.0, 1e6),
+    "model.prior_init": Choice("official", "w_avg"),
+    "model.encoder_kwargs": Mapping(),
+    "model.shared_prior_from": Text(path=True),
+    "loss.lpips_weight": Float(0.0, 1e4),
+    "loss.lpips_net": Choice("alex", "vgg"),
+    "loss.lpips_weights": Text(path=True),
+    "loss.resolution": PowerOfTwo(16, MAX_RESOLUTION),
+    "optim.learning_rate": Float(0.0, 10.0, lo_open=True),
+    "optim.b1": Float(0.0, 1.0, hi_open=True),
+    "optim.b2": Float(0.0, 1.0, hi_open=True),
+    "optim.eps": Float(0.0, 1.0, lo_open=True),
+    "optim.batch_size": Int(1, MAX_BATCH),
+    "schedule.total_steps": Int(1, MAX_STEPS),
+    "schedule.generator_tuning_start": Int(0, MAX_STEPS),
+    "schedule.audio_smoothing_start": Int(-1, MAX_STEPS),
+    "checkpoint.every": Int(1, MAX_STEPS),
+    "checkpoint.keep": Int(1, 1000),
+    "checkpoint.resume_allow_changes": Text(),
+    "eval.max_frames": Int(0, MAX_FRAMES),
+    "eval.batch_size": Int(1, MAX_BATCH),
+    "eval.num_images": Int(0, 64),
+    "eval.novel_views": Int(0, 64),
+    "eval.basis_images": Bool(),
+    "eval.basis_scale": Float(-1e3, 1e3),
+    "distributed.enabled": Bool(),
+    "distributed.coordinator_address": Text(),
+    "distributed.num_processes": Int(0, 4096),
+    "distributed.process_id": Int(-1, 4095),
+    "distributed.cpu_collectives": Bool(),
+    "debug.nan_at_step": Int(-1, MAX_STEPS),
+}
+
+RELATIONS = (
+    Relation(("data.synthetic.test_frames", "data.synthetic.frames"), lambda test, frames: test < frames,
+             "data.synthetic.test_frames must be fewer than data.synthetic.frames"),
+    Relation(("data.heads.test_frames", "data.heads.frames"), lambda test, frames: test < frames,
+             "data.heads.test_frames must be fewer than data.heads.frames"),
+    Relation(("loss.resolution", "data.resolution"), lambda loss, data: loss <= data and data % loss == 0,
+             "loss.resolution must divide data.resolution"),
+    Relation(("generator.neural_rendering_resolution", "data.resolution"),
+             lambda nrr, data: nrr == 0 or (nrr <= data and data % nrr == 0 and nrr & (nrr - 1) == 0),
+             "generator.neural_rendering_resolution must be 0 (the checkpoint's) or a power of two dividing "
+             "data.resolution"),
+    Relation(("generator.path", "generator.preset"), lambda path, preset: bool(path) or bool(preset),
+             "set generator.path to a converted EG3D checkpoint (python -m convert_weights "
+             "ffhqrebalanced512-128.pkl DIR), or generator.preset to a random-weight preset for testing"),
+    Relation(("distributed.enabled", "distributed.num_processes", "distributed.process_id",
+              "distributed.coordinator_address"),
+             lambda on, n, i, address: not on or (n >= 1 and 0 <= i < n and bool(address.strip())),
+             "distributed.enabled needs distributed.coordinator_address, num_processes >= 1 and "
+             "0 <= process_id < num_processes"),
+)
 
 
 def official(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

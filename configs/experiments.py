@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import ml_collections
 
+from hfagp_common.config_schema import Bool, Choice, Float, Int, Relation, Seq
+from hfagp_common.limits import MAX_BATCH, MAX_FRAMES, MAX_SEED, MAX_STEPS
+
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -92,3 +95,44 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         raise ValueError(f"config variant must be '' or 'tiny', got {variant!r}")
     c.lock()
     return c
+
+
+# What every field may hold (hfagp_common.config_schema; checked before any world is made).
+SCHEMA = {
+    # avatar_data.worlds.heads.params.EVALUATION_IDENTITY_SEEDS
+    "identities": Seq(Int(0, 999), 1, 1000),
+    "frames": Int(2, MAX_FRAMES),
+    "test_frames": Int(1, MAX_FRAMES),
+    "total_steps": Int(1, MAX_STEPS),
+    "generator_tuning_start": Int(0, MAX_STEPS),
+    # At most the W+ size of the shipped prior's generator (num_ws 14 x w_dim 512).
+    "k": Int(1, 7168),
+    "eval_batch_size": Int(1, MAX_BATCH),
+    "pti.w_steps": Int(0, 100_000),
+    "pti.g_steps": Int(0, 100_000),
+    "pti.latent_space": Choice("w", "w+"),
+    "pti.lpips_weight": Float(0.0, 1e4),
+    "pti.max_frames": Int(1, MAX_FRAMES),
+    "parts.table1": Bool(),
+    "parts.table2_3": Bool(),
+    "parts.table4": Bool(),
+    "parts.prior_value": Bool(),
+    "parts.time_to_avatar": Bool(),
+    "fast.total_steps": Int(1, MAX_STEPS),
+    "fast.generator_tuning_starts": Seq(Int(0, MAX_STEPS), 1, 100),
+    "fast.learning_rate": Float(0.0, 10.0, lo_open=True),
+    "fast.prior_init": Choice("official", "w_avg"),
+    "ablations.seeds": Seq(Int(0, MAX_SEED), 1, 100),
+    "ablations.recipe": Choice("fast", "faithful"),
+    "ablations.generator_tuning_start": Int(0, MAX_STEPS),
+}
+
+RELATIONS = (
+    Relation(("test_frames", "frames"), lambda test, frames: test < frames, "test_frames must be fewer than frames"),
+    Relation(("pti.max_frames", "test_frames"), lambda pti, test: pti <= test,
+             "pti.max_frames must be at most test_frames (the baselines run on test frames)"),
+    Relation(("fast.generator_tuning_starts", "fast.total_steps"), lambda starts, total: max(starts) < total,
+             "every fast.generator_tuning_starts must be below fast.total_steps (else the generator is never tuned)"),
+    Relation(("ablations.generator_tuning_start", "fast.total_steps"), lambda start, total: start < total,
+             "ablations.generator_tuning_start must be below fast.total_steps"),
+)

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import ml_collections
 
+from hfagp_common.config_schema import Bool, Choice, Float, Int, PowerOfTwo, Relation, Seq, Text
+from hfagp_common.limits import MAX_BATCH, MAX_IDENTITIES, MAX_RESOLUTION, MAX_SEED, MAX_STEPS
+
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -124,3 +127,63 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         raise ValueError(f"config variant must be '' or 'tiny', got {variant!r}")
     c.lock()
     return c
+
+
+# What every field may hold (hfagp_common.config_schema; checked before the data set is rendered).
+SCHEMA = {
+    "seed": Int(0, MAX_SEED),
+    "progress_bar": Bool(),
+    "log_every": Int(1, MAX_STEPS),
+    "compilation_cache_dir": Text(path=True),
+    "generator.preset": Choice("tiny128", "small512", "ffhq512-128", "heads128"),
+    "generator.channel_base": PowerOfTwo(64, 65536),
+    "generator.channel_max": Int(1, 1024),
+    "generator.neural_rendering_resolution": PowerOfTwo(8, 512),
+    "generator.depth_resolution": Int(2, 256),
+    "generator.depth_resolution_importance": Int(0, 256),
+    "generator.init_seed": Int(0, MAX_SEED),
+    "data.dir": Text(path=True),
+    "data.identities": Int(1, MAX_IDENTITIES),
+    "data.scenes_per_identity": Int(1, 1000),
+    "data.views_per_scene": Int(1, 100),
+    "data.resolution": PowerOfTwo(32, MAX_RESOLUTION),
+    # avatar_data.worlds.heads.params.EVALUATION_IDENTITY_SEEDS
+    "validation.identity_seeds": Seq(Int(0, 999), 1, 1000),
+    "validation.novel_yaw_deg": Seq(Float(-89.0, 89.0), 0, 64),
+    "validation.invert_steps": Int(1, 100_000),
+    "validation.invert_lr": Float(0.0, 10.0, lo_open=True),
+    "model.identity_code_std": Float(0.0, 100.0),
+    "model.code_penalty": Float(0.0, 1e6),
+    "loss.image": Float(0.0, 1e6),
+    "loss.raw": Float(0.0, 1e6),
+    "loss.depth": Float(0.0, 1e6),
+    "loss.mask": Float(0.0, 1e6),
+    "optim.generator_lr": Float(0.0, 10.0, lo_open=True),
+    "optim.code_lr": Float(0.0, 10.0, lo_open=True),
+    "optim.final_lr_fraction": Float(0.0, 1.0),
+    "optim.scenes_per_batch": Int(1, MAX_BATCH),
+    "optim.views_per_scene": Int(1, 100),
+    "schedule.total_steps": Int(1, MAX_STEPS),
+    "schedule.eval_every": Int(1, MAX_STEPS),
+    "schedule.checkpoint_every": Int(1, MAX_STEPS),
+    "schedule.patience": Int(1, 10_000),
+    "schedule.keep": Int(1, 1000),
+    "export.dir": Text(path=True),
+    "export.dtype": Choice("float32", "bfloat16"),
+    "export.mapping_steps": Int(0, 1_000_000),
+}
+
+RELATIONS = (
+    Relation(("optim.views_per_scene", "data.views_per_scene"), lambda batch, data: batch <= data,
+             "optim.views_per_scene must be at most data.views_per_scene"),
+    Relation(("optim.scenes_per_batch", "data.identities", "data.scenes_per_identity"),
+             lambda batch, identities, scenes: batch <= identities * scenes,
+             "optim.scenes_per_batch must be at most the data set's scenes (data.identities x "
+             "data.scenes_per_identity)"),
+    Relation(("generator.neural_rendering_resolution", "data.resolution"),
+             lambda nrr, data: nrr <= data and data % nrr == 0,
+             "generator.neural_rendering_resolution must divide data.resolution"),
+    Relation(("generator.preset", "data.resolution"),
+             lambda preset, data: data == (128 if preset in ("tiny128", "heads128") else 512),
+             "data.resolution must be the preset's image resolution (128 for tiny128 and heads128, 512 otherwise)"),
+)

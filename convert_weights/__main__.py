@@ -47,4 +47,4 @@ main = cli.entry_point(NAME, build_parser, _main, expected=(*cli.EXPECTED_ERRORS
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

@@ -21,7 +21,6 @@ lpips' torch state_dict names, `scaling_layer.shift|scale` [1, 3, 1, 1], backbon
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -188,4 +187,4 @@ def _main(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

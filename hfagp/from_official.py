@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -206,10 +205,10 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--generator", required=True, type=cli.path,
                    help=f"the converted generator the run fine-tuned (python -m convert_weights "
                         f"{model_lib.OFFICIAL_CHECKPOINT} DIR)")
-    p.add_argument("--data", default="", help="the run's dataset folder, for hfagp.eval (optional)")
+    p.add_argument("--data", type=cli.optional_path, default="", help="the run's dataset folder, for hfagp.eval (optional)")
     p.add_argument("--data-format", default="", choices=("", "eg3d", "nerface", "adnerf"),
                    help="its layout (default: the config's)")
-    p.add_argument("--iteration", type=cli.non_negative_int, default=None,
+    p.add_argument("--iteration", type=cli.step, default=None,
                    help="the update index the checkpoint was saved after (default: from the file name <i>.pt)")
     p.add_argument("--overwrite", action="store_true", help="replace WORKDIR if it is a workdir")
     return p
@@ -227,7 +226,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())
 
 
 __all__ = ["OfficialCheckpointError", "checkpoint_kind", "convert_official", "iteration_of", "main",

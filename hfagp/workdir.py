@@ -31,7 +31,9 @@ from typing import Iterator, Optional
 import ml_collections
 import numpy as np
 
-from hfagp_common.cli import UserError, first_line
+from configs import common as configs_common
+from hfagp_common import config_schema
+from hfagp_common.cli import ConfigError, UserError, first_line, interrupted
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -53,6 +55,18 @@ CORRUPT_CHECKPOINTS_DIR = "corrupt_checkpoints"
 # Sections only a `hfagp.pretrain` config has (configs/pretrain_heads.py), and ones every training config has.
 PRETRAIN_SECTIONS = ("validation", "export")
 TRAINING_SECTIONS = ("generator", "model", "data", "loss")
+
+
+# What a training workdir holds (the layout above): before its first config.json, a directory with only these is
+# a training workdir being made (`hfagp.make_world` writes the world first).
+TRAINING_LAYOUT = frozenset({CONFIG_FILE, CHECKPOINTS_DIR, RANDOM_GENERATOR_DIR, METRICS_FILE, EVAL_METRICS_FILE,
+                             INITIAL_METRICS_FILE, FINAL_METRICS_FILE, SAMPLES_DIR, TENSORBOARD_DIR,
+                             SYNTHETIC_WORLD_DIR, HEAD_WORLD_DIR, PREPARED_DATA_DIR, EVAL_DIR, RENDERS_DIR, LOCK_FILE,
+                             CORRUPT_CHECKPOINTS_DIR})
+
+
+# The program that makes each kind of output directory (`check_output_dir`).
+PROGRAMS = {"train": "train.py", "pretrain": "hfagp.pretrain", "experiments": "hfagp.experiments"}
 
 
 class RunNotFoundError(UserError, FileNotFoundError):
@@ -78,6 +92,36 @@ def workdir_kind(values) -> Optional[str]:
     return None
 
 
+def check_output_dir(path, kind: str, layout, flag: str = "--workdir") -> None:
+    """Raises ConfigError unless `path` may become (or already is) an output directory of `kind`: it does not
+    exist, or is an empty directory, or holds a config.json of that kind (`workdir_kind`; 'train' and 'pretrain'),
+    or holds nothing but entries of `layout` (the names that kind writes). Anything else (a file, the repository,
+    another program's workdir, a folder of the user's) is refused before a byte is written."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise ConfigError(f"{flag} {path} exists and is not a directory")
+    entries = sorted(p.name for p in path.iterdir())
+    if not entries:
+        return
+    try:
+        values = read_config_values(path) if CONFIG_FILE in entries else None
+    except RunNotFoundError:  # a damaged config.json: what to do with the run is the resuming program's decision
+        values = None
+    found = workdir_kind(values)
+    if found == kind:
+        return
+    if found is not None:
+        raise ConfigError(f"{flag} {path} is a {PROGRAMS[found]} workdir, not a {PROGRAMS.get(kind, kind)} one; use "
+                          f"another directory")
+    foreign = [name for name in entries if name not in layout]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ConfigError(f"{flag} {path} is neither empty nor a {PROGRAMS.get(kind, kind)} output directory (it "
+                          f"holds {shown}); name a new or empty directory")
+
+
 def read_config_values(workdir) -> Optional[dict]:
     """config.json of a workdir as plain JSON values; None if there is none. Raises RunNotFoundError if it is
     not a JSON object (e.g. truncated)."""
@@ -94,7 +138,8 @@ def read_config_values(workdir) -> Optional[dict]:
 
 
 def load_config(workdir) -> ml_collections.ConfigDict:
-    """The config a run was trained with (`<workdir>/config.json`)."""
+    """The config a run was trained with (`<workdir>/config.json`), its values checked against the training
+    config's schema (a key added since the run may be missing)."""
     path = Path(workdir) / CONFIG_FILE
     if not Path(workdir).is_dir():
         raise RunNotFoundError(f"{workdir} is not a training workdir: no such directory")
@@ -107,6 +152,7 @@ def load_config(workdir) -> ml_collections.ConfigDict:
     missing = [key for key in TRAINING_SECTIONS if not isinstance(values.get(key), dict)]
     if missing:
         raise RunNotFoundError(f"{path} is not a training config: it lacks the sections {missing}")
+    config_schema.check_saved(values, configs_common.SCHEMA, configs_common.RELATIONS, source=f"{path}: ")
     return ml_collections.ConfigDict(values)
 
 
@@ -161,6 +207,8 @@ def restore_params(workdir, step: Optional[int] = None) -> tuple[int, dict]:
     try:
         restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
     except Exception as e:  # orbax / tensorstore / json errors of a damaged directory
+        if interrupted():  # Ctrl-C during the read surfaces as the read's failure: not the checkpoint's
+            raise KeyboardInterrupt from e
         older = [s for s in steps if s < step]
         raise CheckpointError(f"checkpoint {step} in {checkpoint_dir(workdir)} cannot be read ({type(e).__name__}: "
                               f"{first_line(e, 300)})" + (f"; an older one: --step {older[-1]}" if older else "")) from e

@@ -16,7 +16,7 @@ set ``HFAGP_TRACEBACK=1`` to see the traceback instead.
     main = cli.entry_point(NAME, build_parser, _main)
 
     if __name__ == "__main__":
-        sys.exit(main())
+        cli.exit(main())
 
 `run` treats `UserError`, `ValueError` and `OSError` (missing files, permissions, a full disk) as user
 errors, and so is a `SystemExit` with a message (``raise SystemExit("needs torch")``). Modules raise
@@ -29,12 +29,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, NoReturn, Optional, Sequence
+
+from hfagp_common import limits
 
 TRACEBACK_VARIABLE = "HFAGP_TRACEBACK"
 
@@ -85,23 +90,73 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, error_line(self.error_name, message) + "\n")
 
 
-def run(name: str, body: Callable[[], Optional[int]], expected: Sequence[type] = EXPECTED_ERRORS) -> int:
-    """Runs `body()` under the one-line error contract; returns the exit code (body's, or 0)."""
+_interrupt_requested = threading.Event()
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C (SIGINT) arrived during the command: code that turns a library's failure into a user error
+    (a checkpoint read judged damaged) asks this first, since an interrupt can surface as any exception there."""
+    return _interrupt_requested.is_set()
+
+
+def _in_gc_callback(frame) -> bool:
+    codes = {getattr(callback, "__code__", None) for callback in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _on_interrupt(signum, frame) -> None:
+    """SIGINT during a command: KeyboardInterrupt, as Python's own handler, except inside a garbage-collector
+    callback (JAX runs one), where Python would report the exception as unraisable and the command would go on as
+    if nothing happened; there the signal is delivered again a moment later, outside the callback."""
+    _interrupt_requested.set()
+    if _in_gc_callback(frame):
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupt_handler() -> Iterator[None]:
+    """`_on_interrupt` for the block, where Python's default SIGINT handler is in place (the main thread of a
+    process nobody else configured); training's stop requests install their own within it."""
+    install = (threading.current_thread() is threading.main_thread()
+               and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    if install:
+        _interrupt_requested.clear()
+        signal.signal(signal.SIGINT, _on_interrupt)
     try:
-        code = body()
+        yield
+    finally:
+        if install:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run(name: str, body: Callable[[], Optional[int]], expected: Sequence[type] = EXPECTED_ERRORS) -> int:
+    """Runs `body()` under the one-line error contract; returns the exit code (body's, or 0). After Ctrl-C, any
+    exception is the interrupt's (a library may have wrapped the KeyboardInterrupt in its own error): 130."""
+    try:
+        with _interrupt_handler():
+            code = body()
     except KeyboardInterrupt:
-        print(error_line(name, "interrupted"), file=sys.stderr)
-        return 130
+        return _interrupted(name)
     except SystemExit as e:
         if isinstance(e.code, str):  # `raise SystemExit("message")`: a user error in one line
             print(error_line(name, e.code), file=sys.stderr)
             return 2
         raise
     except tuple(expected) as e:
+        if interrupted():
+            return _interrupted(name)
         print(error_line(name, e), file=sys.stderr)
         _quiet_secondary_async_errors()
         return 2
     except Exception as e:  # a bug or an input nobody anticipated: still one line, unless asked otherwise
+        if interrupted():
+            return _interrupted(name)
         if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
             traceback.print_exc()
         print(error_line(name, f"unexpected {type(e).__name__}: {e} (set {TRACEBACK_VARIABLE}=1 for the "
@@ -111,14 +166,22 @@ def run(name: str, body: Callable[[], Optional[int]], expected: Sequence[type] =
     return 0 if code is None else int(code)
 
 
+def _interrupted(name: str) -> int:
+    print(error_line(name, "interrupted"), file=sys.stderr)
+    _quiet_secondary_async_errors()
+    return 130
+
+
 def _quiet_secondary_async_errors() -> None:
-    """After a command's error line: the failed operation's sibling asyncio tasks (orbax reads a damaged
-    checkpoint's arrays in parallel; the first failure is the one reported) are collected at interpreter exit,
-    and asyncio would log each one, 'Task exception was never retrieved' with its traceback: the same failure
-    again, dozens of times. Those records are dropped; nothing else asyncio logs is."""
+    """After a command's error line, the failure's echoes are dropped: the failed or interrupted operation's
+    sibling asyncio tasks (orbax reads a checkpoint's arrays in parallel; the first failure is the one reported)
+    are collected at interpreter exit, and asyncio would log each one, 'Task exception was never retrieved' with
+    its traceback, dozens of times; background threads of the abandoned operation (orbax's, tensorstore's) may end
+    in 'Event loop is closed'. Those records and thread tracebacks are dropped; nothing else asyncio logs is."""
     import logging
 
     logging.getLogger("asyncio").addFilter(lambda record: "exception was never retrieved" not in record.getMessage())
+    threading.excepthook = lambda args: None
 
 
 def entry_point(name: str, build_parser: Callable[[], argparse.ArgumentParser],
@@ -132,6 +195,17 @@ def entry_point(name: str, build_parser: Callable[[], argparse.ArgumentParser],
 
     main.__doc__ = f"The `{name}` command: exit code 0, or 2 with one error line (hfagp_common.cli)."
     return main
+
+
+def exit(code: Optional[int]) -> NoReturn:
+    """The end of a command's ``__main__`` block: ``sys.exit(code)``, except after an interruption (code 130): then
+    the process ends at once, its output flushed, so that work still running in native threads (XLA's, a video
+    encoder's) is not torn down by the interpreter's shutdown, which can crash after the error line."""
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
 
 
 def print_json(summary: dict) -> None:
@@ -156,6 +230,15 @@ def path_object(text: str):
     return Path(path(text))
 
 
+def optional_path(text: str) -> str:
+    """argparse type of an argument whose "" means none (or the default): "" or a path, never blank ("  ")."""
+    return text and path(text)
+
+
+path.bad_values = path_object.bad_values = ("", "  ")
+optional_path.bad_values = ("  ", "\t")
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -173,49 +256,101 @@ def _finite(text: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _argument_type(parse: Callable[[str], object], name: str, bad_values: Sequence[str], doc: str = ""):
+    """`parse` named for argparse's messages, with the texts it must refuse (the fault suite generates its flag
+    cases from them, so every typed flag is covered)."""
+    parse.__name__ = name
+    parse.__doc__ = doc or parse.__doc__
+    parse.bad_values = tuple(bad_values)
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+def int_in(lo: int, hi: int):
+    """argparse type: an integer in [lo, hi] (hi: a documented maximum of `hfagp_common.limits` for a size)."""
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in [{lo}, {hi}], got {value}")
+        return value
+
+    return _argument_type(parse, f"int_in({lo}, {hi})", (str(lo - 1), str(hi + 1), "x", "1.5", ""))
 
 
-def finite_float(text: str) -> float:
-    """argparse type: a finite number (no nan/inf)."""
-    return _finite(text)
+def float_in(lo: float, hi: float, lo_open: bool = False):
+    """argparse type: a finite number in [lo, hi] (`lo_open`: lo itself excluded)."""
+    def parse(text: str) -> float:
+        value = _finite(text)
+        if not ((value > lo if lo_open else value >= lo) and value <= hi):
+            raise argparse.ArgumentTypeError(f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {text}")
+        return value
+
+    below = str(lo) if lo_open else str(lo - abs(lo) - 1)
+    return _argument_type(parse, f"float_in({lo:g}, {hi:g})", (below, str(hi + abs(hi) + 1), "nan", "inf", "x", ""))
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
+def _at_least(lo: int):
+    def parse(text: str) -> int:
+        value = _int(text)
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        return value
+    return parse
+
+
+def _positive_number(text: str) -> float:
     value = _finite(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
+def _non_negative_number(text: str) -> float:
     value = _finite(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
-def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    value = _finite(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
+positive_int = _argument_type(_at_least(1), "positive_int", ("0", "-3", "x", "1.5"),
+                              "argparse type: an integer >= 1 (a count that is not a size; sizes use `int_in`).")
+non_negative_int = _argument_type(_at_least(0), "non_negative_int", ("-1", "x", "1.5"),
+                                  "argparse type: an integer >= 0.")
+finite_float = _argument_type(_finite, "finite_float", ("nan", "inf", "-inf", "x"),
+                              "argparse type: a finite number (no nan/inf).")
+positive_float = _argument_type(_positive_number, "positive_float", ("0", "-1", "nan", "x"),
+                                "argparse type: a finite number > 0.")
+non_negative_float = _argument_type(_non_negative_number, "non_negative_float", ("-1", "nan", "x"),
+                                    "argparse type: a finite number >= 0.")
+fraction = _argument_type(float_in(0.0, 1.0), "fraction", ("1.5", "-0.1", "nan", "x"),
+                          "argparse type: a number in [0, 1].")
+
+def int_list(lo: int, hi: int, max_len: int):
+    """argparse type: comma-separated integers in [lo, hi], 1..max_len of them ('0,1,2'), as a list."""
+    def parse(text: str) -> list:
+        items = [item.strip() for item in text.split(",")]
+        if not text.strip() or not all(items):
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        values = [_int(item) for item in items]
+        if len(values) > max_len:
+            raise argparse.ArgumentTypeError(f"at most {max_len} values, got {len(values)}")
+        bad = [v for v in values if not lo <= v <= hi]
+        if bad:
+            raise argparse.ArgumentTypeError(f"values must be in [{lo}, {hi}], got {bad[0]}")
+        return values
+
+    return _argument_type(parse, f"int_list({lo}, {hi})", ("", "1,,2", "x", str(lo - 1), str(hi + 1),
+                                                            ",".join(["0"] * (max_len + 1))))
+
+
+# Sizes and indices, bounded by the documented maxima (hfagp_common.limits).
+frame_count = int_in(1, limits.MAX_FRAMES)
+frame_index = int_in(0, limits.MAX_FRAMES - 1)
+batch_size = int_in(1, limits.MAX_BATCH)
+resolution = int_in(8, limits.MAX_RESOLUTION)
+grid_resolution = int_in(8, limits.MAX_GRID_RESOLUTION)
+seed = int_in(0, limits.MAX_SEED)
+step = int_in(0, limits.MAX_STEPS)
+jobs = int_in(1, limits.MAX_JOBS)
 
 
 # What reading absl flags and an ml_collections config file can raise for a user's mistake: an unknown flag
@@ -291,7 +426,7 @@ def absl_main(name: str, body: Callable[[], Optional[int]]) -> Callable[[list], 
         from absl import logging
 
         logging.set_verbosity(logging.WARNING)
-        sys.exit(run(name, body))
+        exit(run(name, body))
 
     return main
 
@@ -315,6 +450,7 @@ def _exit_with_error(name: str, message) -> None:
 
 
 __all__ = ["ArgumentParser", "ConfigError", "EXPECTED_ERRORS", "UserError", "absl_flags_parser", "absl_main",
-           "entry_point", "error_line", "finite_float", "first_line", "flag_errors", "fraction", "non_negative_float",
-           "non_negative_int", "one_line", "path", "path_object", "positive_float", "positive_int", "print_json",
-           "require_path_flags", "run", "run_absl"]
+           "batch_size", "entry_point", "error_line", "exit", "finite_float", "first_line", "flag_errors", "float_in", "interrupted",
+           "fraction", "frame_count", "frame_index", "grid_resolution", "int_in", "int_list", "jobs", "non_negative_float",
+           "non_negative_int", "one_line", "optional_path", "path", "path_object", "positive_float", "positive_int", "print_json",
+           "require_path_flags", "resolution", "run", "run_absl", "seed", "step"]

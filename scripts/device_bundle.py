@@ -192,4 +192,4 @@ main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

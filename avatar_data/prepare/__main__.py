@@ -25,16 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", type=cli.path, help="input video file (anything ffmpeg reads)")
     p.add_argument("out_dir", type=cli.path,
                    help="dataset directory to create (must be absent or empty; see --overwrite)")
-    p.add_argument("--fps", type=cli.positive_float, default=d.fps, help="output frame rate (default %(default)g)")
-    p.add_argument("--resolution", type=cli.positive_int, default=d.resolution, help="crop size in pixels (default %(default)d)")
+    p.add_argument("--fps", type=cli.float_in(0, 240, lo_open=True), default=d.fps, help="output frame rate (default %(default)g)")
+    p.add_argument("--resolution", type=cli.resolution, default=d.resolution, help="crop size in pixels (default %(default)d)")
     p.add_argument("--test-fraction", type=cli.fraction, default=d.test_fraction,
                    help="held-out last fraction of the frames (default %(default)g)")
     p.add_argument("--background", choices=("keep", "white"), default=d.background,
                    help="'white' replaces the background using MediaPipe's selfie segmentation (default keep)")
     p.add_argument("--masks", action="store_true", help="save segmentation masks (implied by --background white)")
-    p.add_argument("--jobs", type=cli.positive_int, default=d.jobs, help="threads for cropping / PNG writing (default 1)")
-    p.add_argument("--expression-dim", type=cli.positive_int, default=d.expression_dim, help="expression vector length")
-    p.add_argument("--smooth-seconds", type=cli.non_negative_float, default=d.smooth_seconds,
+    p.add_argument("--jobs", type=cli.jobs, default=d.jobs, help="threads for cropping / PNG writing (default 1)")
+    p.add_argument("--expression-dim", type=cli.int_in(1, 1024), default=d.expression_dim, help="expression vector length")
+    p.add_argument("--smooth-seconds", type=cli.float_in(0, 60), default=d.smooth_seconds,
                    help="Savitzky-Golay window in seconds (default %(default)g)")
     p.add_argument("--max-lost-fraction", type=cli.fraction, default=d.max_lost_fraction,
                    help="fail if more frames than this fraction have no face (default %(default)g)")
@@ -94,4 +94,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

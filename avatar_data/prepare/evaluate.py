@@ -26,6 +26,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from hfagp_common import cli
+
 # Face mesh landmark (or the mean of two) for each iBUG 68 point, chosen from the mesh's anatomy and
 # mirror-symmetric (left/right pairs are mirror vertices of the canonical face). The 17 jaw points of the
 # 68 scheme lie on the visible contour, which has no fixed mesh vertex: their error measures the scheme
@@ -287,8 +289,8 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description="Measure the prepare pipeline (docs/prepare.md figures).")
     p.add_argument("work_dir", help="scratch directory (videos and prepared datasets are written here)")
-    p.add_argument("--frames", type=int, default=250)
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--frames", type=cli.frame_count, default=250)
+    p.add_argument("--jobs", type=cli.jobs, default=1)
     p.add_argument("--figures", default=None, help="directory for the docs figures (menpo.jpg, contact_sheet.jpg, pose.png)")
     args = p.parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)

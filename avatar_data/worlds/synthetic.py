@@ -35,7 +35,6 @@ import argparse
 import functools
 import json
 import os
-import sys
 import time
 from typing import Any, Optional, Sequence
 
@@ -47,7 +46,7 @@ from avatar_data import cameras
 from avatar_data.formats.common import AUDIO_FEATURE_SHAPE, EXPRESSION_DIM
 from avatar_data.worlds import layout, writer
 from avatar_data.worlds.writer import EXTRA_FORMATS, SinusoidTrajectory, parse_novel_views, random_trajectory
-from hfagp_common import cli
+from hfagp_common import cli, limits
 
 FORMAT_NAME = "hfagp-synthetic-world"
 FORMAT_VERSION = 1
@@ -415,6 +414,9 @@ def _parse_formats(text: str) -> list[str]:
     return items
 
 
+_parse_formats.bad_values = ("pdf", "nerface,pdf")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(NAME, description="Render a synthetic talking-head video of a hidden person (known latent subspace, "
                             "cameras, driving signals and novel views) from an EG3D generator.")
@@ -422,11 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", required=True, type=cli.path,
                    help="generator directory (python -m convert_weights) or preset name with random weights "
                         "(tiny128, small512, ffhq512-128)")
-    p.add_argument("--generator-seed", type=int, default=0, help="weight seed of a preset generator")
-    p.add_argument("--frames", type=cli.positive_int, default=200, help="video length T")
-    p.add_argument("--test-frames", type=cli.non_negative_int, default=None, help="held-out last frames (default 10%% of T)")
-    p.add_argument("--subspace-dim", type=cli.positive_int, default=8, help="dimension of the hidden W+ subspace")
-    p.add_argument("--seed", type=int, default=0, help="seed of the world (person, motion, signals, perturbation)")
+    p.add_argument("--generator-seed", type=cli.seed, default=0, help="weight seed of a preset generator")
+    p.add_argument("--frames", type=cli.int_in(2, limits.MAX_FRAMES), default=200, help="video length T")
+    p.add_argument("--test-frames", type=cli.int_in(0, limits.MAX_FRAMES), default=None, help="held-out last frames (default 10%% of T)")
+    p.add_argument("--subspace-dim", type=cli.int_in(1, 512), default=8, help="dimension of the hidden W+ subspace")
+    p.add_argument("--seed", type=cli.seed, default=0, help="seed of the world (person, motion, signals, perturbation)")
     p.add_argument("--truncation-psi", type=cli.finite_float, default=0.7)
     p.add_argument("--direction-scale", type=cli.finite_float, default=0.25,
                    help="length of each basis direction in units of the prior's rms latent spread")
@@ -438,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render with a perturbed generator: params + PERTURB * std(param) * noise")
     p.add_argument("--extra-formats", type=_parse_formats, default=list(EXTRA_FORMATS),
                    help="also write the video in these layouts (default nerface,adnerf; 'none')")
-    p.add_argument("--batch-size", type=cli.positive_int, default=8)
+    p.add_argument("--batch-size", type=cli.batch_size, default=8)
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it is an earlier synthetic world")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -466,4 +468,4 @@ main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

@@ -214,8 +214,13 @@ def writing_world(out_dir, *, num_frames: int, num_test_frames: Optional[int],
 # Command lines.
 
 
+# Novel views of a world, at most.
+MAX_NOVEL_VIEWS = 64
+
+
 def parse_novel_views(text: str) -> list[tuple[float, float]]:
-    """'20:0,-20:0,0:10' -> [(20, 0), (-20, 0), (0, 10)] (yaw:pitch degrees); '' or 'none' -> []."""
+    """'20:0,-20:0,0:10' -> [(20, 0), (-20, 0), (0, 10)] (yaw:pitch degrees, |yaw| <= 180, |pitch| < 90, at most
+    MAX_NOVEL_VIEWS); '' or 'none' -> []."""
     text = text.strip()
     if text.lower() in ("", "none"):
         return []
@@ -225,7 +230,16 @@ def parse_novel_views(text: str) -> list[tuple[float, float]]:
         try:
             if len(parts) != 2:
                 raise ValueError
-            views.append((float(parts[0]), float(parts[1])))
+            yaw, pitch = float(parts[0]), float(parts[1])
+            if not (abs(yaw) <= 180.0 and abs(pitch) < 90.0):  # also refuses nan
+                raise ValueError
         except ValueError:
-            raise argparse.ArgumentTypeError(f"bad novel view {item!r}: expected YAW:PITCH in degrees") from None
+            raise argparse.ArgumentTypeError(f"bad novel view {item!r}: expected YAW:PITCH in degrees, |YAW| <= 180, "
+                                             f"|PITCH| < 90") from None
+        views.append((yaw, pitch))
+    if len(views) > MAX_NOVEL_VIEWS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_NOVEL_VIEWS} novel views, got {len(views)}")
     return views
+
+
+parse_novel_views.bad_values = ("20", "a:b", "nan:0", "0:90", "200:0", ",".join(["1:1"] * (MAX_NOVEL_VIEWS + 1)))

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from hfagp.precision import PRECISIONS
-from hfagp_common import cli
+from hfagp_common import cli, limits
 
 NAME = "hfagp.eval"
 
@@ -24,18 +24,18 @@ def build_parser() -> cli.ArgumentParser:
                                              "PSNR/SSIM/LPIPS of a trained run, optionally beside a PTI baseline.")
     p.add_argument("workdir", type=cli.path, help="a training workdir (config.json + checkpoints/)")
     p.add_argument("--split", default="test", choices=("test", "train"))
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.add_argument("--step", type=cli.step, default=None, help="checkpoint step (default: the latest)")
     p.add_argument("--out", default=None, type=cli.path, help="output directory (default WORKDIR/eval/step_<N>)")
-    p.add_argument("--batch-size", type=cli.positive_int, default=4)
-    p.add_argument("--max-frames", type=cli.positive_int, default=None, help="only the first N frames of the split")
+    p.add_argument("--batch-size", type=cli.batch_size, default=4)
+    p.add_argument("--max-frames", type=cli.frame_count, default=None, help="only the first N frames of the split")
     p.add_argument("--lpips-weights", default=None, type=cli.path, help="LPIPS npz (python -m convert_weights.lpips); "
                                                          "without it LPIPS is not reported")
     p.add_argument("--lpips-net", default="alex", choices=("alex", "vgg"))
     p.add_argument("--baseline", default=None, choices=("pti",), help="also run this baseline on the same frames")
     p.add_argument("--pti-config", default="official", choices=("official", "cpu_test"),
                    help="PTI hyperparameters: the official PTI values, or a few steps for smoke runs on a CPU")
-    p.add_argument("--pti-w-steps", type=cli.non_negative_int, default=None, help="PTI latent-inversion steps per frame")
-    p.add_argument("--pti-g-steps", type=cli.non_negative_int, default=None, help="PTI generator-tuning steps per frame")
+    p.add_argument("--pti-w-steps", type=cli.step, default=None, help="PTI latent-inversion steps per frame")
+    p.add_argument("--pti-g-steps", type=cli.step, default=None, help="PTI generator-tuning steps per frame")
     p.add_argument("--pti-lpips-weight", type=cli.non_negative_float, default=None,
                    help="weight of PTI's LPIPS loss (needs --lpips-weights; 0: L2 only)")
     p.add_argument("--pti-latent-space", default=None, choices=("w", "w+"),
@@ -49,7 +49,7 @@ def build_parser() -> cli.ArgumentParser:
                    help="LPIPS-VGG npz for PTI's inversion distance (python -m convert_weights.lpips --net vgg)")
     p.add_argument("--generator", default=None, type=cli.path,
                    help="the converted generator's path, if it moved since training")
-    p.add_argument("--num-images", type=cli.non_negative_int, default=4, help="how many side-by-side PNGs to write")
+    p.add_argument("--num-images", type=cli.int_in(0, limits.MAX_FRAMES), default=4, help="how many side-by-side PNGs to write")
     p.add_argument("--readback", default="split", choices=("split", "all"),
                    help="frames over which the face readback r^2 is measured (head worlds with part labels): the "
                         "evaluated ones, or every frame of the video (train and test, each at its own view)")
@@ -110,4 +110,4 @@ if __name__ == "__main__":
     from hfagp_common.host import reexec_with_huge_pages
 
     reexec_with_huge_pages()
-    sys.exit(main())
+    cli.exit(main())

@@ -35,8 +35,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from configs import experiments as experiments_config
+from hfagp import workdir as workdir_lib
+from hfagp_common import config_schema
 from hfagp_common.atomic import write_text
 
+# What OUT holds: a directory with only these is an experiments output being resumed.
+OUTPUT_LAYOUT = frozenset({"worlds", "runs", "tables", "figures", "results.md"})
 ABLATIONS = {
     "orthogonality_penalty": {"model.orthogonality": "penalty"},
     "orthogonality_none": {"model.orthogonality": "none"},
@@ -691,9 +696,9 @@ def run_experiments(exp, out) -> dict:
     """Runs the enabled parts (resumable); returns {part: its markdown}. Also writes OUT/results.md."""
     from tqdm.auto import tqdm
 
-    if exp.parts.table4:
-        ablation_runs(exp)  # a bad ablation recipe stops here, before hours of other parts and before any write
+    config_schema.check(exp, experiments_config.SCHEMA, experiments_config.RELATIONS)  # before any write
     out = Path(out).absolute()
+    workdir_lib.check_output_dir(out, "experiments", OUTPUT_LAYOUT, flag="--out")
     out.mkdir(parents=True, exist_ok=True)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
     worlds_of = {}

@@ -15,7 +15,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from configs import common as configs_common
 from hfagp import datasets as datasets_lib
+from hfagp import workdir as workdir_lib
+from hfagp_common import config_schema
 from hfagp_common.cli import ConfigError
 
 
@@ -23,7 +26,10 @@ def make_world(config, workdir) -> Path:
     """Makes the world `config` names unless it exists; returns its directory."""
     from avatar_data.worlds.layout import is_world
 
+    config_schema.check(config, configs_common.SCHEMA, configs_common.RELATIONS)
     world_dir = datasets_lib.world_dir_of(config, workdir)
+    if world_dir is not None and Path(workdir).absolute() in Path(world_dir).absolute().parents:
+        workdir_lib.check_output_dir(workdir, "train", workdir_lib.TRAINING_LAYOUT)
     if world_dir is None:
         raise ConfigError(f"data.source is {config.data.source!r}: the run reads a user's data, there is no world "
                           "to make (data.source 'synthetic' or 'heads' names one)")

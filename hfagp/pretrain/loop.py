@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 import eg3d_flax
+from configs import pretrain_heads as pretrain_config
 from hfagp import workdir as workdir_lib
 from hfagp.pretrain import data as data_lib
 from hfagp.pretrain import export as export_lib
@@ -37,12 +38,18 @@ from hfagp.runtime import checkpointing, summaries
 from hfagp.runtime.config_keys import covered, flatten
 from hfagp.runtime.step import create_train_state, make_train_step
 from hfagp.runtime.stopping import StopRequest, TrainingError
+from hfagp_common import config_schema
 from hfagp_common.atomic import atomic_directory, write_text
 from hfagp_common.cli import ConfigError
 from hfagp_common.digest import sha256_file
 
 BEST_DIR = "best"
 TIMING_FILE = "timing.json"
+# What a pretraining workdir holds: a directory with only these (or a pretraining config.json) is one.
+PRETRAIN_LAYOUT = frozenset({workdir_lib.CONFIG_FILE, workdir_lib.CHECKPOINTS_DIR, workdir_lib.RANDOM_GENERATOR_DIR,
+                             workdir_lib.METRICS_FILE, workdir_lib.EVAL_METRICS_FILE, workdir_lib.TENSORBOARD_DIR,
+                             workdir_lib.LOCK_FILE, workdir_lib.CORRUPT_CHECKPOINTS_DIR, BEST_DIR, TIMING_FILE,
+                             data_lib.VALIDATION_FILE, "data"})
 PROVENANCE_FILE = "provenance.json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,22 +117,10 @@ def file_checksums(directory: Path) -> dict:
     return out
 
 
-# Config values that must be positive integers (a zero or negative one cannot render or train anything).
-POSITIVE_KEYS = ("data.identities", "data.scenes_per_identity", "data.views_per_scene", "data.resolution",
-                 "optim.scenes_per_batch", "optim.views_per_scene", "schedule.total_steps", "schedule.eval_every",
-                 "schedule.checkpoint_every", "schedule.keep", "log_every", "validation.invert_steps")
-
-
-def check_config(config) -> None:
-    """Raises ConfigError naming the first knob that cannot work (before anything is written)."""
-    for key in POSITIVE_KEYS:
-        node = config
-        for part in key.split("."):
-            node = node[part]
-        if not isinstance(node, int) or node < 1:
-            raise ConfigError(f"{key} must be a positive integer, got {node!r}")
-    if not config.validation.identity_seeds:
-        raise ConfigError("validation.identity_seeds must name at least one held-out identity")
+def check_config(config, source: str = "") -> None:
+    """Raises ConfigError naming the first knob that cannot work (configs/pretrain_heads.py's declared schema),
+    before anything is written or rendered."""
+    config_schema.check(config, pretrain_config.SCHEMA, pretrain_config.RELATIONS, source=source)
 
 
 def pretrain(config, workdir, command: Optional[str] = None) -> dict:
@@ -133,11 +128,11 @@ def pretrain(config, workdir, command: Optional[str] = None) -> dict:
     process on the same workdir stops at once); returns the provenance dict of the exported generator."""
     check_config(config)
     workdir = Path(workdir).absolute()
-    if workdir.exists() and not workdir.is_dir():
-        raise ConfigError(f"--workdir {workdir} exists and is not a directory")
+    workdir_lib.check_output_dir(workdir, "pretrain", PRETRAIN_LAYOUT)
     saved = workdir_lib.read_config_values(workdir) if workdir.is_dir() else None
-    if saved is not None and workdir_lib.workdir_kind(saved) == "train":
-        raise ConfigError(f"{workdir} is a train.py workdir, not a pretraining run; use another workdir")
+    if saved is not None:
+        config_schema.check_saved(saved, pretrain_config.SCHEMA, pretrain_config.RELATIONS,
+                                  source=f"{workdir / workdir_lib.CONFIG_FILE}: ")
     workdir.mkdir(parents=True, exist_ok=True)
     with workdir_lib.lock(workdir, command or ""):
         return _pretrain(config, workdir, command)
@@ -161,8 +156,9 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
     workdir_lib.use_compilation_cache(config)
     config_json = config.to_json_best_effort(indent=2) + "\n"
     config_path = workdir / workdir_lib.CONFIG_FILE
-    if config_path.is_file():
-        changed = resume_changes(json.loads(config_path.read_text()), json.loads(config_json))
+    saved = workdir_lib.read_config_values(workdir)
+    if saved is not None:
+        changed = resume_changes(saved, json.loads(config_json))
         if changed:
             raise ConfigError(f"{workdir} holds a pretraining run of another config ({config_path}: changed "
                               f"{', '.join(changed[:8])}); resume with the run's config or use a new workdir")

@@ -13,7 +13,6 @@ ground truth, the inverted prior, the inverted random generator; columns: yaw fr
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -114,8 +113,9 @@ def build_parser() -> cli.ArgumentParser:
                                              "a head prior frozen; score same and novel views; draw an orbit strip.")
     p.add_argument("generator", type=cli.path, help="a generator directory (e.g. pretrained/heads128)")
     p.add_argument("--out", required=True, type=cli.path, help="output directory")
-    p.add_argument("--identities", default="0,1,2,3,4", help="evaluation identity seeds, comma-separated")
-    p.add_argument("--invert-steps", type=cli.positive_int, default=150)
+    p.add_argument("--identities", type=cli.int_list(0, 999, 1000), default=[0, 1, 2, 3, 4],
+                   help="evaluation identity seeds (0-999), comma-separated")
+    p.add_argument("--invert-steps", type=cli.int_in(1, 100_000), default=150)
     p.add_argument("--invert-lr", type=cli.positive_float, default=0.02)
     p.add_argument("--latent-space", default="w+", choices=("w+", "w"), help="invert a code per layer (W+) or one "
                                                                               "code on every layer (W)")
@@ -124,13 +124,7 @@ def build_parser() -> cli.ArgumentParser:
 
 
 def _main(args) -> int:
-    try:
-        seeds = [int(s) for s in args.identities.split(",") if s.strip()]
-    except ValueError:
-        raise ValueError(f"--identities must be comma-separated integers, got {args.identities!r}") from None
-    if not seeds:
-        raise ValueError("--identities names no identity")
-    summary = report(args.generator, args.out, seeds, args.invert_steps, args.invert_lr, baseline=not args.no_baseline,
+    summary = report(args.generator, args.out, args.identities, args.invert_steps, args.invert_lr, baseline=not args.no_baseline,
                      latent_space=args.latent_space)
     keys = ("same_view_psnr", "novel_view_psnr", "gap_db")
     shown = {"prior": {k: summary[k] for k in keys}}
@@ -144,4 +138,4 @@ main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

@@ -32,7 +32,7 @@ from hfagp.inference import TrainedAvatar, load_trained
 from hfagp.render.frames import (export_mesh, latents_from_file, frame_latents, load_driving_signal,
                                  reenactment_cameras, render_basis_grid, render_depth, render_orbit,
                                  render_reconstruction, render_reenactment, save_video)
-from hfagp_common import cli
+from hfagp_common import cli, limits
 from hfagp_common.images import save_png
 
 NAME = "hfagp.render"
@@ -71,13 +71,13 @@ def _load_avatar_cached(workdir: str, step: Optional[int], generator_path: Optio
 
 def _common(parser: cli.ArgumentParser, video: bool = True) -> None:
     parser.add_argument("workdir", type=cli.path, help="training workdir (config.json + checkpoints/)")
-    parser.add_argument("--out", default="", help="output path (default: WORKDIR/renders/<command>_step<N>...)")
-    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
-    parser.add_argument("--generator", default="", help="converted generator directory, if it moved since training")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=4, help="frames per rendering batch")
-    parser.add_argument("--neural-rendering-resolution", type=cli.positive_int, default=None,
+    parser.add_argument("--out", type=cli.optional_path, default="", help="output path (default: WORKDIR/renders/<command>_step<N>...)")
+    parser.add_argument("--step", type=cli.step, default=None, help="checkpoint step (default: the latest)")
+    parser.add_argument("--generator", type=cli.optional_path, default="", help="converted generator directory, if it moved since training")
+    parser.add_argument("--batch-size", type=cli.batch_size, default=4, help="frames per rendering batch")
+    parser.add_argument("--neural-rendering-resolution", type=cli.resolution, default=None,
                         help="volume rendering resolution (default: the generator's)")
-    parser.add_argument("--fps", type=cli.positive_float, default=25.0, help="video frame rate")
+    parser.add_argument("--fps", type=cli.float_in(0, 240, lo_open=True), default=25.0, help="video frame rate")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--precision", default=None, choices=precision_lib.PRECISIONS,
                         help="float32 matmul/conv precision (default: the run's; see hfagp/precision.py)")
@@ -88,7 +88,7 @@ def _common(parser: cli.ArgumentParser, video: bool = True) -> None:
 
 def _camera_options(parser: cli.ArgumentParser, default_frames: Optional[int]) -> None:
     if default_frames is not None:
-        parser.add_argument("--frames", type=cli.positive_int, default=default_frames, help="number of orbit frames")
+        parser.add_argument("--frames", type=cli.frame_count, default=default_frames, help="number of orbit frames")
     parser.add_argument("--yaw-range", type=cli.finite_float, default=20.0, help="orbit yaw amplitude, degrees")
     parser.add_argument("--pitch-range", type=cli.finite_float, default=10.0, help="orbit pitch amplitude, degrees")
     parser.add_argument("--fov", type=field_of_view, default=EG3D_FOV_DEG,
@@ -97,8 +97,8 @@ def _camera_options(parser: cli.ArgumentParser, default_frames: Optional[int]) -
 
 def _frame_options(parser: cli.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("test", "train"), default="test", help="dataset split of --frame")
-    parser.add_argument("--frame", type=cli.non_negative_int, default=0, help="frame index (time order) in the split")
-    parser.add_argument("--latent-from", default="",
+    parser.add_argument("--frame", type=cli.frame_index, default=0, help="frame index (time order) in the split")
+    parser.add_argument("--latent-from", type=cli.optional_path, default="",
                         help=".npy with W+ latents [num_ws, w_dim] or k prior coefficients (no dataset needed)")
 
 
@@ -109,7 +109,7 @@ def build_parser() -> cli.ArgumentParser:
     p = sub.add_parser("reconstruct", help="re-render a dataset split beside its input frames")
     _common(p)
     p.add_argument("--split", choices=("test", "train"), default="test")
-    p.add_argument("--max-frames", type=cli.positive_int, default=None)
+    p.add_argument("--max-frames", type=cli.frame_count, default=None)
     p.add_argument("--depth", action="store_true", help="add a depth column")
     p.add_argument("--render-only", action="store_true", help="only the rendering, no input column")
 
@@ -117,45 +117,46 @@ def build_parser() -> cli.ArgumentParser:
     _common(p)
     _frame_options(p)
     _camera_options(p, default_frames=60)
-    p.add_argument("--loops", type=cli.positive_float, default=1.0, help="loops around the path")
+    p.add_argument("--loops", type=cli.float_in(0, 1000, lo_open=True), default=1.0, help="loops around the path")
     p.add_argument("--depth", action="store_true", help="add a depth column")
 
     p = sub.add_parser("reenact", help="drive the avatar from expression coefficients or DeepSpeech features")
     _common(p)
     signal = p.add_mutually_exclusive_group(required=True)
-    signal.add_argument("--expression", default="", help=".npy of 3DMM expression coefficients [N, 76]")
-    signal.add_argument("--audio", default="", help="AD-NeRF aud.npy, DeepSpeech features [N, 16, 29]")
+    signal.add_argument("--expression", type=cli.optional_path, default="", help=".npy of 3DMM expression coefficients [N, 76]")
+    signal.add_argument("--audio", type=cli.optional_path, default="", help="AD-NeRF aud.npy, DeepSpeech features [N, 16, 29]")
     p.add_argument("--camera", choices=("dataset", "frontal", "orbit"), default="frontal",
                    help="dataset: the split's cameras in order (back and forth when the signal is longer; "
                         "reads the dataset); frontal: fixed; orbit: a closed yaw/pitch loop")
     p.add_argument("--split", choices=("test", "train"), default="test", help="cameras of --camera dataset")
-    p.add_argument("--orbit-frames", type=cli.positive_int, default=None, help="frames per orbit loop (default: the video)")
+    p.add_argument("--orbit-frames", type=cli.frame_count, default=None, help="frames per orbit loop (default: the video)")
     _camera_options(p, default_frames=None)
-    p.add_argument("--max-frames", type=cli.positive_int, default=None, help="only the first frames of the signal")
-    p.add_argument("--wav", default="", help="audio to mux into the mp4")
+    p.add_argument("--max-frames", type=cli.frame_count, default=None, help="only the first frames of the signal")
+    p.add_argument("--wav", type=cli.optional_path, default="", help="audio to mux into the mp4")
     p.add_argument("--depth", action="store_true", help="add a depth column")
 
     p = sub.add_parser("basis", help="grid PNG of each basis vector at -scale .. +scale")
     _common(p, video=False)
     p.add_argument("--scale", type=cli.finite_float, default=None,
                    help="largest coefficient (default: the run's eval.basis_scale)")
-    p.add_argument("--steps", type=int, default=3, help="scales per vector (columns)")
-    p.add_argument("--max-vectors", type=cli.positive_int, default=None, help="only the first basis vectors (rows)")
+    p.add_argument("--steps", type=cli.int_in(1, 64), default=3, help="scales per vector (columns)")
+    p.add_argument("--max-vectors", type=cli.int_in(1, 10_000), default=None, help="only the first basis vectors (rows)")
     p.add_argument("--fov", type=field_of_view, default=EG3D_FOV_DEG, help="field of view, degrees (0 < FOV < 180)")
 
     p = sub.add_parser("depth", help="depth maps of a dataset split (normalized per video)")
     _common(p)
     p.add_argument("--split", choices=("test", "train"), default="test")
-    p.add_argument("--max-frames", type=cli.positive_int, default=None)
+    p.add_argument("--max-frames", type=cli.frame_count, default=None)
 
     p = sub.add_parser("mesh", help="marching-cubes mesh of one frame's avatar")
     _common(p, video=False)
     _frame_options(p)
-    p.add_argument("--resolution", type=cli.positive_int, default=128, help="density grid resolution per axis")
-    p.add_argument("--threshold", default="10",
+    p.add_argument("--resolution", type=cli.grid_resolution, default=128, help="density grid resolution per axis")
+    p.add_argument("--threshold", type=density_threshold, default=10.0,
                    help="density iso-level (EG3D: 10), or 'auto': the --percentile of the grid's densities")
-    p.add_argument("--percentile", type=cli.finite_float, default=95.0, help="percentile used by --threshold auto")
-    p.add_argument("--border", type=int, default=None, help="voxels trimmed at each face (default: EG3D's 30/256)")
+    p.add_argument("--percentile", type=cli.float_in(0, 100), default=95.0, help="percentile used by --threshold auto")
+    p.add_argument("--border", type=cli.int_in(0, limits.MAX_GRID_RESOLUTION // 2), default=None,
+                   help="voxels trimmed at each face (default: EG3D's 30/256)")
     p.add_argument("--mesh-format", choices=("ply", "obj"), default=None,
                    help="file format (default: from --out's extension, else ply)")
     return parser
@@ -169,16 +170,23 @@ def field_of_view(text: str) -> float:
     return value
 
 
-def _threshold(value: str) -> Union[float, str]:
+field_of_view.bad_values = ("0", "180", "-5", "nan", "x")
+
+
+def density_threshold(value: str) -> Union[float, str]:
+    """argparse type: a finite density, or 'auto' (a percentile of the grid's densities)."""
     if value == "auto":
         return value
     try:
         number = float(value)
     except ValueError:
-        raise ValueError(f"--threshold must be a number or 'auto', got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a number or 'auto', got {value!r}") from None
     if not math.isfinite(number):
-        raise ValueError(f"--threshold must be a finite number or 'auto', got {value!r}")
+        raise argparse.ArgumentTypeError(f"must be a finite number or 'auto', got {value!r}")
     return number
+
+
+density_threshold.bad_values = ("x", "nan", "inf", "")
 
 
 def _check_out(args) -> None:
@@ -253,7 +261,7 @@ def _render(args) -> int:
             out = out.with_suffix("." + fmt)
         ws = _run_latents(avatar, args.latent_from, args.split, args.frame)
         start = time.perf_counter()
-        vertices, faces, used = export_mesh(avatar, ws, out, args.resolution, _threshold(args.threshold),
+        vertices, faces, used = export_mesh(avatar, ws, out, args.resolution, args.threshold,
                                             args.percentile, args.border, progress=not args.no_progress)
         log(f"{len(vertices)} vertices, {len(faces)} faces at density {used:g} ({args.resolution}^3 grid, "
             f"{time.perf_counter() - start:.1f} s)")
@@ -271,4 +279,4 @@ if __name__ == "__main__":
     from hfagp_common.host import reexec_with_huge_pages
 
     reexec_with_huge_pages()
-    sys.exit(main())
+    cli.exit(main())

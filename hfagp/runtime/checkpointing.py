@@ -34,7 +34,7 @@ import orbax.checkpoint as ocp
 
 from hfagp import workdir as workdir_lib
 from hfagp_common import atomic
-from hfagp_common.cli import UserError, first_line
+from hfagp_common.cli import UserError, first_line, interrupted
 
 TMP_MARKER = ".orbax-checkpoint-tmp"  # orbax's suffix of a step directory being written
 
@@ -201,6 +201,8 @@ class Checkpointer:
             except MemoryError:
                 raise
             except Exception as e:
+                if interrupted():  # Ctrl-C during the read: the checkpoint is not to blame, never move it aside
+                    raise KeyboardInterrupt from e
                 problem = self._unreadable(step)
                 if problem is None:  # intact, but not this run's train state
                     raise workdir_lib.CheckpointError(
@@ -227,6 +229,8 @@ class Checkpointer:
         except MemoryError:
             raise
         except Exception as e:
+            if interrupted():
+                raise KeyboardInterrupt from e
             return _error_summary(e)
         return None
 

@@ -131,8 +131,7 @@ def claim(config, workdir, command: Optional[str] = None) -> Iterator[Path]:
     the duration of the block (see the module doc). Yields the workdir as an absolute path."""
     validate.check_config(config)
     workdir = Path(workdir).absolute()
-    if workdir.exists() and not workdir.is_dir():
-        raise ConfigError(f"--workdir {workdir} exists and is not a directory")
+    workdir_lib.check_output_dir(workdir, "train", workdir_lib.TRAINING_LAYOUT)
     if not _is_main(config):
         yield workdir
         return

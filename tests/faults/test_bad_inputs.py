@@ -293,8 +293,8 @@ def test_avatar_data_synthetic(argv, expect, paths, ledger, capsys):
 
 HEADS = [
     ("one_frame", ["{out}", "--frames", "1"], r"--frames"),
-    ("zero_resolution", ["{out}", "--resolution", "0"], r"resolution must be at least 8"),
-    ("negative_resolution", ["{out}", "--resolution", "-8"], r"resolution must be at least 8"),
+    ("zero_resolution", ["{out}", "--resolution", "0"], r"--resolution: must be in \[8, 1024\]"),
+    ("negative_resolution", ["{out}", "--resolution", "-8"], r"--resolution: must be in \[8, 1024\]"),
     ("too_many_test_frames", ["{out}", "--frames", "5", "--test-frames", "9"], r"test.frames"),
     ("speech_missing", ["{out}", "--speech", "{missing}.wav"], r"missing\.wav"),
     ("speech_truncated_wav", ["{out}", "--speech", "{truncated_wav}"], r"truncated\.wav"),
@@ -319,7 +319,7 @@ HEADS_DATASET = [
     ("zero_scenes", ["{out}", "--identities", "1", "--scenes", "0", "--views", "1"], r"--scenes"),
     ("negative_views", ["{out}", "--identities", "1", "--scenes", "1", "--views", "-1"], r"--views"),
     ("zero_resolution", ["{out}", "--identities", "1", "--scenes", "1", "--views", "1", "--resolution", "0"],
-     r"resolution >= 8"),
+     r"--resolution: must be in \[8, 1024\]"),
     ("evaluation_identity", ["{out}", "--identities", "1", "--scenes", "1", "--views", "1", "--first-identity", "3"],
      r"--first-identity|identit"),
     ("out_is_a_file", ["{file}", "--identities", "1", "--scenes", "1", "--views", "1"], r"text\.txt"),
@@ -541,6 +541,12 @@ def test_train_py_flags(argv, expect, paths, ledger):
 TRAIN_CONFIGS = [
     ("workdir_is_a_file", "{file}", {}, r"exists and is not a directory"),
     ("pretraining_workdir", "{pretrain_wd}", {}, r"hfagp\.pretrain workdir"),
+    ("foreign_directory", "{nonempty}", {}, r"neither empty nor a train\.py output directory \(it holds notes\.txt\)"),
+    ("huge_world", "{out}", {"data.synthetic.frames": 2_000_000_000}, r"data\.synthetic\.frames must be an integer in "
+                                                                      r"\[2, 100000\]"),
+    ("loss_resolution_not_dividing", "{out}", {"loss.resolution": 256}, r"loss\.resolution must divide "
+                                                                        r"data\.resolution"),
+    ("unknown_encoder_option", "{out}", {"model.encoder_kwargs": {"depth": 3}}, r"model\.encoder_kwargs has \['depth'\]"),
     ("run_of_another_encoder", "{run}", {"__encoder": "expression"}, r"holds a run of another config: changed "),
     ("zero_batch", "{out}", {"optim.batch_size": 0}, r"optim\.batch_size"),
     ("negative_learning_rate", "{out}", {"optim.learning_rate": -1e-3}, r"optim\.learning_rate"),
@@ -601,6 +607,8 @@ MAKE_WORLD_FLAGS = [
     ("empty_workdir", ["--workdir="], r"--workdir is empty"),
     ("folder_source", ["--workdir={out}", "--config.data.source=folder"], r"data\.source is 'folder'"),
     ("world_dir_not_a_world", ["--workdir={out}", "--config.data.synthetic.dir={nonempty}"], r"nonempty"),
+    ("foreign_workdir", ["--workdir={nonempty}"], r"neither empty nor a train\.py output directory"),
+    ("negative_frames", ["--workdir={out}", "--config.data.synthetic.frames=-4"], r"data\.synthetic\.frames must be"),
 ]
 
 
@@ -625,6 +633,11 @@ def test_hfagp_pretrain_flags(argv, expect, paths, ledger):
 PRETRAIN_CONFIGS = [
     ("workdir_is_a_file", "{file}", {}, r"exists and is not a directory"),
     ("training_workdir", "{run}", {}, r"is a train\.py workdir"),
+    ("foreign_directory", "{nonempty}", {}, r"neither empty nor a hfagp\.pretrain output directory"),
+    ("unknown_generator_preset", "{out}", {"generator.preset": "huge"}, r"generator\.preset must be one of"),
+    ("too_many_identities", "{out}", {"data.identities": 10**9}, r"data\.identities must be an integer in "
+                                                                 r"\[1, 100000\]"),
+    ("batch_views_beyond_the_data", "{out}", {"optim.views_per_scene": 3}, r"optim\.views_per_scene must be at most"),
     ("truncated_config", "{bad_json_wd}", {}, r"not valid JSON"),
     ("zero_identities", "{out}", {"data.identities": 0}, r"data\.identities"),
     ("negative_steps", "{out}", {"schedule.total_steps": -1}, r"schedule\.total_steps"),
@@ -676,6 +689,10 @@ EXPERIMENTS_FLAGS = [
     ("missing_out_flag", [], r"--out"),
     ("empty_out", ["--out="], r"--out is empty"),
     ("bad_ablation_recipe", ["--out={out}", "--config.ablations.recipe=quick"], r"ablations.recipe must be"),
+    ("foreign_out", ["--out={nonempty}"], r"neither empty nor a hfagp\.experiments output directory"),
+    ("test_frames_not_below_frames", ["--out={out}", "--config.test_frames=150"],
+     r"test_frames must be fewer than frames"),
+    ("no_identities", ["--out={out}", "--config.identities=()"], r"identities must be a list of 1\.\.1000"),
 ]
 
 
@@ -683,7 +700,7 @@ PRETRAIN_REPORT = [
     ("generator_missing", ["{missing}", "--out", "{out}"], r"missing"),
     ("not_a_generator", ["{empty_wd}", "--out", "{out}"], r"empty_wd"),
     ("identities_not_integers", ["{gen}", "--out", "{out}", "--identities", "a,b"], r"--identities"),
-    ("no_identities", ["{gen}", "--out", "{out}", "--identities", ","], r"--identities names no identity"),
+    ("no_identities", ["{gen}", "--out", "{out}", "--identities", ","], r"--identities: expected comma-separated"),
     ("zero_steps", ["{gen}", "--out", "{out}", "--invert-steps", "0"], r"--invert-steps"),
     ("negative_lr", ["{gen}", "--out", "{out}", "--invert-lr", "-0.1"], r"--invert-lr"),
     ("missing_out", ["{gen}"], r"--out"),

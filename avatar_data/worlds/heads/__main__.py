@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 from avatar_data.worlds.heads import params as P
-from hfagp_common import cli
+from hfagp_common import cli, limits
 
 NAME = "avatar_data.worlds.heads"
 ERROR_PREFIX = f"{NAME}: error:"
@@ -20,12 +19,12 @@ def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(NAME, description="Render a procedural talking-head video world with ground truth (depth, masks, "
                             "expression and pose parameters, novel views of the test frames).")
     p.add_argument("out_dir", type=cli.path, help="directory to create (must not exist or be empty; see --overwrite)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=cli.seed, default=0,
                    help=f"identity and world seed (evaluation identities: {P.EVALUATION_IDENTITY_SEEDS.start}.."
                         f"{P.EVALUATION_IDENTITY_SEEDS.stop - 1})")
-    p.add_argument("--frames", type=int, default=200, help="video length T at 25 fps (at least 2)")
-    p.add_argument("--test-frames", type=int, default=None, help="held-out last frames (default 10%% of T)")
-    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument("--frames", type=cli.int_in(2, limits.MAX_FRAMES), default=200, help="video length T at 25 fps (at least 2)")
+    p.add_argument("--test-frames", type=cli.int_in(0, limits.MAX_FRAMES), default=None, help="held-out last frames (default 10%% of T)")
+    p.add_argument("--resolution", type=cli.resolution, default=128)
     p.add_argument("--novel-views", type=parse_novel_views, default=list(world.DEFAULT_NOVEL_VIEWS),
                    help="YAW:PITCH degree offsets from frontal, comma-separated (default "
                         "20:0,-20:0,35:0,-35:0,0:15,0:-15; 'none' for none; write --novel-views=-20:0 if the "
@@ -66,4 +65,4 @@ main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

@@ -33,7 +33,7 @@ import numpy as np
 
 from avatar_data import cameras
 from avatar_data.worlds.heads import params as P
-from hfagp_common import cli
+from hfagp_common import cli, limits
 
 FORMAT_NAME = "hfagp-head-pretrain"
 FORMAT_VERSION = 2
@@ -241,13 +241,13 @@ def build_parser() -> cli.ArgumentParser:
     p = cli.ArgumentParser(NAME, description="Render many pretraining identities x expressions x views of the head "
                                              "world (resumable: rerun the same command to finish an interrupted run).")
     p.add_argument("out_dir", type=cli.path)
-    p.add_argument("--identities", type=cli.positive_int, required=True, help="number of pretraining identities")
-    p.add_argument("--first-identity", type=int, default=P.PRETRAIN_IDENTITY_SEED_START,
+    p.add_argument("--identities", type=cli.int_in(1, limits.MAX_IDENTITIES), required=True, help="number of pretraining identities")
+    p.add_argument("--first-identity", type=cli.int_in(P.PRETRAIN_IDENTITY_SEED_START, P.MAX_IDENTITY_SEED), default=P.PRETRAIN_IDENTITY_SEED_START,
                    help=f"first identity seed (>= {P.PRETRAIN_IDENTITY_SEED_START})")
-    p.add_argument("--scenes", type=cli.positive_int, required=True, help="scenes (expression + head pose) per identity")
-    p.add_argument("--views", type=cli.positive_int, required=True, help="camera views per scene")
-    p.add_argument("--resolution", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0, help="seed of the scenes and cameras")
+    p.add_argument("--scenes", type=cli.int_in(1, 1000), required=True, help="scenes (expression + head pose) per identity")
+    p.add_argument("--views", type=cli.int_in(1, 100), required=True, help="camera views per scene")
+    p.add_argument("--resolution", type=cli.resolution, default=128)
+    p.add_argument("--seed", type=cli.seed, default=0, help="seed of the scenes and cameras")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -262,4 +262,4 @@ main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())

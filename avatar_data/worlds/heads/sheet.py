@@ -9,7 +9,6 @@ above, all at the neutral head pose. The strip shows `STRIP_FRAMES` frames of a 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -80,29 +79,34 @@ def save_png(path: str, image: np.ndarray, bits: int = 8) -> None:
     Image.fromarray(np.asarray(image, np.uint8) & mask).save(path, optimize=True)
 
 
+# Identities on one contact sheet (rows).
+MAX_SHEET_SEEDS = 256
+
+
 def parse_seeds(text: str) -> list[int]:
-    """'0-7' -> [0, ..., 7]; '3,5,9' -> [3, 5, 9]."""
+    """'0-7' -> [0, ..., 7]; '3,5,9' -> [3, 5, 9]; seeds in [0, MAX_IDENTITY_SEED], at most MAX_SHEET_SEEDS."""
     try:
         if "-" in text.strip("-"):
-            a, b = text.split("-", 1)
-            seeds = list(range(int(a), int(b) + 1))
+            a, b = (int(x) for x in text.split("-", 1))
+            if b - a >= MAX_SHEET_SEEDS:
+                raise argparse.ArgumentTypeError(f"at most {MAX_SHEET_SEEDS} seeds on a sheet, got {text!r}")
+            seeds = list(range(a, b + 1))
         else:
             seeds = [int(s) for s in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad seeds {text!r}: expected A-B or a comma-separated list") from None
     if not seeds:
         raise argparse.ArgumentTypeError(f"no seeds in {text!r}")
+    if len(seeds) > MAX_SHEET_SEEDS or not all(0 <= s <= P.MAX_IDENTITY_SEED for s in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be in [0, {P.MAX_IDENTITY_SEED}], at most {MAX_SHEET_SEEDS} of "
+                                         f"them, got {text!r}")
     return seeds
 
 
+parse_seeds.bad_values = ("", "x", "5-2", "-3", "0-100000", "0,1,-1", "3000000000")
+
+
 NAME = "avatar_data.worlds.heads.sheet"
-
-
-def _bits(text: str) -> int:
-    value = cli.positive_int(text)
-    if value > 8:
-        raise argparse.ArgumentTypeError(f"must be in 1..8, got {value}")
-    return value
 
 
 def build_parser() -> cli.ArgumentParser:
@@ -110,10 +114,10 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("out", type=cli.path, help="PNG to write")
     p.add_argument("--seeds", type=parse_seeds, default=list(range(8)),
                    help="evaluation identity seeds, 'A-B' or comma-separated (default 0-7)")
-    p.add_argument("--resolution", type=cli.positive_int, default=128)
+    p.add_argument("--resolution", type=cli.resolution, default=128)
     p.add_argument("--strip", default=None, type=cli.path,
                    help="also write a 16-frame talking-video strip of the first seed")
-    p.add_argument("--bits", type=_bits, default=8, help="bits per channel stored in the PNGs (7 makes smaller files)")
+    p.add_argument("--bits", type=cli.int_in(1, 8), default=8, help="bits per channel stored in the PNGs (7 makes smaller files)")
     return p
 
 
@@ -137,4 +141,4 @@ main = cli.entry_point(NAME, build_parser, _main)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.exit(main())
