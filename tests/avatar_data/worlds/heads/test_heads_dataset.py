@@ -103,8 +103,10 @@ def test_identity_split_never_overlaps_evaluation(tmp_path):
     with pytest.raises(SystemExit) as e:
         dataset.main([str(tmp_path / "y"), "--identities", "2", "--scenes", "1"])
     assert e.value.code == 2
-    assert dataset.main([str(tmp_path / "y"), "--identities", "1", "--first-identity", "12", "--scenes", "1",
-                         "--views", "1", "--resolution", str(RES), "--quiet"]) == 2
+    with pytest.raises(SystemExit) as e:  # an evaluation identity is refused at parsing
+        dataset.main([str(tmp_path / "y"), "--identities", "1", "--first-identity", "12", "--scenes", "1",
+                      "--views", "1", "--resolution", str(RES), "--quiet"])
+    assert e.value.code == 2
 
 
 def test_cli_writes_a_loadable_dataset(tmp_path, capsys):
