@@ -90,15 +90,15 @@ def test_cuts_segments_and_only_the_chosen_persons_frames(videos, prepared_aaba)
 
 
 def test_landmarks_are_not_smoothed_across_a_cut(prepared_aaba):
-    # The five alignment points sit at the same crop positions in every frame, also in the frames next to the
-    # cut from the far framing to the close one (smoothed across the cut they would be pulled towards the
-    # other framing's source positions).
+    # The crop scale (crop px per source px, from the smoothed landmarks) of the frames next to the cut from the
+    # far framing to the close one (a face 4/3 as large) stays with its own shot's (the head motion changes it
+    # by 2%); smoothed across the cut it would move towards the other shot's.
     out, meta = prepared_aaba
-    five = np.stack([alignment.five_points(lm[:468, :2]) for lm in np.load(os.path.join(out, "landmarks.npy"))])
+    scale = np.load(os.path.join(out, "crop_transform.npy"))[:, 2]
     index = np.array(meta["frame_index"])
-    shift = np.linalg.norm(five - np.median(five, axis=0), axis=-1).max(axis=1)
-    near = np.isin(index, [18, 19, 20, 21])
-    assert shift[near].max() < 2.0 * shift[~near].max() + 1.0, (shift[near], shift[~near].max())
+    for near, shot in [((17, 18, 19), range(0, 17)), ((20, 21, 22), range(23, 40))]:
+        reference = np.median(scale[np.isin(index, list(shot))])
+        assert np.abs(scale[np.isin(index, near)] / reference - 1.0).max() < 0.04, (near, scale[np.isin(index, near)])
 
 
 def _one_line_error(capsys, argv, fragment):
