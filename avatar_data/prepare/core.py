@@ -590,7 +590,8 @@ def _write_dataset(tmp: str, video_path: str, info: video.VideoInfo, options: Pr
                   "cuts": [int(c) for c in frames["cuts"]], "min_score": shots.MIN_SCORE, "ratio": shots.RATIO,
                   "window": shots.WINDOW, "min_shot_seconds": shots.MIN_SHOT_SECONDS,
                   "persons": "per-segment signature (upper-face shape, luminance pattern, chromaticity; "
-                             "avatar_data.prepare.persons), same person below distance 1.0",
+                             "avatar_data.prepare.persons)",
+                  "same_person_below": persons.SAME_PERSON,
                   "persons_found": len({sg["person"] for sg in segments if sg["person"] is not None})},
         "tracking": {"status_counts": {str(s): int(c) for s, c in zip(statuses, counts)},
                      "max_faces": int(counted.max()) if counted.size else 0,

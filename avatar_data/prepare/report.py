@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from avatar_data.prepare import alignment
+from avatar_data.prepare import alignment, persons
 
 SHEET_TILE = 160
 SHEET_COLUMNS = 6
@@ -214,7 +214,7 @@ def markdown(report: dict) -> str:
                          f"{'' if sg['faces_in_view'] is None else sg['faces_in_view']} | "
                          f"{'' if sg['person'] is None else sg['person']} | {dist} | "
                          f"{'yes' if sg['kept'] else 'no'} | {sg['reason']} |")
-        lines += ["", "Distance: the segment's face signature to the kept segments' (below 1.0: the same person).",
-                  ""]
+        lines += ["", "Distance: the mean distance of the segment's face signature to the other kept segments' "
+                      f"(avatar_data.prepare.persons; below {persons.SAME_PERSON:g}: the same person).", ""]
     lines += ["", "![contact sheet](contact_sheet.png)", "", "![pose over time](pose.png)", ""]
     return "\n".join(lines)
