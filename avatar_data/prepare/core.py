@@ -626,7 +626,8 @@ def _write_dataset(tmp: str, video_path: str, info: video.VideoInfo, options: Pr
 
 
 def _segment_warnings(segments: list[dict]) -> list[str]:
-    """Warnings about the segments: persons left out, segments with several faces that were kept."""
+    """Warnings about the segments: persons left out, several persons kept (--segment), kept segments with
+    several faces."""
     warn = []
     left = [sg for sg in segments if not sg["kept"] and sg["person"] is not None]
     if left:
@@ -635,6 +636,10 @@ def _segment_warnings(segments: list[dict]) -> list[str]:
                     f"({sum(sg['tracked'] for sg in kept)} frames); left out "
                     f"{_segment_list([sg['index'] for sg in left])} ({sum(sg['tracked'] for sg in left)} frames of "
                     f"person(s) {', '.join(str(p) for p in sorted({sg['person'] for sg in left}))})")
+    kept_persons = sorted({sg["person"] for sg in segments if sg["kept"]})
+    if len(kept_persons) > 1:
+        warn.append(f"the kept segments show {len(kept_persons)} persons ({', '.join(map(str, kept_persons))}), "
+                    "as chosen with --segment")
     for sg in segments:
         if sg["kept"] and (sg["faces_in_view"] or 0) > 1:
             warn.append(f"segment {sg['index']} (frames {sg['start_frame']}-{sg['end_frame']}): "

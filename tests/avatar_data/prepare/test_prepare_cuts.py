@@ -123,6 +123,10 @@ def test_person_1_and_segments(videos, tmp_path, capsys):
     assert [s["reason"] for s in meta["segments"]] == ["chosen with --segment", "not chosen with --segment",
                                                       "not chosen with --segment", "chosen with --segment"]
     assert meta["options"]["segments"] == [0, 3]
+    assert not any("persons" in w for w in meta["warnings"])
+    assert main([path, str(tmp_path / "mixed"), "--segment", "1,2", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert "the kept segments show 2 persons (0, 1), as chosen with --segment" in summary["warnings"]
 
 
 def test_bad_person_and_segment_values(videos, tmp_path, capsys):
