@@ -480,11 +480,11 @@ def _check_length(video_path: str, frames: dict, options: PrepareOptions) -> Non
 
 
 def _check_lost(video_path: str, frames: dict, segments: list[dict], options: PrepareOptions) -> None:
-    """The lost-frame rule over the frames of the kept segments and of the segments without any face (the
-    segments of other persons, or left out by --segment, do not count)."""
+    """The lost-frame rule over the frames of the kept segments: a shot without any face (a cutaway) or of
+    another person is left out and reported, not a tracking failure."""
     considered = np.zeros(len(frames["status"]), bool)
     for sg in segments:
-        if sg["kept"] or sg["person"] is None:
+        if sg["kept"]:
             considered[sg["start_frame"]:sg["end_frame"] + 1] = True
     lost = frames["lost"] & considered
     if lost.sum() > options.max_lost_fraction * considered.sum():
@@ -626,8 +626,8 @@ def _write_dataset(tmp: str, video_path: str, info: video.VideoInfo, options: Pr
 
 
 def _segment_warnings(segments: list[dict]) -> list[str]:
-    """Warnings about the segments: persons left out, several persons kept (--segment), kept segments with
-    several faces."""
+    """Warnings about the segments: persons left out, segments without a face, several persons kept
+    (--segment), kept segments with several faces."""
     warn = []
     left = [sg for sg in segments if not sg["kept"] and sg["person"] is not None]
     if left:
@@ -636,6 +636,10 @@ def _segment_warnings(segments: list[dict]) -> list[str]:
                     f"({sum(sg['tracked'] for sg in kept)} frames); left out "
                     f"{_segment_list([sg['index'] for sg in left])} ({sum(sg['tracked'] for sg in left)} frames of "
                     f"person(s) {', '.join(str(p) for p in sorted({sg['person'] for sg in left}))})")
+    empty = [sg for sg in segments if sg["person"] is None]
+    if empty:
+        warn.append(f"no face in {_segment_list([sg['index'] for sg in empty])} "
+                    f"({sum(sg['frames'] for sg in empty)} frames): left out")
     kept_persons = sorted({sg["person"] for sg in segments if sg["kept"]})
     if len(kept_persons) > 1:
         warn.append(f"the kept segments show {len(kept_persons)} persons ({', '.join(map(str, kept_persons))}), "

@@ -43,6 +43,15 @@ def videos(tmp_path_factory):
     path = str(root / "two.mp4")
     video.encode_video(path, alone + [np.concatenate([a, b], axis=1) for a, b in zip(left, right)], 25.0)
     out["two"] = (path, [20])
+    # A, a cutaway without a face (scikit-image's rocket, panning), A.
+    from skimage import data
+    from PIL import Image
+
+    rocket = np.asarray(Image.fromarray(data.rocket()).resize((400, 240)))
+    path = str(root / "cutaway.mp4")
+    video.encode_video(path, evaluate.shot_frames(_spec(A, 25, 11)) + [rocket[:, 2 * i:2 * i + 320] for i in range(15)]
+                       + evaluate.shot_frames(_spec(A, 25, 12)), 25.0)
+    out["cutaway"] = (path, [25, 40])
     return out
 
 
@@ -174,3 +183,17 @@ def test_two_faces_in_one_shot_keep_one_and_say_so(videos, tmp_path):
     # The larger face, on the left half (centre x = 80 of 320), is the one tracked.
     centre = np.load(tmp_path / "out" / "crop_transform.npy")[20:, 0]
     assert np.all(np.abs(centre - 80) < 15), centre
+
+
+def test_a_cutaway_without_a_face_is_left_out_and_reported(videos, tmp_path, capsys):
+    meta = prepare_video(videos["cutaway"][0], tmp_path / "out", PrepareOptions())
+    assert meta["shots"]["cuts"] == [25, 40]
+    assert [(s["person"], s["kept"], s["reason"]) for s in meta["segments"]] == [
+        (0, True, "person 0, the person with the most frames"), (None, False, "no face found"),
+        (0, True, "person 0, the person with the most frames")]
+    assert meta["frame_index"] == list(range(0, 25)) + list(range(40, 65))
+    # Not a tracking failure: listed as dropped, but the lost-frame rule counts the kept segments only.
+    assert [d["frame"] for d in meta["dropped"]] == list(range(25, 40))
+    assert "no face in segment 1 (15 frames): left out" in meta["warnings"]
+    _one_line_error(capsys, [videos["cutaway"][0], str(tmp_path / "bad"), "--segment", "0,1", "--quiet"],
+                    "--segment 1: no face in segment 1 (frames 25-39)")
