@@ -373,7 +373,8 @@ def select_segments(video_path: str, frames: dict, options: PrepareOptions) -> t
         chosen_person = None
         for i in options.segments:
             if i >= len(segments):
-                raise PrepareError(f"{video_path}: --segment {i}: no such segment (0-{len(segments) - 1}): {summary}")
+                raise PrepareError(f"{video_path}: --segment {i}: no such segment (0-{len(segments) - 1}): "
+                                   f"{summary}")
             if who[i] is None:
                 sg = segments[i]
                 raise PrepareError(f"{video_path}: --segment {i}: no face in segment {i} "
@@ -412,8 +413,10 @@ def select_segments(video_path: str, frames: dict, options: PrepareOptions) -> t
     if mask.sum() < max(min_frames, 2):
         what = (f"person {chosen_person}" if chosen_person is not None else f"--segment "
                 f"{','.join(str(i) for i in options.segments)}")
-        lead = ("no single person has enough frames" if options.person is None and options.segments is None
-                else f"{what} has too few frames")
+        if options.person is not None or options.segments is not None:
+            lead = f"{what} has too few frames"
+        else:
+            lead = "no single person has enough frames" if n_persons > 1 else "too few frames with a face"
         raise PrepareError(f"{video_path}: {lead}: {summary}; at least {options.min_seconds:g} s = "
                            f"{max(min_frames, 2)} frames needed (--min-seconds)")
     return segments, mask
