@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from avatar_data.prepare import PrepareOptions, alignment, evaluate, prepare_video
+from avatar_data.prepare import PrepareOptions, evaluate, prepare_video
 from avatar_data.prepare.__main__ import main
 
 from prepare_fixtures import leftovers, requires_mediapipe
