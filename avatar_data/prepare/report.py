@@ -1,4 +1,5 @@
-"""The quality report of a prepared video: a contact sheet, a pose plot and report.md (PIL + numpy only)."""
+"""The quality report of a prepared video: a contact sheet with a segment strip, a pose plot and report.md
+(PIL + numpy only)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,76 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from avatar_data.prepare import alignment
+from avatar_data.prepare import alignment, persons
 
 SHEET_TILE = 160
 SHEET_COLUMNS = 6
 PLOT_SIZE = (960, 360)
 _COLOURS = {"yaw": (214, 39, 40), "pitch": (31, 119, 180), "roll": (44, 160, 44)}
+# Segment colours by person (cycled); segments without a face are grey.
+PERSON_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
+NO_FACE_COLOUR = (110, 110, 110)
+STRIP_TILE = 120
+
+
+def segment_label(segment: dict) -> str:
+    """'S2 P1 out', 'S0 P0 kept', 'S3 no face out'."""
+    who = "no face" if segment["person"] is None else f"P{segment['person']}"
+    return f"S{segment['index']} {who} {'kept' if segment['kept'] else 'out'}"
+
+
+def _segment_colour(segment: dict) -> tuple:
+    if segment["person"] is None:
+        return NO_FACE_COLOUR
+    return PERSON_COLOURS[segment["person"] % len(PERSON_COLOURS)]
+
+
+def segment_strip(segments: Sequence[dict], tiles: Sequence, resolution: int, width: int,
+                  tile: int = STRIP_TILE) -> Image.Image:
+    """The segments of a video as a picture ``width`` pixels wide: a timeline bar over the decoded frames (one
+    block per segment, coloured by person, grey without a face; kept segments full height, left-out ones a thin
+    bar), then one tile per segment, its middle tracked frame (``tiles[i]``: (crop uint8 [R, R, 3], landmarks
+    [N, 2+] crop pixels) or None) with a frame in the segment's colour, crossed out if left out, under its
+    `segment_label` and frame range."""
+    total = max(sg["end_frame"] + 1 for sg in segments)
+    columns = max(1, width // tile)
+    rows = -(-len(segments) // columns)
+    bar, label_h = 26, 28
+    img = Image.new("RGB", (width, bar + 8 + rows * (tile + label_h)), (32, 32, 32))
+    draw = ImageDraw.Draw(img)
+    k = (width - 2) / float(total)
+    for sg in segments:
+        x0, x1 = 1 + sg["start_frame"] * k, 1 + (sg["end_frame"] + 1) * k
+        top = 2 if sg["kept"] else bar - 8
+        draw.rectangle((x0, top, max(x0, x1 - 2), bar), fill=_segment_colour(sg))
+        if x1 - x0 > 24:
+            draw.text((x0 + 3, 4), f"S{sg['index']}", fill=(255, 255, 255))
+    for i, (sg, t) in enumerate(zip(segments, tiles)):
+        x0, y0 = (i % columns) * tile, bar + 8 + (i // columns) * (tile + label_h)
+        draw.text((x0 + 3, y0 + 1), segment_label(sg), fill=(230, 230, 230))
+        draw.text((x0 + 3, y0 + 14), f"{sg['start_frame']}-{sg['end_frame']}", fill=(180, 180, 180))
+        y0 += label_h
+        if t is not None:
+            crop, lm = t
+            img.paste(Image.fromarray(crop).resize((tile - 4, tile - 4), Image.BILINEAR), (x0 + 2, y0 + 2))
+            for x, y in np.asarray(lm, np.float64)[:468:4, :2] * (tile - 4) / float(resolution):
+                draw.point((x0 + 2 + x, y0 + 2 + y), fill=(255, 230, 0))
+        colour = _segment_colour(sg)
+        draw.rectangle((x0 + 1, y0 + 1, x0 + tile - 2, y0 + tile - 2), outline=colour, width=2)
+        if not sg["kept"]:
+            draw.line((x0 + 2, y0 + 2, x0 + tile - 3, y0 + tile - 3), fill=colour, width=2)
+            draw.line((x0 + 2, y0 + tile - 3, x0 + tile - 3, y0 + 2), fill=colour, width=2)
+    return img
+
+
+def stack(images: Sequence[Image.Image], background=(32, 32, 32)) -> Image.Image:
+    """Images one under the other, left-aligned."""
+    out = Image.new("RGB", (max(i.width for i in images), sum(i.height for i in images)), background)
+    y = 0
+    for i in images:
+        out.paste(i, (0, y))
+        y += i.height
+    return out
 
 
 def contact_sheet(crops: Sequence[np.ndarray], landmarks: Sequence[np.ndarray], titles: Sequence[str],
@@ -46,8 +111,9 @@ def _nice_step(span: float) -> float:
 
 
 def pose_plot(frame_index: np.ndarray, angles: np.ndarray, fps: float, dropped: Sequence[int] = (),
-              size=PLOT_SIZE) -> Image.Image:
-    """Yaw / pitch / roll (degrees, [T, 3]) over time (seconds) as a line plot; dropped frames as grey ticks."""
+              size=PLOT_SIZE, cuts: Sequence[int] = ()) -> Image.Image:
+    """Yaw / pitch / roll (degrees, [T, 3]) over time (seconds) as a line plot; dropped frames as grey ticks,
+    cuts (frames) as dashed vertical lines."""
     w, h = size
     left, right, top, bottom = 56, 16, 28, 40
     img = Image.new("RGB", size, (255, 255, 255))
@@ -77,11 +143,16 @@ def pose_plot(frame_index: np.ndarray, angles: np.ndarray, fps: float, dropped: 
     for f in dropped:
         x = xy(f / fps, lo)[0]
         draw.line((x, top, x, top + 6), fill=(150, 150, 150))
+    for c in cuts:
+        x = xy(c / fps, lo)[0]
+        for y in range(top, h - bottom, 8):
+            draw.line((x, y, x, min(y + 4, h - bottom)), fill=(90, 90, 90))
     draw.rectangle((left, top, w - right, h - bottom), outline=(120, 120, 120))
     for j, name in enumerate(("yaw", "pitch", "roll")):
         if len(t) > 1:
             pts = [xy(tt, v) for tt, v in zip(t, a[:, j])]
-            breaks = np.flatnonzero(np.diff(np.asarray(frame_index)) > 1) + 1
+            fi = np.asarray(frame_index)
+            breaks = np.flatnonzero((np.diff(fi) > 1) | np.isin(fi[1:], np.asarray(cuts, np.int64))) + 1
             for seg in np.split(np.arange(len(pts)), breaks):
                 if len(seg) > 1:
                     draw.line([pts[i] for i in seg], fill=_COLOURS[name], width=2)
@@ -132,5 +203,18 @@ def markdown(report: dict) -> str:
         lines += [f"* {reason}: {len(fr)} frames ({frame_ranges(fr)})" for reason, fr in by_reason.items()]
     else:
         lines += ["none"]
+    if report.get("segments"):
+        lines += ["", "## Segments", "",
+                  "| segment | frames | time (s) | tracked | faces in view | person | distance | kept | why |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for sg in report["segments"]:
+            dist = "" if sg["distance_to_chosen"] is None else f"{sg['distance_to_chosen']:.2f}"
+            lines.append(f"| {sg['index']} | {sg['start_frame']}-{sg['end_frame']} | "
+                         f"{sg['start_s']:.2f}-{sg['end_s']:.2f} | {sg['tracked']} | "
+                         f"{'' if sg['faces_in_view'] is None else sg['faces_in_view']} | "
+                         f"{'' if sg['person'] is None else sg['person']} | {dist} | "
+                         f"{'yes' if sg['kept'] else 'no'} | {sg['reason']} |")
+        lines += ["", "Distance: the mean distance of the segment's face signature to the other kept segments' "
+                      f"(avatar_data.prepare.persons; below {persons.SAME_PERSON:g}: the same person).", ""]
     lines += ["", "![contact sheet](contact_sheet.png)", "", "![pose over time](pose.png)", ""]
     return "\n".join(lines)

@@ -201,6 +201,12 @@ class FaceTracker:
         """Forget the track: the next frame starts with a detection (which prefers the last face's place)."""
         self._previous = None
 
+    def new_shot(self) -> None:
+        """Forget the track and the last face's place (at a cut): the next frame's detection takes the
+        largest face, and no size jump is measured against the previous shot's face."""
+        self._previous = None
+        self._last_box = None
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Full-range face detections of an RGB uint8 [H, W, 3] frame, largest first."""
         h, w = image.shape[:2]

@@ -369,6 +369,10 @@ PREPARE = [
     ("out_is_a_file", ["{truncated_mp4}", "{file}"], r"text\.txt"),
     ("out_not_empty", ["{truncated_mp4}", "{nonempty}"], r"not empty"),
     ("unknown_flag", ["{truncated_mp4}", "{out}", "--gpu"], r"unrecognized arguments: --gpu"),
+    ("negative_person", ["{truncated_mp4}", "{out}", "--person", "-1"], r"--person"),
+    ("segment_not_a_list", ["{truncated_mp4}", "{out}", "--segment", "1;2"], r"--segment"),
+    ("segment_named_twice", ["{truncated_mp4}", "{out}", "--segment", "0,0"], r"--segment"),
+    ("person_and_segment", ["{truncated_mp4}", "{out}", "--person", "0", "--segment", "1"], r"--segment"),
 ]
 
 
