@@ -6,6 +6,10 @@ A 512 px frame is 0.75 MiB as uint8 (100k frames: 75 GiB of video, 67 hours at 2
 of float32 is 4 GiB.
 """
 
+from __future__ import annotations
+
+from typing import Optional
+
 # Training or inversion steps.
 MAX_STEPS = 100_000_000
 # Frames of a video, a world, an orbit or a rendered sequence.
@@ -22,3 +26,29 @@ MAX_IDENTITIES = 100_000
 MAX_SEED = 2**31 - 1
 # Worker threads or processes.
 MAX_JOBS = 256
+
+
+class TooLargeError(ValueError):
+    """A request whose memory estimate exceeds what this machine has available (a user error: one line)."""
+
+
+def available_memory_bytes() -> Optional[int]:
+    """MemAvailable of /proc/meminfo (what can be allocated without swapping), or None where it is not known."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_fits_in_memory(needed_bytes: int, what: str, available: Optional[int] = None) -> None:
+    """Raises TooLargeError when `what` (e.g. 'a head world of 100000 frames at 1024 px') needs more than the
+    memory available now (`available`: bytes, default `available_memory_bytes()`), with the estimate in the message.
+    Nothing is checked where the available memory is unknown."""
+    available = available_memory_bytes() if available is None else available
+    if available is not None and needed_bytes > available:
+        raise TooLargeError(f"{what} needs about {needed_bytes / 2**30:.1f} GiB of memory, and "
+                            f"{available / 2**30:.1f} GiB are available; ask for fewer frames or a lower resolution")

@@ -35,6 +35,8 @@ def segment_numbers(text: str) -> tuple[int, ...]:
     return tuple(sorted(numbers))
 
 
+segment_numbers.bad_values = ("", "x", "-1", "1,,2", "2,2")
+
 def build_parser() -> argparse.ArgumentParser:
     d = PrepareOptions()
     p = cli.ArgumentParser(PROG, description="Track, crop (EG3D FFHQ recipe) and label a talking-head video "
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png-level", type=int, default=d.png_compress_level, choices=range(10), metavar="0-9",
                    help="zlib level of the frame PNGs (default 0: stored, as EG3D's; 1: ~2.7x smaller, slower)")
     choice = p.add_mutually_exclusive_group()
-    choice.add_argument("--person", type=cli.non_negative_int, default=None, metavar="N",
+    choice.add_argument("--person", type=cli.int_in(0, 1000), default=None, metavar="N",
                         help="keep the segments of person N (persons numbered by their frame count; default 0, "
                              "the person with the most frames)")
     choice.add_argument("--segment", type=segment_numbers, default=None, metavar="I[,J...]",

@@ -612,6 +612,8 @@ MAKE_WORLD_FLAGS = [
     ("folder_source", ["--workdir={out}", "--config.data.source=folder"], r"data\.source is 'folder'"),
     ("world_dir_not_a_world", ["--workdir={out}", "--config.data.synthetic.dir={nonempty}"], r"nonempty"),
     ("foreign_workdir", ["--workdir={nonempty}"], r"neither empty nor a train\.py output directory"),
+    ("head_world_beyond_memory", ["--workdir={out}", "--config=configs/rgb.py:demo", "--config.data.heads.frames=100000",
+                                  "--config.data.resolution=1024"], r"needs about [\d.]+ GiB of memory"),
     ("negative_frames", ["--workdir={out}", "--config.data.synthetic.frames=-4"], r"data\.synthetic\.frames must be"),
 ]
 

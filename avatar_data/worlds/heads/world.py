@@ -20,12 +20,16 @@ from avatar_data.worlds import layout, writer
 from avatar_data.worlds.heads import params as P
 from avatar_data.worlds.heads import speech as S
 from avatar_data.worlds.writer import random_trajectory
+from hfagp_common import limits
 
 FORMAT_NAME = layout.HEAD_WORLD_FORMAT
 FORMAT_VERSION = 2  # 2 added part labels and face points (layout.FACE_TRUTH_VERSION)
 FPS = 25.0
 DEFAULT_NOVEL_VIEWS = ((20.0, 0.0), (-20.0, 0.0), (35.0, 0.0), (-35.0, 0.0), (0.0, 15.0), (0.0, -15.0))
 SUPERSAMPLE = 2
+# Memory held per rendered pixel until the world is written: RGB uint8 (3), depth and mask float32 (8), the part
+# label (1), and the depth and mask as float16 while they are saved (4).
+BYTES_PER_PIXEL = 16
 SPEECH_FILE = "speech.wav"
 EXPRESSION_FILE_DIM = 76
 EXPRESSION_SLOTS = tuple(range(P.EXPRESSION_DIM))  # expression.npy[:, k] is the k-th of EXPRESSION_NAMES
@@ -237,6 +241,9 @@ def make_head_world(
     check_identity_seed(seed, allow_pretrain_identity)
     if resolution < 8:
         raise ValueError(f"resolution must be at least 8, got {resolution}")
+    held_out = num_test_frames if num_test_frames is not None else max(1, num_frames // 10)
+    limits.check_fits_in_memory((num_frames + held_out * len(novel_views)) * resolution**2 * BYTES_PER_PIXEL,
+                                f"a head world of {num_frames} frames at {resolution} px")
     with writer.writing_world(out_dir, num_frames=num_frames, num_test_frames=num_test_frames,
                               novel_views=novel_views, overwrite=overwrite) as w:
         n_train, n_test = w.num_train_frames, w.num_test_frames
