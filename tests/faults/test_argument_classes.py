@@ -23,7 +23,7 @@ import pytest
 from hfagp_common import cli
 
 # The argparse commands: module -> the function that builds its parser. The absl ones (train.py, hfagp.pretrain,
-# hfagp.experiments, hfagp.make_world) take a config, whose fields tests/faults/test_config_schema.py covers, and
+# hfagp.experiments, hfagp.make_world) take a config, whose fields tests/faults/test_config_fields.py covers, and
 # path flags checked by `cli.require_path_flags` (test_bad_inputs.py, the empty_* cases).
 ENTRY_POINTS = {
     "avatar_data.worlds.synthetic": "build_parser", "avatar_data.worlds.heads.__main__": "build_parser",
