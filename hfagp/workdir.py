@@ -66,7 +66,8 @@ TRAINING_LAYOUT = frozenset({CONFIG_FILE, CHECKPOINTS_DIR, RANDOM_GENERATOR_DIR,
 
 
 # The program that makes each kind of output directory (`check_output_dir`).
-PROGRAMS = {"train": "train.py", "pretrain": "hfagp.pretrain", "experiments": "hfagp.experiments"}
+PROGRAMS = {"train": "train.py", "pretrain": "hfagp.pretrain", "experiments": "hfagp.experiments",
+            "eval": "hfagp.eval"}
 
 
 class RunNotFoundError(UserError, FileNotFoundError):

@@ -138,6 +138,7 @@ def _interrupt_handler() -> Iterator[None]:
 def run(name: str, body: Callable[[], Optional[int]], expected: Sequence[type] = EXPECTED_ERRORS) -> int:
     """Runs `body()` under the one-line error contract; returns the exit code (body's, or 0). After Ctrl-C, any
     exception is the interrupt's (a library may have wrapped the KeyboardInterrupt in its own error): 130."""
+    _drop_closed_loop_callbacks()
     try:
         with _interrupt_handler():
             code = body()
@@ -182,6 +183,23 @@ def _quiet_secondary_async_errors() -> None:
 
     logging.getLogger("asyncio").addFilter(lambda record: "exception was never retrieved" not in record.getMessage())
     threading.excepthook = lambda args: None
+
+
+def _drop_closed_loop_callbacks() -> None:
+    """From now on, the unraisable 'Event loop is closed' of a read that finishes after its operation was
+    abandoned (a failed or interrupted checkpoint read: tensorstore's completion callback finds orbax's event loop
+    closed, during the failure or at interpreter exit) is not printed; any other unraisable exception is."""
+    report = sys.unraisablehook
+    if getattr(report, "drops_closed_loop_callbacks", False):
+        return
+
+    def hook(unraisable):
+        value = unraisable.exc_value
+        if not (isinstance(value, RuntimeError) and str(value) == "Event loop is closed"):
+            report(unraisable)
+
+    hook.drops_closed_loop_callbacks = True
+    sys.unraisablehook = hook
 
 
 def entry_point(name: str, build_parser: Callable[[], argparse.ArgumentParser],

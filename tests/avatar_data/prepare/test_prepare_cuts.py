@@ -145,7 +145,7 @@ def test_bad_person_and_segment_values(videos, tmp_path, capsys):
         in line
     _one_line_error(capsys, [path, out, "--segment", "1,4", "--quiet"], "--segment 4: no such segment (0-3)")
     assert leftovers(str(tmp_path), "out") == []
-    for argv, fragment in [(["--person", "-1"], "argument --person: must be >= 0, got -1"),
+    for argv, fragment in [(["--person", "-1"], "argument --person: must be in [0, 1000], got -1"),
                            (["--person", "x"], "argument --person: expected an integer, got 'x'"),
                            (["--segment", "1,,2"], "expected segment numbers like 0 or 0,2,3, got '1,,2'"),
                            (["--segment", "-1"], "segment numbers must be >= 0, got -1"),
