@@ -33,7 +33,7 @@ import numpy as np
 
 from configs import common as configs_common
 from hfagp_common import config_schema
-from hfagp_common.cli import ConfigError, UserError, first_line, interrupted
+from hfagp_common.cli import ConfigError, UserError, first_line
 
 CONFIG_FILE = "config.json"
 CHECKPOINTS_DIR = "checkpoints"
@@ -207,9 +207,8 @@ def restore_params(workdir, step: Optional[int] = None) -> tuple[int, dict]:
     manager = ocp.CheckpointManager(checkpoint_dir(workdir), item_names=CHECKPOINT_ITEMS)
     try:
         restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    except Exception as e:  # orbax / tensorstore / json errors of a damaged directory
-        if interrupted():  # Ctrl-C during the read surfaces as the read's failure: not the checkpoint's
-            raise KeyboardInterrupt from e
+    except Exception as e:  # orbax / tensorstore / json errors of a damaged directory (after Ctrl-C, `cli.run`
+        # reports the interrupt, not this)
         older = [s for s in steps if s < step]
         raise CheckpointError(f"checkpoint {step} in {checkpoint_dir(workdir)} cannot be read ({type(e).__name__}: "
                               f"{first_line(e, 300)})" + (f"; an older one: --step {older[-1]}" if older else "")) from e

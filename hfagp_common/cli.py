@@ -177,12 +177,11 @@ def _quiet_secondary_async_errors() -> None:
     """After a command's error line, the failure's echoes are dropped: the failed or interrupted operation's
     sibling asyncio tasks (orbax reads a checkpoint's arrays in parallel; the first failure is the one reported)
     are collected at interpreter exit, and asyncio would log each one, 'Task exception was never retrieved' with
-    its traceback, dozens of times; background threads of the abandoned operation (orbax's, tensorstore's) may end
-    in 'Event loop is closed'. Those records and thread tracebacks are dropped; nothing else asyncio logs is."""
+    its traceback, dozens of times. Those records are dropped; nothing else asyncio logs is (the same reads'
+    late completion callbacks: `_drop_closed_loop_callbacks`)."""
     import logging
 
     logging.getLogger("asyncio").addFilter(lambda record: "exception was never retrieved" not in record.getMessage())
-    threading.excepthook = lambda args: None
 
 
 def _drop_closed_loop_callbacks() -> None:
@@ -283,64 +282,50 @@ def _argument_type(parse: Callable[[str], object], name: str, bad_values: Sequen
     return parse
 
 
-def int_in(lo: int, hi: int):
-    """argparse type: an integer in [lo, hi] (hi: a documented maximum of `hfagp_common.limits` for a size)."""
+def int_in(lo: int, hi: Optional[int] = None):
+    """argparse type: an integer in [lo, hi] (hi: a documented maximum of `hfagp_common.limits` for a size; None:
+    no upper bound)."""
     def parse(text: str) -> int:
         value = _int(text)
-        if not lo <= value <= hi:
+        if hi is None and value < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        if hi is not None and not lo <= value <= hi:
             raise argparse.ArgumentTypeError(f"must be in [{lo}, {hi}], got {value}")
         return value
 
-    return _argument_type(parse, f"int_in({lo}, {hi})", (str(lo - 1), str(hi + 1), "x", "1.5", ""))
+    beyond = () if hi is None else (str(hi + 1),)
+    return _argument_type(parse, f"int_in({lo}, {hi})", (str(lo - 1), *beyond, "x", "1.5", ""))
 
 
-def float_in(lo: float, hi: float, lo_open: bool = False):
-    """argparse type: a finite number in [lo, hi] (`lo_open`: lo itself excluded)."""
+def float_in(lo: float, hi: Optional[float] = None, lo_open: bool = False):
+    """argparse type: a finite number in [lo, hi] (`lo_open`: lo itself excluded; hi None: no upper bound)."""
     def parse(text: str) -> float:
         value = _finite(text)
-        if not ((value > lo if lo_open else value >= lo) and value <= hi):
+        above = value > lo if lo_open else value >= lo
+        if hi is None and not above:
+            raise argparse.ArgumentTypeError(f"must be {'>' if lo_open else '>='} {lo:g}, got {text}")
+        if hi is not None and not (above and value <= hi):
             raise argparse.ArgumentTypeError(f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {text}")
         return value
 
     below = str(lo) if lo_open else str(lo - abs(lo) - 1)
-    return _argument_type(parse, f"float_in({lo:g}, {hi:g})", (below, str(hi + abs(hi) + 1), "nan", "inf", "x", ""))
+    beyond = () if hi is None else (str(hi + abs(hi) + 1),)
+    return _argument_type(parse, f"float_in({lo:g}, {hi})", (below, *beyond, "nan", "inf", "x", ""))
 
 
-def _at_least(lo: int):
-    def parse(text: str) -> int:
-        value = _int(text)
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
-        return value
-    return parse
-
-
-def _positive_number(text: str) -> float:
-    value = _finite(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _non_negative_number(text: str) -> float:
-    value = _finite(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-positive_int = _argument_type(_at_least(1), "positive_int", ("0", "-3", "x", "1.5"),
+positive_int = _argument_type(int_in(1), "positive_int", ("0", "-3", "x", "1.5"),
                               "argparse type: an integer >= 1 (a count that is not a size; sizes use `int_in`).")
-non_negative_int = _argument_type(_at_least(0), "non_negative_int", ("-1", "x", "1.5"),
+non_negative_int = _argument_type(int_in(0), "non_negative_int", ("-1", "x", "1.5"),
                                   "argparse type: an integer >= 0.")
 finite_float = _argument_type(_finite, "finite_float", ("nan", "inf", "-inf", "x"),
                               "argparse type: a finite number (no nan/inf).")
-positive_float = _argument_type(_positive_number, "positive_float", ("0", "-1", "nan", "x"),
+positive_float = _argument_type(float_in(0.0, lo_open=True), "positive_float", ("0", "-1", "nan", "x"),
                                 "argparse type: a finite number > 0.")
-non_negative_float = _argument_type(_non_negative_number, "non_negative_float", ("-1", "nan", "x"),
+non_negative_float = _argument_type(float_in(0.0), "non_negative_float", ("-1", "nan", "x"),
                                     "argparse type: a finite number >= 0.")
 fraction = _argument_type(float_in(0.0, 1.0), "fraction", ("1.5", "-0.1", "nan", "x"),
                           "argparse type: a number in [0, 1].")
+
 
 def int_list(lo: int, hi: int, max_len: int):
     """argparse type: comma-separated integers in [lo, hi], 1..max_len of them ('0,1,2'), as a list."""
@@ -468,7 +453,8 @@ def _exit_with_error(name: str, message) -> None:
 
 
 __all__ = ["ArgumentParser", "ConfigError", "EXPECTED_ERRORS", "UserError", "absl_flags_parser", "absl_main",
-           "batch_size", "entry_point", "error_line", "exit", "finite_float", "first_line", "flag_errors", "float_in", "interrupted",
-           "fraction", "frame_count", "frame_index", "grid_resolution", "int_in", "int_list", "jobs", "non_negative_float",
-           "non_negative_int", "one_line", "optional_path", "path", "path_object", "positive_float", "positive_int", "print_json",
-           "require_path_flags", "resolution", "run", "run_absl", "seed", "step"]
+           "batch_size", "entry_point", "error_line", "exit", "finite_float", "first_line", "flag_errors", "float_in",
+           "fraction", "frame_count", "frame_index", "grid_resolution", "int_in", "int_list", "interrupted", "jobs",
+           "non_negative_float", "non_negative_int", "one_line", "optional_path", "path", "path_object",
+           "positive_float", "positive_int", "print_json", "require_path_flags", "resolution", "run", "run_absl",
+           "seed", "step"]

@@ -231,18 +231,17 @@ def _unknown_key_message(key: str, schema) -> str:
 
 
 def check(values, schema: MappingType[str, Rule], relations: Sequence[Relation] = (), *, source: str = "",
-          allow_missing: Sequence[str] = (), allow_unknown: Callable[[str], bool] = lambda key: False) -> None:
+          allow_missing: bool = False) -> None:
     """Raises ConfigError for the first field of `values` (a ConfigDict or the nested dict of a config.json) that
-    breaks `schema` or `relations`. source: prefixed to messages (e.g. 'runs/a/config.json: '). allow_missing:
-    keys (or sections, as 'a.b') an older config may lack; allow_unknown(key): keys of older configs that are no
-    longer settings but are still read."""
+    breaks `schema` or `relations`. source: prefixed to messages (e.g. 'runs/a/config.json: '). allow_missing: a
+    field may be absent (see `check_saved`)."""
     flat = flatten(values, schema)
     for key in flat:
-        if key not in schema and not allow_unknown(key):
+        if key not in schema:
             raise ConfigError(source + _unknown_key_message(key, schema))
     for key, rule in schema.items():
         if key not in flat:
-            if any(key == k or key.startswith(k + ".") for k in allow_missing):
+            if allow_missing:
                 continue
             raise ConfigError(f"{source}{key} is missing")
         try:
@@ -262,7 +261,7 @@ def check_saved(values, schema: MappingType[str, Rule], relations: Sequence[Rela
                 source: str = "") -> None:
     """`check` of a config read back from a workdir's config.json: a run made before a setting existed lacks its
     key (the code reading the run supplies the default), every present key must still be valid."""
-    check(values, schema, relations, source=source, allow_missing=tuple(schema))
+    check(values, schema, relations, source=source, allow_missing=True)
 
 
 def undeclared(values, schema: MappingType[str, Rule]) -> list[str]:
