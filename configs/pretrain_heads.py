@@ -65,21 +65,35 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.validation.invert_lr = 0.02
 
     c.model = ml_collections.ConfigDict()
-    # Initial standard deviation of the identity codes (W space); scene offsets start at zero.
+    # How a scene's W code is made: 'scene', a free code per identity plus a free offset per scene; 'params', a
+    # code map (an MLP shared by every scene) of the scene's world parameters (identity vector and expression).
+    c.model.code = "scene"
+    # The code map's hidden layers and their width ('params' only).
+    c.model.code_map_layers = 2
+    c.model.code_map_width = 256
+    # Initial standard deviation of the identity codes (W space; scene offsets start at zero), or of the code
+    # map's first codes.
     c.model.identity_code_std = 0.1
     # L2 penalty on the codes of a batch (keeps the code space compact, DeepSDF-style).
     c.model.code_penalty = 1e-3
 
     c.loss = ml_collections.ConfigDict()
-    # Weights of the terms: final image L2, raw neural rendering L2 (against the frame on black), depth L1
+    # Weights of the terms: final image distance, raw neural rendering L2 (against the frame on black), depth L1
     # on the foreground (world units), opacity L2 against the foreground mask.
     c.loss.image = 1.0
+    # The final image's distance: 'l2' (squared error) or 'l1' (absolute error).
+    c.loss.image_distance = "l2"
+    # Weight of the L1 of the final image error's differences between neighbouring pixels (0: off).
+    c.loss.gradient = 0.0
     c.loss.raw = 1.0
     c.loss.depth = 1.0
     c.loss.mask = 0.5
+    # Extra weight of the face's pixels (eyes, lids, brows, lips, mouth, nose from the data set's part labels)
+    # in the image and raw terms: a face pixel counts 1 + face_weight times (0: every pixel alike).
+    c.loss.face_weight = 0.0
 
     c.optim = ml_collections.ConfigDict()
-    # Adam learning rates of the generator and of the codes (cosine decay to `final_lr_fraction`).
+    # Adam learning rates of the generator and of the codes or the code map (cosine decay to `final_lr_fraction`).
     c.optim.generator_lr = 2e-3
     c.optim.code_lr = 1e-2
     c.optim.final_lr_fraction = 0.1
@@ -97,6 +111,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.schedule.patience = 3
     # Checkpoints kept.
     c.schedule.keep = 2
+    # Stop (checkpointed; rerun to continue) after this many hours of the training stage (validations included)
+    # in one invocation (0: no limit).
+    c.schedule.stop_after_hours = 0.0
 
     c.export = ml_collections.ConfigDict()
     # Where the finished generator goes (default WORKDIR/generator), and its parameter storage dtype.
@@ -152,12 +169,18 @@ SCHEMA = {
     "validation.novel_yaw_deg": Seq(Float(-89.0, 89.0), 0, 64),
     "validation.invert_steps": Int(1, 100_000),
     "validation.invert_lr": Float(0.0, 10.0, lo_open=True),
+    "model.code": Choice("scene", "params"),
+    "model.code_map_layers": Int(0, 16),
+    "model.code_map_width": Int(1, 65536),
     "model.identity_code_std": Float(0.0, 100.0),
     "model.code_penalty": Float(0.0, 1e6),
     "loss.image": Float(0.0, 1e6),
+    "loss.image_distance": Choice("l2", "l1"),
+    "loss.gradient": Float(0.0, 1e6),
     "loss.raw": Float(0.0, 1e6),
     "loss.depth": Float(0.0, 1e6),
     "loss.mask": Float(0.0, 1e6),
+    "loss.face_weight": Float(0.0, 1e6),
     "optim.generator_lr": Float(0.0, 10.0, lo_open=True),
     "optim.code_lr": Float(0.0, 10.0, lo_open=True),
     "optim.final_lr_fraction": Float(0.0, 1.0),
@@ -168,6 +191,7 @@ SCHEMA = {
     "schedule.checkpoint_every": Int(1, MAX_STEPS),
     "schedule.patience": Int(1, 10_000),
     "schedule.keep": Int(1, 1000),
+    "schedule.stop_after_hours": Float(0.0, 1e4),
     "export.dir": Text(path=True),
     "export.dtype": Choice("float32", "bfloat16"),
     "export.mapping_steps": Int(0, 1_000_000),

@@ -13,6 +13,11 @@ Targets of a batch (numpy, float32):
                                      on black where the person is absent (EG3D's raw rendering of empty space)
   depth [B,r,r]                      mean ray distance to the surface over the foreground of each r-pixel
   mask  [B,r,r] in [0, 1]            foreground coverage of each r-pixel
+  face  [B,R,R] in {0, 1}          the face's parts (`FACE_PARTS`: eyes, lids, brows, lips, mouth, nose) grown
+                                     by `FACE_DILATION` pixels; zero for a version-1 data set (no part labels)
+  face_raw [B,r,r] in [0, 1]         its coverage of each r-pixel
+  condition [B, IDENTITY_DIM + 10]   the scene's world parameters: identity vector standardised by the data
+                                     set's identities, then the expression as it is
   label [B,25], identity [B], scene [B] int32
 """
 
@@ -28,6 +33,10 @@ import numpy as np
 from hfagp_common.images import area_downsample, from_uint8
 
 VALIDATION_FILE = "validation.npz"
+# Where a face-weighted loss looks (`hfagp.metrics` part names), and by how many pixels the parts are grown (the
+# transition to the skin around them belongs to the feature).
+FACE_PARTS = ("eyes", "eyelids", "brows", "lips", "mouth_interior", "nose")
+FACE_DILATION = 2
 
 
 @dataclasses.dataclass
@@ -41,6 +50,10 @@ class PretrainData:
     identity: np.ndarray     # int32 [N] index of the identity
     scene: np.ndarray        # int32 [N] global scene index
     metadata: dict
+    expression: np.ndarray = None        # float32 [N, 10]
+    identity_vectors: np.ndarray = None  # float32 [I, IDENTITY_DIM]
+    part_labels: np.ndarray = None       # uint8 [N, R, R] (None for a version-1 data set)
+    part_names: tuple = ()
 
     def __post_init__(self):
         order = np.argsort(self.scene, kind="stable")
@@ -48,6 +61,27 @@ class PretrainData:
         self._scene_rows = [order[bounds[s]:bounds[s + 1]] for s in range(self.num_scenes)]
         self.scene_identity = np.zeros(self.num_scenes, np.int32)
         self.scene_identity[self.scene] = self.identity
+        if self.identity_vectors is not None:
+            vectors = np.asarray(self.identity_vectors, np.float64)
+            self._identity_mean = vectors.mean(axis=0)
+            self._identity_scale = np.maximum(vectors.std(axis=0), 1e-3)  # a constant coordinate stays finite
+
+    @property
+    def has_part_labels(self) -> bool:
+        return self.part_labels is not None
+
+    @property
+    def condition_dim(self) -> int:
+        return int(self.identity_vectors.shape[1] + self.expression.shape[1])
+
+    def conditions(self, rows: np.ndarray) -> np.ndarray:
+        """float32 [len(rows), condition_dim]: the rows' standardised identity vectors and expressions."""
+        ident = (self.identity_vectors[self.identity[rows]] - self._identity_mean) / self._identity_scale
+        return np.concatenate([ident, self.expression[rows]], axis=1).astype(np.float32)
+
+    def scene_conditions(self) -> np.ndarray:
+        """float32 [S, condition_dim]: the condition of every scene (its views share it)."""
+        return self.conditions(np.array([rows[0] for rows in self._scene_rows]))
 
     @property
     def num_scenes(self) -> int:
@@ -70,9 +104,20 @@ class PretrainData:
         mask_r = area_downsample(mask, r)
         raw = area_downsample((image + 1.0) * 0.5 * mask, r) * 2.0 - 1.0
         depth_r = area_downsample(depth * mask, r) / np.maximum(mask_r, 1e-6)
-        return {"image": image, "raw": raw.astype(np.float32), "depth": depth_r[..., 0].astype(np.float32),
-                "mask": mask_r[..., 0].astype(np.float32), "label": self.label[rows],
-                "identity": self.identity[rows], "scene": self.scene[rows]}
+        if self.has_part_labels:
+            from hfagp import metrics
+
+            face = metrics.dilate(metrics.part_mask(self.part_labels[rows], self.part_names, FACE_PARTS),
+                                  FACE_DILATION).astype(np.float32)
+        else:
+            face = np.zeros(image.shape[:3], np.float32)
+        out = {"image": image, "raw": raw.astype(np.float32), "depth": depth_r[..., 0].astype(np.float32),
+               "mask": mask_r[..., 0].astype(np.float32), "face": face,
+               "face_raw": area_downsample(face[..., None], r)[..., 0].astype(np.float32), "label": self.label[rows],
+               "identity": self.identity[rows], "scene": self.scene[rows]}
+        if self.identity_vectors is not None:
+            out["condition"] = self.conditions(rows)
+        return out
 
     def batch(self, step: int, seed: int, scenes_per_batch: int, views_per_scene: int, raw_resolution: int) -> dict:
         """Batch `step` of the training sequence (deterministic in seed and step)."""
@@ -99,8 +144,11 @@ def load_data(data_dir: Path) -> PretrainData:
 
     arrays = load_pretrain_dataset(str(data_dir))
     labels = head_frame_labels(arrays["label"], arrays["pose"]).astype(np.float32)
+    meta = arrays["metadata"]
     return PretrainData(arrays["image"], arrays["depth"], arrays["mask"], labels, arrays["identity"],
-                        arrays["scene"], arrays["metadata"])
+                        arrays["scene"], meta, expression=arrays["expression"],
+                        identity_vectors=meta["identity_vectors"], part_labels=arrays.get("part_labels"),
+                        part_names=tuple(meta.get("part_names", ())))
 
 
 def validation_views(novel_yaw_deg: Sequence[float]) -> np.ndarray:

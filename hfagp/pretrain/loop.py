@@ -2,8 +2,9 @@
 
 Decide how to run. The order is important, and every stage resumes where a stopped run left it:
   1. the data set, rendered once into shards (`avatar_data.worlds.heads.dataset`), and the validation identities;
-  2. the auto-decoder (`hfagp.pretrain.objective`), trained with the project's train step
-     (`hfagp.runtime.step.make_train_step`), checkpointed every `checkpoint_every` steps (orbax);
+  2. the auto-decoder (`hfagp.pretrain.objective`: free scene codes or a code map of the world's parameters),
+     trained with the project's train step (`hfagp.runtime.step.make_train_step`), checkpointed every
+     `checkpoint_every` steps (orbax), and on a signal or after `stop_after_hours` (then rerun to continue);
   3. every `eval_every` steps the held-out identities are inverted (`hfagp.pretrain.validate`); the best
      generator so far (by novel-view PSNR) is kept in WORKDIR/best/, and training stops early after
      `patience` validations without improvement;
@@ -74,18 +75,22 @@ def _add_time(workdir: Path, stage: str, seconds: float) -> None:
     write_text(workdir / TIMING_FILE, json.dumps(timing, indent=1) + "\n")
 
 
-def _generator_with(G: eg3d_flax.Generator, params: dict, codes: dict, scene_identity) -> eg3d_flax.Generator:
+def _generator_with(G: eg3d_flax.Generator, params: dict, scene_codes: np.ndarray) -> eg3d_flax.Generator:
     """The generator with trained params and w_avg = the mean scene code (where inversion starts)."""
-    mean_code = np.asarray(objective.scene_codes(codes, scene_identity)).mean(axis=0)
     G = G.replace_variables({"params": params, "buffers": G.variables["buffers"]})
-    return export_lib.with_w_avg(G, mean_code)
+    return export_lib.with_w_avg(G, scene_codes.mean(axis=0))
 
 
-def _save_best(workdir: Path, G: eg3d_flax.Generator, codes: dict, step: int, scores: dict) -> None:
-    """WORKDIR/best/: the generator (float32), the codes and the validation scores, replaced atomically."""
+def _save_best(workdir: Path, G: eg3d_flax.Generator, model: dict, scene_codes: np.ndarray, step: int,
+               scores: dict) -> None:
+    """WORKDIR/best/: the generator (float32), codes.npz ('scene_codes' [S, w_dim], the W code of every data-set
+    scene, and the auto-decoder's own params under their '/'-joined paths) and the validation scores, replaced
+    atomically."""
+    flat = {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
+            for path, v in jax.tree_util.tree_flatten_with_path(model)[0]}
     with atomic_directory(workdir / BEST_DIR, overwrite=True) as tmp:
         eg3d_flax.save_generator(G, tmp / "generator")
-        np.savez(tmp / "codes.npz", **{k: np.asarray(v) for k, v in codes.items()})
+        np.savez(tmp / "codes.npz", scene_codes=scene_codes, **flat)
         (tmp / "best.json").write_text(json.dumps({"step": step, **_summary(scores)}, indent=1) + "\n")
 
 
@@ -141,7 +146,8 @@ def pretrain(config, workdir, command: Optional[str] = None) -> dict:
 # Config keys a resumed pretraining may change: the run's length and how often it validates, checkpoints and
 # logs (the learning-rate schedule follows the new length from the resumed step on), and the export.
 RESUMABLE_KEYS = ("schedule.total_steps", "schedule.eval_every", "schedule.checkpoint_every", "schedule.patience",
-                  "schedule.keep", "log_every", "progress_bar", "compilation_cache_dir", "export")
+                  "schedule.keep", "schedule.stop_after_hours", "log_every", "progress_bar", "compilation_cache_dir",
+                  "export")
 
 
 def resume_changes(saved: dict, new: dict) -> list[str]:
@@ -184,10 +190,12 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
     gcfg = generator_config(config.generator)
     if gcfg.img_resolution != data.resolution:
         raise ConfigError(f"the generator renders {gcfg.img_resolution}px, the data is {data.resolution}px")
+    if config.loss.face_weight > 0 and not data.has_part_labels:
+        raise ConfigError(f"loss.face_weight={config.loss.face_weight} needs the data set's part labels, and "
+                          f"{data_dir} is a version-1 data set without them; render a new one (data.dir)")
     G = eg3d_flax.random_generator(gcfg, seed=config.generator.init_seed)
-    codes = objective.init_codes(data.num_identities, data.num_scenes, gcfg.w_dim, config.model.identity_code_std,
-                                 config.seed)
-    params = {"model": {"codes": codes}, "generator": G.variables["params"]}
+    model = objective.init_model(config.model, data, gcfg.w_dim, config.seed)
+    params = {"model": model, "generator": G.variables["params"]}
     total = int(config.schedule.total_steps)
     tx = objective.make_optimizer(config.optim, total, params)
     state = create_train_state(params, tx, jax.random.PRNGKey(config.seed))
@@ -214,7 +222,8 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
 
     def validate(done, state, best, since_best):
         """Inverts the held-out identities with the current weights; keeps the best generator so far."""
-        Gt = _generator_with(G, state.params["generator"], state.params["model"]["codes"], data.scene_identity)
+        codes = objective.scene_codes(state.params["model"], data)
+        Gt = _generator_with(G, state.params["generator"], codes)
         scores = invert_and_score(Gt, validation, config.validation.invert_steps, config.validation.invert_lr)
         entry = {"step": done, **_summary(scores)}
         history.append(entry)
@@ -224,7 +233,7 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
         log(f"step {done}: held-out same-view {entry['same_view_psnr']:.2f} dB, novel-view "
             f"{entry['novel_view_psnr']:.2f} dB (gap {entry['gap_db']:.2f} dB)")
         if best is None or entry["novel_view_psnr"] > best["novel_view_psnr"]:
-            _save_best(workdir, Gt, state.params["model"]["codes"], done, scores)
+            _save_best(workdir, Gt, state.params["model"], codes, done, scores)
             return entry, 0
         return best, since_best + 1
 
@@ -235,6 +244,7 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
         best, since_best = validate(start, state, best, since_best)
         stopped_early = since_best >= patience
     t_train = time.perf_counter()
+    limit_s = 3600.0 * float(config.schedule.stop_after_hours)
     t_rate, steps_rate = time.time(), 0
     try:
         with StopRequest() as stop:
@@ -256,8 +266,9 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
                     ckpt.log_metrics(done, values)
                     writer.scalars(done, {f"train/{k}": v for k, v in values.items()})
                     bar.update(done, values, rate)
+                out_of_time = limit_s > 0 and time.perf_counter() - t_train >= limit_s
                 if done % config.schedule.checkpoint_every == 0 or done % config.schedule.eval_every == 0 or \
-                        done == total or stop.signal is not None:
+                        done == total or stop.signal is not None or out_of_time:
                     ckpt.save(done, state, None)  # before validating: a failed validation loses no training
                 if done % config.schedule.eval_every == 0 or done == total:
                     best, since_best = validate(done, state, best, since_best)
@@ -266,6 +277,10 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
                         break
                 if stop.signal is not None:
                     log(f"stopped by signal {stop.signal} at step {done}; rerun the same command to resume")
+                    return {"stopped_at": done}
+                if out_of_time and done < total:
+                    log(f"stopped after {config.schedule.stop_after_hours:g} h of training (schedule.stop_after_hours) "
+                        f"at step {done} of {total}; rerun the same command to continue")
                     return {"stopped_at": done}
     finally:
         ckpt.wait()
@@ -292,8 +307,7 @@ def export_best(config, workdir: Path, data: data_lib.PretrainData, validation: 
             return previous  # this best generator was exported already
     G = eg3d_flax.load_generator(workdir / BEST_DIR / "generator")
     with np.load(workdir / BEST_DIR / "codes.npz") as f:
-        codes = {k: f[k] for k in f.files}
-    scene_codes = np.asarray(objective.scene_codes(codes, data.scene_identity))
+        scene_codes = f["scene_codes"]
     params, swd = export_lib.fit_mapping(G, scene_codes, config.export.mapping_steps, seed=config.seed)
     G = export_lib.with_w_avg(G.replace_variables({"params": params, "buffers": G.variables["buffers"]}),
                               scene_codes.mean(axis=0))
