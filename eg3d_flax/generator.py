@@ -102,21 +102,29 @@ class TriPlaneGenerator(nn.Module):
         deterministic: bool = True,
         neural_rendering_resolution: Optional[int] = None,
         return_intermediates: bool = False,
+        views_per_latent: int = 1,
     ):
         """ws [B,num_ws,w_dim], c [B,25] -> {'image', 'image_raw', 'image_depth', 'image_mask'} (module doc).
 
         With return_intermediates, also 'planes' [B,3,256,256,32], 'feature_image' [B,h,h,32],
-        'ray_origins'/'ray_directions' [B,h*h,3].
+        'ray_origins'/'ray_directions' [B,h*h,3]. views_per_latent = k > 1: the batch is B / k latents, each
+        seen from k consecutive cameras (ws equal within each group of k); the tri-planes are computed once per
+        group (from its first ws) instead of once per view. The images and the gradients are those of k = 1.
         """
         cfg = self.config
         res = neural_rendering_resolution or cfg.neural_rendering_resolution
         origins, directions = rendering.rays_from_cameras(c, res)
-        planes = self.planes(ws, noise_mode)
+        k = int(views_per_latent)
+        if k < 1 or ws.shape[0] % k:
+            raise ValueError(f"views_per_latent={views_per_latent} must divide the batch ({ws.shape[0]})")
+        planes = self.planes(ws[::k] if k > 1 else ws, noise_mode)
         key = None if deterministic else self.make_rng("render")
         if cfg.remat == "none":
             decode = functools.partial(self.decode_points, planes)
         else:  # recompute sampling + decoder in the backward pass instead of storing per-sample activations
             decode = functools.partial(nn.remat(TriPlaneGenerator.decode_points), self, planes)
+        if k > 1:  # the points of a group's k views are sampled from its planes as one point set
+            decode = _grouped_views(decode, k)
         feats, depth, opacity = rendering.render_rays(decode, origins, directions, cfg.render, key)
         b = ws.shape[0]
         feature_image = feats.reshape(b, res, res, feats.shape[-1])
@@ -126,8 +134,8 @@ class TriPlaneGenerator(nn.Module):
         out = {"image": image, "image_raw": rgb, "image_depth": depth_image,
                "image_mask": opacity.reshape(b, res, res, 1)}
         if return_intermediates:
-            out.update(planes=planes, feature_image=feature_image, ray_origins=origins,
-                       ray_directions=directions)
+            out.update(planes=jnp.repeat(planes, k, axis=0) if k > 1 else planes, feature_image=feature_image,
+                       ray_origins=origins, ray_directions=directions)
         return out
 
     def __call__(self, z, c, truncation_psi: float = 1.0, truncation_cutoff: Optional[int] = None,
@@ -135,6 +143,17 @@ class TriPlaneGenerator(nn.Module):
                  neural_rendering_resolution: Optional[int] = None):
         ws = self.mapping(z, c, truncation_psi, truncation_cutoff)
         return self.synthesis(ws, c, noise_mode, deterministic, neural_rendering_resolution)
+
+
+def _grouped_views(decode_groups, k: int):
+    """decode(coordinates [B,M,3]) for a batch of B / k groups of k views, from decode_groups, which samples the
+    groups' planes at coordinates [B/k, k*M, 3] (a reshape: no copy of the planes, no sum of their gradients)."""
+    def decode(coordinates):
+        b, m, _ = coordinates.shape
+        out = decode_groups(coordinates.reshape(b // k, k * m, 3))
+        return jax.tree_util.tree_map(lambda x: x.reshape((b, m) + x.shape[2:]), out)
+
+    return decode
 
 
 def init_variables(config: GeneratorConfig, key: jax.Array) -> dict:

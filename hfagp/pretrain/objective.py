@@ -112,13 +112,15 @@ def make_loss_fn(config, gen_module, num_ws: int) -> Callable:
     penalty = float(config.model.code_penalty)
     face_weight = float(config.loss.face_weight)
     l2 = config.loss.image_distance == "l2"
+    # A batch holds `views_per_scene` consecutive views of each scene (one code): the tri-planes once per scene.
+    views_per_scene = int(config.optim.views_per_scene)
 
     def loss_fn(params, batch, constants, rng):
         w = batch_codes(params["model"], batch)
         ws = jnp.broadcast_to(w[:, None], (w.shape[0], num_ws, w.shape[-1]))
         out = gen_module.apply({"params": params["generator"], "buffers": constants["generator_buffers"]}, ws,
                                batch["label"], "const", False, None, method=gen_module.synthesis,
-                               rngs={"render": rng})
+                               rngs={"render": rng}, views_per_latent=views_per_scene)
         pixel_weights = 1.0 + face_weight * batch["face"]
         err = out["image"] - batch["image"]
         mse = weighted_mean(jnp.square(err), pixel_weights)

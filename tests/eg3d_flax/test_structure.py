@@ -137,3 +137,33 @@ def test_remat_policies_and_kernels_change_nothing_but_speed_and_memory():
         eg3d_flax.TriPlaneGenerator(cfg).init(jax.random.PRNGKey(0), jnp.zeros((1, 512)), c[:1])
     assert eg3d_flax.Generator(cfg, G.variables).config.conv_impl == ("cpu_gemm" if jax.default_backend() == "cpu"
                                                                       else "xla")
+
+
+def test_views_sharing_a_latent_compute_the_planes_once_with_the_same_image_and_gradients():
+    """synthesis(views_per_latent=2) on [w0, w0, w1, w1] equals the plain path: images, and the gradients of the
+    per-view latents' shared code and of every parameter."""
+    cfg = eg3d_flax.preset("tiny128", neural_rendering_resolution=16)
+    G = eg3d_flax.random_generator(cfg, seed=0)
+    module = G.module
+    yaw = jnp.asarray([0.0, 0.5, -0.3, 0.2])
+    c = jnp.zeros((4, 25)).at[:, 5].set(1.0).at[:, 15].set(1.0)
+    c = c.at[:, 0].set(jnp.cos(yaw)).at[:, 2].set(jnp.sin(yaw)).at[:, 8].set(-jnp.sin(yaw)).at[:, 10].set(jnp.cos(yaw))
+    c = c.at[:, 3].set(2.7 * jnp.sin(yaw)).at[:, 11].set(2.7 * jnp.cos(yaw))
+    c = c.at[:, 16:25].set(jnp.asarray([4.26, 0, 0.5, 0, 4.26, 0.5, 0, 0, 1.0]))
+    codes = G.mapping(jax.random.normal(jax.random.PRNGKey(1), (2, 512)), c[:2])
+
+    def loss(codes, params, k):
+        ws = jnp.repeat(codes, 2, axis=0)        # two views of each latent
+        out = module.apply({"params": params, "buffers": G.variables["buffers"]}, ws, c, "const", False,
+                           method=module.synthesis, rngs={"render": jax.random.PRNGKey(2)}, views_per_latent=k)
+        return jnp.mean(out["image"] ** 2) + jnp.mean(out["image_depth"]), out["image"]
+
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True), static_argnums=2)
+    (ref, ref_image), ref_grads = grad(codes, G.variables["params"], 1)
+    (got, got_image), got_grads = grad(codes, G.variables["params"], 2)
+    np.testing.assert_allclose(got_image, ref_image, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    for a, b in zip(jax.tree_util.tree_leaves(got_grads), jax.tree_util.tree_leaves(ref_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max() + 1e-12))
+    with pytest.raises(ValueError, match="must divide the batch"):
+        loss(codes, G.variables["params"], 3)
