@@ -24,12 +24,26 @@ def test_every_training_file_and_variant_builds_a_locked_config(encoder):
     assert module.get_config().to_dict() == make_config(encoder, "paper").to_dict()
 
 
-@pytest.mark.parametrize("name", ["pretrain_heads", "experiments"])
+@pytest.mark.parametrize("name", ["pretrain_heads", "pretrain_face", "experiments"])
 def test_the_other_files_have_a_default_and_a_tiny_variant(name):
     module = importlib.import_module(f"configs.{name}")
     assert module.get_config().to_dict() != module.get_config("tiny").to_dict()
+    assert module.get_config().is_locked and module.get_config("tiny").is_locked
     with pytest.raises(ValueError, match="variant"):
         module.get_config("huge")
+
+
+def test_the_face_prior_changes_values_of_the_head_prior_only():
+    from configs import pretrain_face, pretrain_heads
+    from hfagp.runtime.config_keys import flatten
+    from hfagp_common import config_schema
+
+    for variant in ("", "tiny"):
+        face, heads = (flatten(m.get_config(variant).to_dict()) for m in (pretrain_face, pretrain_heads))
+        assert set(face) == set(heads)
+        config_schema.check(pretrain_face.get_config(variant), pretrain_face.SCHEMA, pretrain_face.RELATIONS)
+    face = pretrain_face.get_config()
+    assert (face.model.code, face.loss.image_distance, face.generator.neural_rendering_resolution) == ("params", "l1", 64)
 
 
 def test_override_sets_dotted_keys_and_refuses_unknown_ones():
