@@ -33,6 +33,7 @@ import numpy as np
 from hfagp_common.images import area_downsample, from_uint8
 
 VALIDATION_FILE = "validation.npz"
+SWEEP_FILE = "expression_sweep.npz"
 # Where a face-weighted loss looks (`hfagp.metrics` part names), and by how many pixels the parts are grown (the
 # transition to the skin around them belongs to the feature).
 FACE_PARTS = ("eyes", "eyelids", "brows", "lips", "mouth_interior", "nose")
@@ -76,8 +77,13 @@ class PretrainData:
 
     def conditions(self, rows: np.ndarray) -> np.ndarray:
         """float32 [len(rows), condition_dim]: the rows' standardised identity vectors and expressions."""
-        ident = (self.identity_vectors[self.identity[rows]] - self._identity_mean) / self._identity_scale
-        return np.concatenate([ident, self.expression[rows]], axis=1).astype(np.float32)
+        return self.condition_of(self.identity_vectors[self.identity[rows]], self.expression[rows])
+
+    def condition_of(self, identity_vectors: np.ndarray, expressions: np.ndarray) -> np.ndarray:
+        """float32 [N, condition_dim] of any people (identity vectors [N, IDENTITY_DIM], standardised by this data
+        set's identities) with any expressions [N, 10]."""
+        ident = (np.asarray(identity_vectors, np.float64) - self._identity_mean) / self._identity_scale
+        return np.concatenate([ident, np.asarray(expressions, np.float64)], axis=1).astype(np.float32)
 
     def scene_conditions(self) -> np.ndarray:
         """float32 [S, condition_dim]: the condition of every scene (its views share it)."""
@@ -149,6 +155,40 @@ def load_data(data_dir: Path) -> PretrainData:
                         arrays["scene"], meta, expression=arrays["expression"],
                         identity_vectors=meta["identity_vectors"], part_labels=arrays.get("part_labels"),
                         part_names=tuple(meta.get("part_names", ())))
+
+
+# The expressions of the code map's sheet (`expression_sweep`): neutral, then one parameter at its extreme each.
+SWEEP_EXPRESSIONS = ({}, {"jaw_open": 1.0}, {"smile": 1.0}, {"pucker": 1.0}, {"brow_raise": 1.0},
+                     {"blink_l": 1.0, "blink_r": 1.0}, {"gaze_x": 1.0})
+
+
+def expression_sweep(workdir: Path, identity_seeds: Sequence[int], resolution: int) -> dict:
+    """Held-out identities (head straight, frontal camera) with each of `SWEEP_EXPRESSIONS`: {'image' float32
+    [I, E, R, R, 3] in [-1, 1], 'label' [25] (the camera), 'identity_vectors' [I, IDENTITY_DIM], 'expressions'
+    [E, 10]}; cached in WORKDIR/expression_sweep.npz."""
+    from avatar_data import cameras
+    from avatar_data.worlds.heads import params as heads_params
+    from avatar_data.worlds.heads import render as heads_render
+
+    path = Path(workdir) / SWEEP_FILE
+    expressions = np.stack([heads_params.expression(**e) for e in SWEEP_EXPRESSIONS])
+    key = json.dumps({"seeds": [int(s) for s in identity_seeds], "expressions": expressions.tolist(),
+                      "resolution": resolution})
+    label = cameras.frontal_camera().astype(np.float32)
+    vectors = np.stack([heads_params.sample_identity(int(s)).vector for s in identity_seeds]).astype(np.float32)
+    if path.is_file():
+        with np.load(path) as cached:
+            if str(cached["key"]) == key:
+                return {"image": from_uint8(cached["image"]), "label": label, "identity_vectors": vectors,
+                        "expressions": expressions}
+    n = len(expressions)
+    images = np.stack([heads_render.render(vector, expressions, np.zeros((n, heads_params.POSE_DIM), np.float32),
+                                           np.repeat(label[None], n, axis=0), resolution=resolution)["rgb"]
+                       for vector in vectors])
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, image=images, key=np.array(key))
+    tmp.replace(path)
+    return {"image": from_uint8(images), "label": label, "identity_vectors": vectors, "expressions": expressions}
 
 
 def validation_views(novel_yaw_deg: Sequence[float]) -> np.ndarray:

@@ -5,9 +5,10 @@ Decide how to run. The order is important, and every stage resumes where a stopp
   2. the auto-decoder (`hfagp.pretrain.objective`: free scene codes or a code map of the world's parameters),
      trained with the project's train step (`hfagp.runtime.step.make_train_step`), checkpointed every
      `checkpoint_every` steps (orbax), and on a signal or after `stop_after_hours` (then rerun to continue);
-  3. every `eval_every` steps the held-out identities are inverted (`hfagp.pretrain.validate`); the best
-     generator so far (by novel-view PSNR) is kept in WORKDIR/best/, and training stops early after
-     `patience` validations without improvement;
+  3. every `eval_every` steps the held-out identities are inverted (`hfagp.pretrain.validate`; a picture of truth
+     over inversion in WORKDIR/samples/validation_STEP.png, and for a code map its renders of the same people's
+     expressions in expressions_STEP.png); the best generator so far (by novel-view PSNR) is
+     kept in WORKDIR/best/, and training stops early after `patience` validations without improvement;
   4. the export: the best generator with its mapping network fitted to the codes and `w_avg` set to the mean
      code (`hfagp.pretrain.export`), stored as `export.dtype`, validated again as stored, with a provenance
      file (command, commit, seed, data, steps, wall time, machine, held-out metrics, checksums).
@@ -45,12 +46,13 @@ from hfagp_common.cli import ConfigError
 from hfagp_common.digest import sha256_file
 
 BEST_DIR = "best"
+SAMPLES_DIR = "samples"
 TIMING_FILE = "timing.json"
 # What a pretraining workdir holds: a directory with only these (or a pretraining config.json) is one.
 PRETRAIN_LAYOUT = frozenset({workdir_lib.CONFIG_FILE, workdir_lib.CHECKPOINTS_DIR, workdir_lib.RANDOM_GENERATOR_DIR,
                              workdir_lib.METRICS_FILE, workdir_lib.EVAL_METRICS_FILE, workdir_lib.TENSORBOARD_DIR,
-                             workdir_lib.LOCK_FILE, workdir_lib.CORRUPT_CHECKPOINTS_DIR, BEST_DIR, TIMING_FILE,
-                             data_lib.VALIDATION_FILE, "data"})
+                             workdir_lib.LOCK_FILE, workdir_lib.CORRUPT_CHECKPOINTS_DIR, BEST_DIR, SAMPLES_DIR,
+                             TIMING_FILE, data_lib.VALIDATION_FILE, data_lib.SWEEP_FILE, "data"})
 PROVENANCE_FILE = "provenance.json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,6 +94,37 @@ def _save_best(workdir: Path, G: eg3d_flax.Generator, model: dict, scene_codes: 
         eg3d_flax.save_generator(G, tmp / "generator")
         np.savez(tmp / "codes.npz", scene_codes=scene_codes, **flat)
         (tmp / "best.json").write_text(json.dumps({"step": step, **_summary(scores)}, indent=1) + "\n")
+
+
+def save_validation_sheet(path: Path, validation: dict, scores: dict) -> None:
+    """A PNG of the held-out identities: per identity a row of ground-truth views over a row of the inverted
+    prior's renders (columns: the frontal view, then the novel ones)."""
+    from hfagp_common.images import image_grid, save_png, to_uint8
+
+    truth, renders = validation["image"], scores["renders"]
+    rows = np.concatenate([np.stack([t, r]) for t, r in zip(truth, renders)])    # [2I, V, R, R, 3]
+    save_png(path, image_grid(to_uint8(rows.reshape((-1,) + rows.shape[2:])), columns=rows.shape[1]))
+
+
+def save_expression_sheet(path: Path, G: eg3d_flax.Generator, code_map: dict, data: data_lib.PretrainData,
+                          sweep: dict) -> None:
+    """A PNG of what the code map learned of expressions: per held-out identity (`data_lib.expression_sweep`) a
+    row of ground truth over a row of the generator rendering the code map's code of the same identity and
+    expression parameters (columns: `data_lib.SWEEP_EXPRESSIONS`), frontal camera."""
+    import jax.numpy as jnp
+
+    from hfagp_common.images import image_grid, save_png, to_uint8
+
+    vectors, expressions = sweep["identity_vectors"], sweep["expressions"]
+    n = len(expressions)
+    rows = []
+    for i, vector in enumerate(vectors):
+        codes = objective.apply_code_map(code_map, jnp.asarray(data.condition_of(np.repeat(vector[None], n, 0),
+                                                                                 expressions)))
+        ws = jnp.broadcast_to(codes[:, None], (n, G.num_ws, codes.shape[-1]))
+        render = np.clip(np.asarray(G.synthesis(ws, np.repeat(sweep["label"][None], n, axis=0))["image"]), -1, 1)
+        rows += [sweep["image"][i], render]
+    save_png(path, image_grid(to_uint8(np.concatenate(rows)), columns=n))
 
 
 def _summary(scores: dict) -> dict:
@@ -226,6 +259,12 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
         Gt = _generator_with(G, state.params["generator"], codes)
         scores = invert_and_score(Gt, validation, config.validation.invert_steps, config.validation.invert_lr)
         entry = {"step": done, **_summary(scores)}
+        save_validation_sheet(workdir / SAMPLES_DIR / f"validation_{done:07d}.png", validation, scores)
+        if "code_map" in state.params["model"]:
+            save_expression_sheet(workdir / SAMPLES_DIR / f"expressions_{done:07d}.png", Gt,
+                                  state.params["model"]["code_map"], data,
+                                  data_lib.expression_sweep(workdir, config.validation.identity_seeds,
+                                                            config.data.resolution))
         history.append(entry)
         with open(history_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
@@ -263,6 +302,8 @@ def _pretrain(config, workdir: Path, command: Optional[str]) -> dict:
                                             f"checkpoint is step {ckpt.latest_step()} in {ckpt.directory}")
                     rate = steps_rate / max(time.time() - t_rate, 1e-9)
                     t_rate, steps_rate = time.time(), 0
+                    # Training images per second since the last log (validations and checkpoints included).
+                    values["images_per_s"] = rate * opt.scenes_per_batch * opt.views_per_scene
                     ckpt.log_metrics(done, values)
                     writer.scalars(done, {f"train/{k}": v for k, v in values.items()})
                     bar.update(done, values, rate)

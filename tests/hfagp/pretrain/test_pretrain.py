@@ -136,6 +136,17 @@ def test_run_exports_a_loadable_generator_with_provenance(tiny_run):
     np.testing.assert_allclose(w_avg, scene_codes.mean(axis=0), rtol=1e-5, atol=1e-7)
     assert np.abs(w_avg).max() > 0
     assert len(json.loads((workdir / "eval_metrics.jsonl").read_text().splitlines()[-1])["psnr_per_identity_and_view"][0]) == 3
+    # Each validation leaves a picture: truth over the inverted prior, frontal and two novel views.
+    from PIL import Image
+
+    from hfagp.pretrain.data import SWEEP_EXPRESSIONS
+
+    sheets = sorted(p.name for p in (workdir / "samples").iterdir())
+    assert sheets == ["expressions_0000003.png", "expressions_0000006.png", "validation_0000003.png",
+                      "validation_0000006.png"]
+    assert Image.open(workdir / "samples" / sheets[-1]).size == (3 * 128, 2 * 128)
+    # And the code map's renders of a held-out person's expressions, under the truth.
+    assert Image.open(workdir / "samples" / sheets[0]).size == (len(SWEEP_EXPRESSIONS) * 128, 2 * 128)
 
 
 def test_rerun_resumes_and_does_not_retrain(tiny_run):
@@ -220,5 +231,6 @@ def test_a_time_limited_invocation_checkpoints_stops_and_resumes(tiny_run, tmp_p
     config.schedule.stop_after_hours = 0.0        # a resumable key: the rerun continues to the end
     provenance = pretrain(config, tmp_path / "run")
     assert provenance["steps_run"] == config.schedule.total_steps
-    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, config.schedule.total_steps + 1))     # each step logged once, none repeated
+    logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in logged] == list(range(1, config.schedule.total_steps + 1))  # once each, in order
+    assert all(m["images_per_s"] > 0 for m in logged)
