@@ -46,8 +46,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.data.scenes_per_identity = 3
     c.data.views_per_scene = 2
     c.schedule.total_steps = 12000
-    c.schedule.eval_every = 1000
-    c.schedule.patience = 4
+    # A validation (3 held-out inversions at 64 px) costs about 3 minutes: every 2000 steps is ~8% of the run.
+    c.schedule.eval_every = 2000
+    c.schedule.patience = 3
     c.schedule.stop_after_hours = 2.5
     c.export.dir = ""
     return c
