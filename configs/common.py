@@ -153,6 +153,9 @@ def base_config(encoder: str) -> ml_collections.ConfigDict:
     c.loss.lpips_weights = ""
     # Resolution the loss compares images at (the render and the frame are area-averaged to it).
     c.loss.resolution = 512
+    # Extra weight of the face in the L2 term: pixels in boxes about the mouth and the eyes (from the frames'
+    # face points: a head world's, or a prepared video's tracked landmarks) count 1 + face_weight times (0: off).
+    c.loss.face_weight = 0.0
 
     c.optim = ml_collections.ConfigDict()
     # Adam learning rate and moments (all groups).
@@ -265,6 +268,7 @@ SCHEMA = {
     "loss.lpips_net": Choice("alex", "vgg"),
     "loss.lpips_weights": Text(path=True),
     "loss.resolution": PowerOfTwo(16, MAX_RESOLUTION),
+    "loss.face_weight": Float(0.0, 1e6),
     "optim.learning_rate": Float(0.0, 10.0, lo_open=True),
     "optim.b1": Float(0.0, 1.0, hi_open=True),
     "optim.b2": Float(0.0, 1.0, hi_open=True),

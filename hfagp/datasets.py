@@ -29,6 +29,8 @@ from hfagp_common.cli import UserError
 from hfagp_common.images import read_image
 
 MAKE_WORLD = "python -m hfagp.make_world"
+# A prepared video's tracked face mesh landmarks (`avatar_data.prepare`), [T, 478, 3] frame pixels.
+LANDMARKS_FILE = "landmarks.npy"
 # The config `python -m hfagp.make_world` reads without --config (train.py's default too).
 DEFAULT_CONFIG = "configs/rgb.py:cpu"
 # The config fields each kind of world depends on (besides data.source and where it lives).
@@ -94,9 +96,33 @@ def load_world(world_dir: Path, smoothing_window: int = model_lib.AUDIO_SMOOTHIN
             arrays[key] = values
     if "audio" in arrays:
         arrays[model_lib.AUDIO_WINDOW_KEY] = audio_windows(arrays["audio"], smoothing_window)
+    points = face_points(world_dir, n)
+    if points is not None:
+        arrays["face_points"] = points[arrays["frame_index"]]
     train_idx, test_idx = np.asarray(split["train"]), np.asarray(split["test"])
     take = lambda idx: ArraySource({k: v[idx] for k, v in arrays.items()})
     return take(train_idx), take(test_idx), int(arrays["image"].shape[1]), frozenset(arrays)
+
+
+def face_points(world_dir: Path, num_frames: int) -> Optional[np.ndarray]:
+    """float32 [T, 3, 2] pixel (column, row) of the mouth centre and the left and right eye in every frame (time
+    order) of a prepared video (from its tracked landmarks, `avatar_data.prepare.alignment.face_points`) or a head
+    world (its projected model points); None for other worlds and for head worlds made before face points."""
+    from avatar_data.worlds import layout
+
+    landmarks = world_dir / LANDMARKS_FILE
+    if landmarks.is_file():
+        from avatar_data.prepare.alignment import face_points as mesh_face_points
+
+        points = mesh_face_points(np.load(landmarks, allow_pickle=False))
+    else:
+        try:
+            points = layout.read_face_truth(world_dir)["face_points"]
+        except layout.NoFaceTruth:
+            return None
+    if points.shape != (num_frames, 3, 2):
+        raise ValueError(f"{world_dir}: face points of shape {points.shape} for {num_frames} frames")
+    return points.astype(np.float32)
 
 
 @dataclasses.dataclass

@@ -57,6 +57,18 @@ def five_points(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([lm[..., list(ids), :].mean(axis=-2) for ids in FIVE_POINT_MESH_IDS], axis=-2)
 
 
+# The head world's three face points (`avatar_data.worlds.heads.model.FACE_POINT_NAMES`: the mouth centre, the
+# person's left eye, the right eye) on the face mesh: the middle of the inner lips (points 13 and 14) and the
+# eye centres of `FIVE_POINT_MESH_IDS` (the person's left eye is the image's right one).
+FACE_POINT_MESH_IDS = ((13, 14), (362, 263), (33, 133))
+
+
+def face_points(landmarks: np.ndarray) -> np.ndarray:
+    """Face mesh landmarks [..., >=468, D] -> the face points [..., 3, 2] (`FACE_POINT_MESH_IDS`; x, y)."""
+    lm = np.asarray(landmarks, np.float64)[..., :2]
+    return np.stack([lm[..., list(ids), :].mean(axis=-2) for ids in FACE_POINT_MESH_IDS], axis=-2)
+
+
 def pos(points_2d: np.ndarray, points_3d: np.ndarray) -> tuple[np.ndarray, float]:
     """Deep3DFaceRecon's ``POS``: least-squares affine camera from 3D points [N, 3] to 2D points [N, 2].
 

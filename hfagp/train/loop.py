@@ -94,11 +94,11 @@ def save_random_generator(setup: Setup, workdir: Path) -> None:
                                                              "preset_seed": cfg.generator.preset_seed})
 
 
-def device_batch(batch: dict, sharding, local_batch: int, input_key: str) -> dict:
+def device_batch(batch: dict, sharding, local_batch: int, input_key: str, face_points: bool = False) -> dict:
     """Host numpy batch (this process's share) -> global jax arrays sharded along the batch axis: 'image',
-    'label' and the encoder's input `input_key` (`ModelSpec.input_key`)."""
+    'label', the encoder's input `input_key` (`ModelSpec.input_key`) and, for a face-weighted loss, 'face_points'."""
     out = {}
-    for key in {"image", "label", input_key}:
+    for key in {"image", "label", input_key} | ({"face_points"} if face_points else set()):
         value = np.asarray(batch[key], np.float32)
         if value.shape[0] != local_batch:
             raise ValueError(f"batch[{key!r}] has {value.shape[0]} rows, expected {local_batch}")
@@ -222,7 +222,8 @@ def _train_and_evaluate(config, workdir) -> dict:
                 batch_np = next(train_iter)
                 if step == cfg.debug.nan_at_step:  # fault injection for the non-finite-loss guard's tests
                     batch_np = {**batch_np, "image": np.full_like(batch_np["image"], np.nan, np.float32)}
-                batch = device_batch(batch_np, batch_sharding, local_batch, setup.spec.input_key)
+                batch = device_batch(batch_np, batch_sharding, local_batch, setup.spec.input_key,
+                                     face_points=cfg.loss.face_weight > 0)
                 trained = setup.schedule.trainable_at(step)
                 if trained not in programs:  # compile ahead of the first call, then start together
                     step_fn = make_stage_step(cfg, setup.spec, setup.model, gen_module, setup.tx, trained)

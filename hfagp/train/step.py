@@ -26,22 +26,27 @@ from hfagp.train.optim import ATTENTION
 
 
 def make_loss_fn(config, spec: model_lib.ModelSpec, model: model_lib.AvatarModel, gen_module) -> Callable:
-    """loss_fn(params, batch, constants, rng) -> (loss, metrics): Eq. 2 plus the orthogonality penalty.
+    """loss_fn(params, batch, constants, rng) -> (loss, metrics): Eq. 2 (its L2 weighted on the face with
+    `loss.face_weight` > 0, from the batch's 'face_points') plus the orthogonality penalty.
 
     The forward is `model`'s: for the audio encoder `model.audio_smoothing` says whether it uses the attention
     net (the training loop passes the model of the step's stage, `hfagp.model.ModelSpec.smoothing_at`)."""
     loss_cfg = config.loss
     deterministic = bool(config.generator.render_deterministic)
     penalty_weight = float(config.model.orthogonality_penalty_weight)
+    face_weight = float(loss_cfg.face_weight)
 
     def loss_fn(params, batch, constants, rng):
         ws = model.apply({"params": params["model"]}, spec.encoder_inputs(batch))
         out = gen_module.apply(
             {"params": params["generator"], "buffers": constants["generator_buffers"]}, ws, batch["label"],
             "const", deterministic, None, method=gen_module.synthesis, rngs={"render": rng})
+        weights = None
+        if face_weight > 0:
+            weights = losses.face_weights(batch["face_points"], batch["image"].shape[1], face_weight)
         loss, metrics = losses.reconstruction_loss(
             out["image"], batch["image"], loss_resolution=loss_cfg.resolution,
-            lpips_weight=loss_cfg.lpips_weight, lpips_fn=constants.get("lpips"))
+            lpips_weight=loss_cfg.lpips_weight, lpips_fn=constants.get("lpips"), pixel_weights=weights)
         penalty = model.apply({"params": params["model"]}, method=model.penalty)
         metrics["orthogonality_penalty"] = penalty
         return loss + penalty_weight * penalty, metrics

@@ -70,5 +70,8 @@ def check_data_matches(cfg, spec: model_lib.ModelSpec, gen_config, datasets) -> 
     needed = spec.input_key
     _need(needed in datasets.keys, f"model.encoder={spec.encoder!r} needs '{needed}' in the dataset, which has "
                                    f"{sorted(datasets.keys)}")
+    _need(cfg.loss.face_weight == 0 or "face_points" in datasets.keys,
+          f"loss.face_weight={cfg.loss.face_weight} needs the frames' face points, which head worlds and prepared "
+          f"videos have and this dataset does not ({sorted(datasets.keys)}); set loss.face_weight=0")
     _need(len(datasets.train) >= cfg.optim.batch_size,
           f"only {len(datasets.train)} training frames for batch size {cfg.optim.batch_size}")

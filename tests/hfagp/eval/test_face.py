@@ -5,22 +5,20 @@ a trained run: the world's own frames as the render, a blurred copy, and a world
 import numpy as np
 import pytest
 
-from avatar_data.worlds.heads import world as heads_world
+from conftest import TINY_HEAD_WORLD
 from hfagp import metrics
 from hfagp.datasets import load_face_truth
 from hfagp.eval import face
 
-RES, FRAMES = 48, 6
+RES, FRAMES = TINY_HEAD_WORLD["resolution"], TINY_HEAD_WORLD["num_frames"]
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory):
+def made(tiny_head_world):
     from avatar_data.formats.common import clip_arrays
     from avatar_data.formats.eg3d import read_eg3d_folder
 
-    out = tmp_path_factory.mktemp("faces") / "w"
-    heads_world.make_head_world(str(out), seed=3, num_frames=FRAMES, num_test_frames=2, resolution=RES,
-                                novel_views=[(20.0, 0.0)], progress=False)
+    out = tiny_head_world
     images = clip_arrays(read_eg3d_folder(out / "frames"))["image"] / 127.5 - 1.0
     truth, reason = load_face_truth(out)
     assert reason is None
@@ -59,3 +57,35 @@ def test_worlds_without_labels_say_why(tmp_path):
     (tmp_path / "world.json").write_text('{"format": "hfagp-synthetic-world", "version": 1}')
     truth, reason = load_face_truth(tmp_path)
     assert truth is None and "only head worlds" in reason
+
+
+def test_training_frames_carry_face_points_whose_boxes_hold_the_mouth_and_eyes(made):
+    """A head world's frames load with their face points (`hfagp.datasets.load_world`), and the face-weighted
+    loss's boxes about them hold nearly all of the lips, mouth and eye pixels and few others."""
+    from hfagp.datasets import load_world
+    from hfagp.train.losses import face_weights
+
+    out, images, truth = made
+    train, test, res, keys = load_world(out)
+    assert "face_points" in keys and res == RES
+    for split in (train, test):
+        for i in range(len(split)):
+            frame = split[i]
+            np.testing.assert_array_equal(frame["face_points"], truth.face_points[frame["frame_index"]])
+    inside = np.asarray(face_weights(truth.face_points, RES, 1.0)) > 1.0
+    features = metrics.part_mask(truth.part_labels, truth.part_names, ("lips", "mouth_interior", "eyes", "eyelids"))
+    assert inside[features].mean() > 0.9
+    assert inside.mean() < 0.15                                         # a small part of the frame
+
+
+def test_prepared_landmarks_give_the_same_face_points_order():
+    """The tracked mesh's face points: the mouth between the inner lips, the person's left eye on the image's
+    right."""
+    from avatar_data.prepare.alignment import FACE_POINT_MESH_IDS, face_points
+
+    landmarks = np.zeros((1, 478, 3))
+    landmarks[0, [13, 14], :2] = [[30, 40], [30, 44]]
+    landmarks[0, [362, 263], :2] = [[36, 24], [44, 24]]
+    landmarks[0, [33, 133], :2] = [[16, 24], [24, 24]]
+    np.testing.assert_allclose(face_points(landmarks)[0], [[30, 42], [40, 24], [20, 24]])
+    assert len(FACE_POINT_MESH_IDS) == 3
