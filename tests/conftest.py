@@ -113,14 +113,11 @@ def train_tiny_run(root, encoder: str = "rgb", steps: int = 12, tuning_start=Non
     return workdir
 
 
-# The tiny head world of the face tests: seed, frames (the last two held out), resolution, novel views.
-TINY_HEAD_WORLD = {"seed": 3, "num_frames": 6, "num_test_frames": 2, "resolution": 48, "novel_views": [(20.0, 0.0)]}
-
-
 @pytest.fixture(scope="session")
 def tiny_head_world(tmp_path_factory):
-    """A 6-frame, 48 px head world (`TINY_HEAD_WORLD`) with its part labels and face points."""
+    """A 6-frame, 48 px head world (shared_fixtures.TINY_HEAD_WORLD) with its part labels and face points."""
     from avatar_data.worlds.heads import world as heads_world
+    from shared_fixtures import TINY_HEAD_WORLD
 
     out = tmp_path_factory.mktemp("head_world") / "w"
     heads_world.make_head_world(str(out), progress=False, **TINY_HEAD_WORLD)

@@ -44,3 +44,7 @@ def require_fixtures(path: pathlib.Path = EG3D_FIXTURES) -> pathlib.Path:
     if not path.exists():
         missing_fixture(f"fixtures not found at {path}")
     return path
+
+# The tiny head world of the face tests (tests/conftest.py's `tiny_head_world`): seed, frames (the last two held
+# out), resolution, novel views.
+TINY_HEAD_WORLD = {"seed": 3, "num_frames": 6, "num_test_frames": 2, "resolution": 48, "novel_views": [(20.0, 0.0)]}

@@ -5,10 +5,10 @@ a trained run: the world's own frames as the render, a blurred copy, and a world
 import numpy as np
 import pytest
 
-from conftest import TINY_HEAD_WORLD
 from hfagp import metrics
 from hfagp.datasets import load_face_truth
 from hfagp.eval import face
+from shared_fixtures import TINY_HEAD_WORLD
 
 RES, FRAMES = TINY_HEAD_WORLD["resolution"], TINY_HEAD_WORLD["num_frames"]
 
