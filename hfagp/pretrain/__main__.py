@@ -1,7 +1,8 @@
 """``python -m hfagp.pretrain --config=configs/pretrain_heads.py --workdir=DIR [--config.x=y ...]``
 
 Renders the pretraining data, trains the prior, validates it on held-out identities and exports the best
-generator to DIR/generator (see `hfagp.pretrain.loop`). Rerunning the same command resumes.
+generator to DIR/generator (see `hfagp.pretrain.loop`). Rerunning the same command resumes (a run stopped by a
+signal or by `schedule.stop_after_hours` continues where it stopped). configs/pretrain_face.py: the face prior.
 """
 
 import json
