@@ -11,8 +11,8 @@ What differs from pretrain_heads (each a field of that base config):
 
 Command (what made pretrained/face128/; resumable: rerun the same command to continue):
   python -m hfagp.pretrain --config=configs/pretrain_face.py --workdir=runs/pretrain_face
-Hardware/runtime: 2 CPU cores: data rendering ~20 min, then about 1.6 s per step of 4 images (12000 steps: about
-5.5 hours), in chunks of at most `schedule.stop_after_hours` (each invocation checkpoints and stops after it;
+Hardware/runtime: 2 CPU cores: data rendering ~22 min, then 1.15-1.4 s per step of 4 images (12000 steps: about
+4-4.5 hours), in chunks of at most `schedule.stop_after_hours` (each invocation checkpoints and stops after it;
 rerun to continue). Minutes on a GPU.
 Expected result: held-out identities inverted from one frontal view show eyes, brows and mouth (the prior's report,
 `python -m hfagp.pretrain.report`), and avatars trained on it read back `jaw_open` from their pixels.
@@ -50,5 +50,4 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.schedule.eval_every = 2000
     c.schedule.patience = 3
     c.schedule.stop_after_hours = 2.5
-    c.export.dir = ""
     return c

@@ -170,25 +170,34 @@ def expression_sweep(workdir: Path, identity_seeds: Sequence[int], resolution: i
     from avatar_data.worlds.heads import params as heads_params
     from avatar_data.worlds.heads import render as heads_render
 
-    path = Path(workdir) / SWEEP_FILE
     expressions = np.stack([heads_params.expression(**e) for e in SWEEP_EXPRESSIONS])
     key = json.dumps({"seeds": [int(s) for s in identity_seeds], "expressions": expressions.tolist(),
                       "resolution": resolution})
     label = cameras.frontal_camera().astype(np.float32)
     vectors = np.stack([heads_params.sample_identity(int(s)).vector for s in identity_seeds]).astype(np.float32)
+
+    def make():
+        n = len(expressions)
+        poses, labels = np.zeros((n, heads_params.POSE_DIM), np.float32), np.repeat(label[None], n, axis=0)
+        return {"image": np.stack([heads_render.render(vector, expressions, poses, labels,
+                                                       resolution=resolution)["rgb"] for vector in vectors])}
+
+    images = _cached_arrays(Path(workdir) / SWEEP_FILE, key, make)["image"]
+    return {"image": from_uint8(images), "label": label, "identity_vectors": vectors, "expressions": expressions}
+
+
+def _cached_arrays(path: Path, key: str, make) -> dict:
+    """The arrays of the npz `path` if it was written for `key`, else those of `make()` (written there first,
+    atomically, with the key)."""
     if path.is_file():
         with np.load(path) as cached:
             if str(cached["key"]) == key:
-                return {"image": from_uint8(cached["image"]), "label": label, "identity_vectors": vectors,
-                        "expressions": expressions}
-    n = len(expressions)
-    images = np.stack([heads_render.render(vector, expressions, np.zeros((n, heads_params.POSE_DIM), np.float32),
-                                           np.repeat(label[None], n, axis=0), resolution=resolution)["rgb"]
-                       for vector in vectors])
+                return {k: cached[k] for k in cached.files if k != "key"}
+    arrays = make()
     tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, image=images, key=np.array(key))
+    np.savez(tmp, key=np.array(key), **arrays)
     tmp.replace(path)
-    return {"image": from_uint8(images), "label": label, "identity_vectors": vectors, "expressions": expressions}
+    return arrays
 
 
 def validation_views(novel_yaw_deg: Sequence[float]) -> np.ndarray:
@@ -204,37 +213,30 @@ def ensure_validation(workdir: Path, identity_seeds: Sequence[int], novel_yaw_de
     from avatar_data import cameras
     from avatar_data.worlds.heads import params as heads_params
     from avatar_data.worlds.heads import render as heads_render
-
-    path = Path(workdir) / VALIDATION_FILE
-    views = validation_views(novel_yaw_deg)
     from avatar_data.worlds.heads.model import PART_NAMES
 
+    views = validation_views(novel_yaw_deg)
     key = json.dumps({"seeds": [int(s) for s in identity_seeds], "views": views.tolist(), "resolution": resolution,
                       "part_labels": True})
-    if path.is_file():
-        with np.load(path) as cached:
-            if str(cached["key"]) == key:
-                return {"image": from_uint8(cached["image"]), "label": cached["label"], "seeds": cached["seeds"],
-                        "views": cached["views"], "part_labels": cached["part_labels"], "part_names": list(PART_NAMES)}
-    bad = [s for s in identity_seeds if not heads_params.is_evaluation_identity(s)]
-    if bad:
-        raise ValueError(f"validation identities {bad} are not evaluation identities (seeds "
-                         f"{heads_params.EVALUATION_IDENTITY_SEEDS.start}..{heads_params.EVALUATION_IDENTITY_SEEDS.stop - 1})")
-    labels = cameras.yaw_pitch_cameras(np.radians(views[:, 0]), np.radians(views[:, 1]))
-    images, all_labels, parts = [], [], []
-    for seed in identity_seeds:
-        identity = heads_params.sample_identity(int(seed)).vector
-        n = len(views)
-        out = heads_render.render(identity, heads_params.neutral_expression(n),
-                                  np.zeros((n, heads_params.POSE_DIM), np.float32), labels, resolution=resolution)
-        images.append(out["rgb"])
-        all_labels.append(labels)
-        parts.append(out["part"])
-    arrays = {"image": np.stack(images), "label": np.stack(all_labels).astype(np.float32),
-              "seeds": np.asarray(identity_seeds, np.int32), "views": views, "part_labels": np.stack(parts),
-              "key": np.array(key)}
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+
+    def make():
+        bad = [s for s in identity_seeds if not heads_params.is_evaluation_identity(s)]
+        if bad:
+            raise ValueError(f"validation identities {bad} are not evaluation identities (seeds "
+                             f"{heads_params.EVALUATION_IDENTITY_SEEDS.start}.."
+                             f"{heads_params.EVALUATION_IDENTITY_SEEDS.stop - 1})")
+        labels = cameras.yaw_pitch_cameras(np.radians(views[:, 0]), np.radians(views[:, 1]))
+        images, parts = [], []
+        for seed in identity_seeds:
+            n = len(views)
+            out = heads_render.render(heads_params.sample_identity(int(seed)).vector,
+                                      heads_params.neutral_expression(n),
+                                      np.zeros((n, heads_params.POSE_DIM), np.float32), labels, resolution=resolution)
+            images.append(out["rgb"])
+            parts.append(out["part"])
+        return {"image": np.stack(images), "label": np.stack([labels] * len(images)).astype(np.float32),
+                "seeds": np.asarray(identity_seeds, np.int32), "views": views, "part_labels": np.stack(parts)}
+
+    arrays = _cached_arrays(Path(workdir) / VALIDATION_FILE, key, make)
     return {"image": from_uint8(arrays["image"]), "label": arrays["label"], "seeds": arrays["seeds"],
             "views": views, "part_labels": arrays["part_labels"], "part_names": list(PART_NAMES)}

@@ -13,12 +13,11 @@ The loss of a batch (module doc of `hfagp.pretrain.data` for the targets):
       + depth * sum(mask |image_depth - depth|) / sum(mask) + mask * mean((image_mask - mask)^2)
       + code_penalty * mean(|code|^2 over the batch's scenes)
 
-d is the square or the absolute value (`loss.image_distance`), D_x, D_y the differences of neighbouring pixels:
-L1 and the error's gradient keep the small, high-contrast parts of a face (an eye, the lips' edge) from being
-averaged away, as a pure L2 does.
-
 where f = 1 + `loss.face_weight` * the batch's face mask (f_raw with its coverage at the neural rendering
-resolution) and wmean_f(x) = sum(f x) / sum(f): with face_weight 0 the plain means.
+resolution) and wmean_f(x) = sum(f x) / sum(f) (with face_weight 0 the plain means); d is the square or the
+absolute value (`loss.image_distance`) and D_x, D_y the differences of neighbouring pixels. L1 and the error's
+gradient keep the small, high-contrast parts of a face (an eye, the lips' edge) from being averaged away, as a
+pure L2 does.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ import optax
 
 from hfagp.metrics import psnr_from_mse
 
-CODE_MODELS = ("scene", "params")
 # Slope of the code map's leaky ReLUs.
 CODE_MAP_SLOPE = 0.2
 
